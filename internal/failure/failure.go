@@ -1,0 +1,70 @@
+// Package failure defines the typed errors that domain code returns and the HTTP layer maps,
+// in one place, to a status and a stable error_code.
+package failure
+
+import (
+	"errors"
+	"fmt"
+)
+
+// Kind classifies a failure; each kind has one HTTP status.
+type Kind int
+
+// The kinds of failure. The zero value is Internal so that an unclassified error is never
+// reported as the client's fault.
+const (
+	Internal        Kind = iota // 500: a bug or an unavailable dependency
+	Invalid                     // 400: the request is malformed or a value is not acceptable
+	Unauthenticated             // 401: no credentials, or wrong ones
+	Forbidden                   // 403: valid credentials that may not do this
+	NotFound                    // 404
+	Conflict                    // 409: a uniqueness rule or the current state forbids it
+	TooLarge                    // 413
+	TooMany                     // 429
+	Unavailable                 // 503
+)
+
+// Error is a failure with a stable machine-readable code and a human description that is safe
+// to show to the caller. Field names the offending input, when there is one.
+type Error struct {
+	Kind        Kind
+	Code        string
+	Description string
+	Field       string
+	Err         error // the cause, for logs; never shown to the caller
+}
+
+func (e *Error) Error() string {
+	msg := e.Code + ": " + e.Description
+	if e.Err != nil {
+		msg += ": " + e.Err.Error()
+	}
+	return msg
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// New returns a failure of the given kind.
+func New(kind Kind, code, format string, args ...any) *Error {
+	return &Error{Kind: kind, Code: code, Description: fmt.Sprintf(format, args...)}
+}
+
+// InvalidField returns an Invalid failure that names the field and the reason.
+func InvalidField(code, field, reason string) *Error {
+	return &Error{Kind: Invalid, Code: code, Field: field, Description: field + ": " + reason}
+}
+
+// As returns the *Error in err's chain, if any.
+func As(err error) (*Error, bool) {
+	var fe *Error
+	if errors.As(err, &fe) {
+		return fe, true
+	}
+	return nil, false
+}
+
+// IsKind reports whether err carries a failure of the given kind.
+func IsKind(err error, kind Kind) bool {
+	fe, ok := As(err)
+	return ok && fe.Kind == kind
+}

@@ -1,0 +1,64 @@
+package httpserver
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+
+	"github.com/latchkey-dev/latchkey/internal/failure"
+	"github.com/latchkey-dev/latchkey/internal/store"
+)
+
+// ErrorBody is the documented error shape (API.md §1).
+type ErrorBody struct {
+	Status      int    `json:"error"`
+	Code        string `json:"error_code"`
+	Description string `json:"error_description"`
+	Field       string `json:"field,omitempty"`
+}
+
+var kindStatus = map[failure.Kind]int{
+	failure.Internal:        http.StatusInternalServerError,
+	failure.Invalid:         http.StatusBadRequest,
+	failure.Unauthenticated: http.StatusUnauthorized,
+	failure.Forbidden:       http.StatusForbidden,
+	failure.NotFound:        http.StatusNotFound,
+	failure.Conflict:        http.StatusConflict,
+	failure.TooLarge:        http.StatusRequestEntityTooLarge,
+	failure.TooMany:         http.StatusTooManyRequests,
+	failure.Unavailable:     http.StatusServiceUnavailable,
+}
+
+// errorBody maps any error to its status and body. This is the only place where errors become
+// HTTP: a typed failure keeps its code; a bare store error becomes a generic not_found or
+// conflict; anything else is a 500 whose detail goes only to the log.
+func errorBody(err error) ErrorBody {
+	if fe, ok := failure.As(err); ok {
+		status, ok := kindStatus[fe.Kind]
+		if !ok {
+			status = http.StatusInternalServerError
+		}
+		if status == http.StatusInternalServerError {
+			return ErrorBody{Status: status, Code: "internal_error", Description: "internal server error"}
+		}
+		return ErrorBody{Status: status, Code: fe.Code, Description: fe.Description, Field: fe.Field}
+	}
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return ErrorBody{Status: http.StatusNotFound, Code: "not_found", Description: "not found"}
+	case errors.Is(err, store.ErrConflict):
+		return ErrorBody{Status: http.StatusConflict, Code: "conflict", Description: "conflicts with an existing record"}
+	}
+	return ErrorBody{Status: http.StatusInternalServerError, Code: "internal_error", Description: "internal server error"}
+}
+
+// WriteError writes err in the documented shape. 5xx errors are logged with the request id;
+// their detail never reaches the client.
+func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	body := errorBody(err)
+	if body.Status >= 500 && log != nil {
+		log.ErrorContext(r.Context(), "request failed", "request_id", RequestID(r.Context()),
+			"route", r.Pattern, "err", err)
+	}
+	WriteJSON(w, body.Status, body)
+}

@@ -1,0 +1,184 @@
+package httpserver
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/latchkey-dev/latchkey/internal/failure"
+	"github.com/latchkey-dev/latchkey/internal/store"
+)
+
+// HandlerFunc is a route handler. It writes a response on success and returns an error
+// otherwise; the router writes the error.
+type HandlerFunc func(w http.ResponseWriter, r *http.Request) error
+
+// Access says which credentials a route requires.
+type Access int
+
+const (
+	// Public routes need no project (health, metrics, the OpenAPI document).
+	Public Access = iota
+	// ClientID routes need the project's client id (query client_id or header x-client-id).
+	ClientID
+	// Secret routes need a project secret (x-client-secret, or Authorization: Bearer sk_...).
+	Secret
+)
+
+// ProjectAuthenticator resolves the project behind a request's credentials.
+type ProjectAuthenticator interface {
+	// ProjectByClientID returns the project with that client id.
+	ProjectByClientID(ctx context.Context, clientID string) (store.Project, error)
+	// AuthenticateSecret returns the project that owns secret. When clientID is not empty the
+	// secret must belong to that project.
+	AuthenticateSecret(ctx context.Context, clientID, secret string) (store.Project, error)
+}
+
+// Router registers routes on a ServeMux, wrapping each with the access check its Access asks
+// for, and remembers every pattern so that the OpenAPI document can be checked against it.
+type Router struct {
+	mux      *http.ServeMux
+	auth     ProjectAuthenticator
+	log      *slog.Logger
+	patterns []string
+}
+
+// NewRouter returns an empty router.
+func NewRouter(auth ProjectAuthenticator, log *slog.Logger) *Router {
+	return &Router{mux: http.NewServeMux(), auth: auth, log: log}
+}
+
+// Handle registers h at pattern (a Go ServeMux pattern with a method, e.g.
+// "GET /api/v1/users/{id}").
+func (rt *Router) Handle(pattern string, access Access, h HandlerFunc) {
+	rt.patterns = append(rt.patterns, pattern)
+	rt.mux.Handle(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx, err := rt.authorize(r, access)
+		if err == nil {
+			err = h(w, r.WithContext(ctx))
+		}
+		if err != nil {
+			WriteError(w, r, rt.log, err)
+		}
+	}))
+}
+
+// HandleHTTP registers a plain http.Handler (for handlers owned by libraries, such as metrics).
+func (rt *Router) HandleHTTP(pattern string, h http.Handler) {
+	rt.patterns = append(rt.patterns, pattern)
+	rt.mux.Handle(pattern, h)
+}
+
+// Patterns returns every registered pattern, sorted.
+func (rt *Router) Patterns() []string {
+	p := slices.Clone(rt.patterns)
+	slices.Sort(p)
+	return p
+}
+
+// ServeHTTP serves the registered routes; unknown paths and methods answer in the documented
+// error shape rather than ServeMux's plain text.
+func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	_, pattern := rt.mux.Handler(r)
+	if pattern == "" {
+		// No route matched; let the mux decide between 404 and 405 and only reshape its answer.
+		rec := &statusOnly{header: http.Header{}}
+		rt.mux.ServeHTTP(rec, r)
+		if rec.status == http.StatusMethodNotAllowed {
+			w.Header().Set("Allow", rec.header.Get("Allow"))
+			WriteError(w, r, rt.log, failure.New(failure.Invalid, "method_not_allowed", "method %s is not allowed here", r.Method))
+			return
+		}
+		WriteError(w, r, rt.log, failure.New(failure.NotFound, "route_not_found", "no such endpoint"))
+		return
+	}
+	rt.mux.ServeHTTP(w, r)
+}
+
+// statusOnly captures the status that ServeMux would send for an unmatched request.
+type statusOnly struct {
+	header http.Header
+	status int
+}
+
+func (s *statusOnly) Header() http.Header         { return s.header }
+func (s *statusOnly) Write(b []byte) (int, error) { return len(b), nil }
+func (s *statusOnly) WriteHeader(status int)      { s.status = status }
+
+func (rt *Router) authorize(r *http.Request, access Access) (context.Context, error) {
+	ctx := r.Context()
+	if access == Public {
+		return ctx, nil
+	}
+	clientID, err := clientIDFrom(r)
+	if err != nil {
+		return ctx, err
+	}
+	switch access {
+	case ClientID:
+		if clientID == "" {
+			return ctx, failure.New(failure.Invalid, "missing_client_id", "client_id is required (query parameter client_id or header x-client-id)")
+		}
+		p, err := rt.auth.ProjectByClientID(ctx, clientID)
+		if err != nil {
+			return ctx, err
+		}
+		return WithProject(ctx, p), nil
+	case Secret:
+		secret := secretFrom(r)
+		if secret == "" {
+			return ctx, failure.New(failure.Unauthenticated, "missing_credentials", "a client secret is required (header x-client-secret or Authorization: Bearer sk_...)")
+		}
+		p, err := rt.auth.AuthenticateSecret(ctx, clientID, secret)
+		if err != nil {
+			return ctx, err
+		}
+		return WithProject(ctx, p), nil
+	}
+	return ctx, failure.New(failure.Internal, "internal_error", "route has unknown access %d", access)
+}
+
+// clientIDFrom reads the client id from the query or the x-client-id header; both may be given
+// only when they agree.
+func clientIDFrom(r *http.Request) (string, error) {
+	q := strings.TrimSpace(r.URL.Query().Get("client_id"))
+	h := strings.TrimSpace(r.Header.Get("X-Client-Id"))
+	if q != "" && h != "" && q != h {
+		return "", failure.New(failure.Invalid, "client_id_mismatch", "client_id query parameter and x-client-id header differ")
+	}
+	if q != "" {
+		return q, nil
+	}
+	return h, nil
+}
+
+func secretFrom(r *http.Request) string {
+	if s := strings.TrimSpace(r.Header.Get("X-Client-Secret")); s != "" {
+		return s
+	}
+	if auth := r.Header.Get("Authorization"); len(auth) > 7 && strings.EqualFold(auth[:7], "bearer ") {
+		if tok := strings.TrimSpace(auth[7:]); strings.HasPrefix(tok, "sk_") {
+			return tok
+		}
+	}
+	return ""
+}
+
+type projectKey struct{}
+
+// WithProject returns ctx carrying the request's project.
+func WithProject(ctx context.Context, p store.Project) context.Context {
+	return context.WithValue(ctx, projectKey{}, p)
+}
+
+// ProjectFrom returns the project that the router resolved for this request. It panics on a
+// Public route, where there is none: that is a programming error, not a client's.
+func ProjectFrom(ctx context.Context) store.Project {
+	p, ok := ctx.Value(projectKey{}).(store.Project)
+	if !ok {
+		panic("httpserver: ProjectFrom on a route without a project")
+	}
+	return p
+}
