@@ -1,0 +1,55 @@
+package sqlstore
+
+import (
+	"context"
+
+	"github.com/latchkey-dev/latchkey/internal/store"
+)
+
+const loginLogColumns = `id, project_id, user_id, ip_address, country, city, user_agent, connection_type,
+	os, device, browser, created_at`
+
+// AddLoginLog stores l. ErrNotFound when its user is not in its project: the foreign key on
+// (project_id, user_id) checks that in the same statement.
+func (s *Store) AddLoginLog(ctx context.Context, l store.LoginLog) error {
+	err := s.guarded(ctx, func(s *Store) error {
+		_, err := s.exec(ctx, `INSERT INTO login_logs (`+loginLogColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			l.ID, l.ProjectID, l.UserID, l.IPAddress, l.Country, l.City, l.UserAgent, l.ConnectionType,
+			l.OS, l.Device, l.Browser, toMicros(l.CreatedAt))
+		return err
+	})
+	return s.wrap(err, "add login log of user %s", l.UserID)
+}
+
+func scanLoginLog(sc scanner) (store.LoginLog, error) {
+	var l store.LoginLog
+	var created int64
+	if err := sc.Scan(&l.ID, &l.ProjectID, &l.UserID, &l.IPAddress, &l.Country, &l.City, &l.UserAgent,
+		&l.ConnectionType, &l.OS, &l.Device, &l.Browser, &created); err != nil {
+		return store.LoginLog{}, err
+	}
+	l.CreatedAt = fromMicros(created)
+	return l, nil
+}
+
+// ListLoginLogs returns the user's logs newest (highest id) first: at most limit rows (all
+// when limit is zero or less) whose id is less than before ("" for the newest).
+func (s *Store) ListLoginLogs(ctx context.Context, projectID, userID string, limit int, before string) ([]store.LoginLog, error) {
+	q := `SELECT ` + loginLogColumns + ` FROM login_logs WHERE project_id = ? AND user_id = ?`
+	a := []any{projectID, userID}
+	if before != "" {
+		q += ` AND id < ?`
+		a = append(a, before)
+	}
+	q += ` ORDER BY id DESC`
+	if limit > 0 {
+		q += ` LIMIT ?`
+		a = append(a, limit)
+	}
+	rows, err := s.query(ctx, q, a...)
+	if err != nil {
+		return nil, s.wrap(err, "list login logs of user %s", userID)
+	}
+	out, err := collect(rows, scanLoginLog)
+	return out, s.wrap(err, "list login logs of user %s", userID)
+}

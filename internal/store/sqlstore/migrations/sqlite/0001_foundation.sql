@@ -1,0 +1,159 @@
+-- 0001 foundation: projects and their client secrets, users, organizations with memberships,
+-- roles and permissions, login logs and one-time secrets.
+--
+-- Conventions (the PostgreSQL file follows the same ones):
+--   * times are INTEGER unix microseconds, UTC;
+--   * JSON documents are TEXT; booleans are INTEGER 0/1;
+--   * every row of project data carries project_id, and the keys that link rows include it
+--     (FOREIGN KEY (project_id, user_id) REFERENCES users (project_id, id)), so the database
+--     itself refuses a link between two projects;
+--   * (project_id, id) is UNIQUE on every entity: it is the parent key of those links and the
+--     index that paging by id within a project walks.
+
+CREATE TABLE projects (
+    id         TEXT    NOT NULL PRIMARY KEY,
+    client_id  TEXT    NOT NULL UNIQUE,
+    name       TEXT    NOT NULL,
+    settings   TEXT    NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+) STRICT;
+
+-- At most one row, ever: whoever inserts it creates the Default project.
+CREATE TABLE instance_bootstrap (
+    id         INTEGER NOT NULL PRIMARY KEY CHECK (id = 1),
+    claimed_at INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE project_secrets (
+    id         TEXT    NOT NULL PRIMARY KEY,
+    project_id TEXT    NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
+    hash       BLOB    NOT NULL UNIQUE,
+    hint       TEXT    NOT NULL,
+    created_at INTEGER NOT NULL,
+    expires_at INTEGER
+) STRICT;
+CREATE INDEX project_secrets_project_id ON project_secrets (project_id, id);
+
+CREATE TABLE users (
+    id              TEXT    NOT NULL PRIMARY KEY,
+    project_id      TEXT    NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
+    email           TEXT,
+    phone           TEXT,
+    first_name      TEXT    NOT NULL,
+    last_name       TEXT    NOT NULL,
+    email_verified  INTEGER NOT NULL CHECK (email_verified IN (0, 1)),
+    phone_verified  INTEGER NOT NULL CHECK (phone_verified IN (0, 1)),
+    active          INTEGER NOT NULL CHECK (active IN (0, 1)),
+    connection_type TEXT    NOT NULL,
+    groups_json     TEXT    NOT NULL,
+    raw_attributes  TEXT    NOT NULL,
+    created_at      INTEGER NOT NULL,
+    updated_at      INTEGER NOT NULL,
+    last_login_at   INTEGER,
+    UNIQUE (project_id, id),
+    UNIQUE (project_id, email),
+    UNIQUE (project_id, phone)
+) STRICT;
+
+CREATE TABLE organizations (
+    id                                  TEXT    NOT NULL PRIMARY KEY,
+    project_id                          TEXT    NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
+    name                                TEXT    NOT NULL,
+    domain                              TEXT    NOT NULL,
+    workspace_name                      TEXT    NOT NULL,
+    white_list_domains                  TEXT    NOT NULL,
+    allow_profiles_outside_organization INTEGER NOT NULL CHECK (allow_profiles_outside_organization IN (0, 1)),
+    active                              INTEGER NOT NULL CHECK (active IN (0, 1)),
+    created_at                          INTEGER NOT NULL,
+    updated_at                          INTEGER NOT NULL,
+    UNIQUE (project_id, id)
+) STRICT;
+
+CREATE TABLE roles (
+    id          TEXT    NOT NULL PRIMARY KEY,
+    project_id  TEXT    NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
+    name        TEXT    NOT NULL,
+    slug        TEXT    NOT NULL,
+    description TEXT    NOT NULL,
+    active      INTEGER NOT NULL CHECK (active IN (0, 1)),
+    created_at  INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL,
+    UNIQUE (project_id, id),
+    UNIQUE (project_id, slug)
+) STRICT;
+
+CREATE TABLE permissions (
+    id          TEXT    NOT NULL PRIMARY KEY,
+    project_id  TEXT    NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
+    name        TEXT    NOT NULL,
+    slug        TEXT    NOT NULL,
+    description TEXT    NOT NULL,
+    created_at  INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL,
+    UNIQUE (project_id, id),
+    UNIQUE (project_id, slug)
+) STRICT;
+
+CREATE TABLE role_permissions (
+    project_id    TEXT NOT NULL,
+    role_id       TEXT NOT NULL,
+    permission_id TEXT NOT NULL,
+    PRIMARY KEY (project_id, role_id, permission_id),
+    FOREIGN KEY (project_id, role_id) REFERENCES roles (project_id, id) ON DELETE CASCADE,
+    FOREIGN KEY (project_id, permission_id) REFERENCES permissions (project_id, id) ON DELETE CASCADE
+) STRICT, WITHOUT ROWID;
+CREATE INDEX role_permissions_permission ON role_permissions (project_id, permission_id);
+
+CREATE TABLE memberships (
+    project_id      TEXT    NOT NULL,
+    organization_id TEXT    NOT NULL,
+    user_id         TEXT    NOT NULL,
+    created_at      INTEGER NOT NULL,
+    PRIMARY KEY (project_id, organization_id, user_id),
+    FOREIGN KEY (project_id, organization_id) REFERENCES organizations (project_id, id) ON DELETE CASCADE,
+    FOREIGN KEY (project_id, user_id) REFERENCES users (project_id, id) ON DELETE CASCADE
+) STRICT, WITHOUT ROWID;
+CREATE INDEX memberships_user ON memberships (project_id, user_id, organization_id);
+
+CREATE TABLE membership_roles (
+    project_id      TEXT NOT NULL,
+    organization_id TEXT NOT NULL,
+    user_id         TEXT NOT NULL,
+    role_id         TEXT NOT NULL,
+    PRIMARY KEY (project_id, organization_id, user_id, role_id),
+    FOREIGN KEY (project_id, organization_id, user_id)
+        REFERENCES memberships (project_id, organization_id, user_id) ON DELETE CASCADE,
+    FOREIGN KEY (project_id, role_id) REFERENCES roles (project_id, id) ON DELETE CASCADE
+) STRICT, WITHOUT ROWID;
+CREATE INDEX membership_roles_role ON membership_roles (project_id, role_id);
+
+CREATE TABLE login_logs (
+    id              TEXT    NOT NULL PRIMARY KEY,
+    project_id      TEXT    NOT NULL,
+    user_id         TEXT    NOT NULL,
+    ip_address      TEXT    NOT NULL,
+    country         TEXT    NOT NULL,
+    city            TEXT    NOT NULL,
+    user_agent      TEXT    NOT NULL,
+    connection_type TEXT    NOT NULL,
+    os              TEXT    NOT NULL,
+    device          TEXT    NOT NULL,
+    browser         TEXT    NOT NULL,
+    created_at      INTEGER NOT NULL,
+    FOREIGN KEY (project_id, user_id) REFERENCES users (project_id, id) ON DELETE CASCADE
+) STRICT;
+CREATE INDEX login_logs_user ON login_logs (project_id, user_id, id);
+
+CREATE TABLE one_time_secrets (
+    id          TEXT    NOT NULL PRIMARY KEY,
+    project_id  TEXT    NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
+    purpose     TEXT    NOT NULL,
+    hash        BLOB    NOT NULL,
+    subject     TEXT    NOT NULL,
+    payload     TEXT    NOT NULL,
+    created_at  INTEGER NOT NULL,
+    expires_at  INTEGER NOT NULL,
+    consumed_at INTEGER,
+    UNIQUE (project_id, purpose, hash)
+) STRICT;
