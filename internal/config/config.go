@@ -1,0 +1,261 @@
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// EnvPrefix starts every environment variable the configuration reads.
+const EnvPrefix = "LATCHKEY_"
+
+// Config is the bootstrap configuration. Project settings (login methods, token lifetimes, ...)
+// live in the database, per project; this is only what a process needs to start.
+type Config struct {
+	// Addr is the host:port to listen on. Port 0 picks a free port.
+	Addr string
+	// DatabaseURL selects the database: empty for SQLite at DataDir/latchkey.db, a
+	// postgres:// or postgresql:// URL, or sqlite:PATH.
+	DatabaseURL string
+	// DataDir holds the embedded SQLite database and other local state.
+	DataDir string
+	// PublicURL is the URL clients reach the server at; empty means http://Addr.
+	PublicURL string
+	// LogLevel is debug, info, warn or error.
+	LogLevel string
+	// LogFormat is text or json.
+	LogFormat string
+	// ShutdownTimeout is how long in-flight requests may take to finish on shutdown.
+	ShutdownTimeout time.Duration
+
+	// loadErrs are problems found while reading the environment, reported by Validate with
+	// every other problem.
+	loadErrs []error
+}
+
+// Default returns the configuration used when nothing is set: a loopback address (nothing is
+// exposed until the operator says so) and SQLite in ./latchkey-data.
+func Default() Config {
+	return Config{
+		Addr:            "127.0.0.1:8080",
+		DataDir:         "./latchkey-data",
+		LogLevel:        "info",
+		LogFormat:       "text",
+		ShutdownTimeout: 15 * time.Second,
+	}
+}
+
+// setting describes one setting: its name (the flag; the environment variable is
+// LATCHKEY_ + upper-case name with '-' as '_'), its help text and where it lives in Config.
+type setting struct {
+	name  string
+	usage string
+	str   func(c *Config) *string
+	dur   func(c *Config) *time.Duration
+}
+
+var settings = []setting{
+	{name: "addr", usage: "`host:port` to listen on", str: func(c *Config) *string { return &c.Addr }},
+	{name: "database-url", usage: "database `URL`: postgres://... or postgresql://..., sqlite:PATH, or empty for SQLite in the data dir",
+		str: func(c *Config) *string { return &c.DatabaseURL }},
+	{name: "data-dir", usage: "`directory` for the embedded SQLite database", str: func(c *Config) *string { return &c.DataDir }},
+	{name: "public-url", usage: "`URL` clients reach this server at (default http://<addr>)", str: func(c *Config) *string { return &c.PublicURL }},
+	{name: "log-level", usage: "log `level`: debug, info, warn or error", str: func(c *Config) *string { return &c.LogLevel }},
+	{name: "log-format", usage: "log `format`: text or json", str: func(c *Config) *string { return &c.LogFormat }},
+	{name: "shutdown-timeout", usage: "how long in-flight requests may take to finish on shutdown (`duration`)",
+		dur: func(c *Config) *time.Duration { return &c.ShutdownTimeout }},
+}
+
+// EnvName returns the environment variable of a setting named like its flag.
+func EnvName(name string) string {
+	return EnvPrefix + strings.ToUpper(strings.ReplaceAll(name, "-", "_"))
+}
+
+// Load returns the defaults overridden by the environment (lookup is os.LookupEnv in
+// production). Problems are kept and reported by Validate, together with any others.
+func Load(lookup func(string) (string, bool)) Config {
+	c := Default()
+	for _, s := range settings {
+		v, ok := lookup(EnvName(s.name))
+		if !ok {
+			continue
+		}
+		if s.str != nil {
+			*s.str(&c) = v
+			continue
+		}
+		d, err := time.ParseDuration(strings.TrimSpace(v))
+		if err != nil {
+			c.loadErrs = append(c.loadErrs, fmt.Errorf("%s (%s): %q is not a duration such as 15s",
+				strings.ReplaceAll(s.name, "-", "_"), EnvName(s.name), v))
+			continue
+		}
+		*s.dur(&c) = d
+	}
+	// The database URL usually carries a password; deployments mount it as a file.
+	if path, ok := lookup(EnvName("database-url") + "_FILE"); ok && path != "" {
+		if _, both := lookup(EnvName("database-url")); both {
+			c.loadErrs = append(c.loadErrs, fmt.Errorf("database_url: set %s or %s_FILE, not both",
+				EnvName("database-url"), EnvName("database-url")))
+		} else if b, err := os.ReadFile(path); err != nil {
+			c.loadErrs = append(c.loadErrs, fmt.Errorf("database_url: read %s_FILE: %w", EnvName("database-url"), err))
+		} else {
+			c.DatabaseURL = strings.TrimSpace(string(b))
+		}
+	}
+	return c
+}
+
+// RegisterFlags adds a flag per setting to fs, each defaulting to c's current value, so that
+// parsing fs overrides the environment with the command line.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	for _, s := range settings {
+		usage := s.usage + " [$" + EnvName(s.name) + "]"
+		if s.str != nil {
+			p := s.str(c)
+			fs.StringVar(p, s.name, *p, usage)
+			continue
+		}
+		p := s.dur(c)
+		fs.DurationVar(p, s.name, *p, usage)
+	}
+}
+
+// Validate reports every problem of the configuration at once, each naming the setting and why;
+// nil means the server may start.
+func (c Config) Validate() error {
+	errs := append([]error(nil), c.loadErrs...)
+	add := func(name, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{name}, args...)...))
+	}
+
+	if host, port, err := net.SplitHostPort(c.Addr); err != nil {
+		add("addr", "%q is not host:port (e.g. 127.0.0.1:8080 or :8080)", c.Addr)
+	} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		add("addr", "port %q is not a number between 0 and 65535", port)
+	} else if strings.ContainsAny(host, " /") {
+		add("addr", "host %q is not a host name or IP address", host)
+	}
+
+	if _, _, err := c.Database(); err != nil {
+		errs = append(errs, err)
+	}
+	if strings.TrimSpace(c.DataDir) == "" && c.DatabaseURL == "" {
+		add("data_dir", "must not be empty when database_url is empty (the SQLite database lives there)")
+	}
+
+	if c.PublicURL != "" {
+		u, err := url.Parse(c.PublicURL)
+		switch {
+		case err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https"):
+			add("public_url", "%q must be an absolute http:// or https:// URL", c.PublicURL)
+		case u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(c.PublicURL, "#"):
+			add("public_url", "must not have a query or fragment")
+		case u.User != nil:
+			add("public_url", "must not contain a user name or password")
+		}
+	}
+
+	if _, err := c.Level(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		add("log_format", "%q must be text or json", c.LogFormat)
+	}
+	if c.ShutdownTimeout <= 0 || c.ShutdownTimeout > 10*time.Minute {
+		add("shutdown_timeout", "%s must be more than 0 and at most 10m", c.ShutdownTimeout)
+	}
+	return errors.Join(errs...)
+}
+
+// Database kinds.
+const (
+	SQLite   = "sqlite"
+	Postgres = "postgres"
+)
+
+// Database returns which database to open: SQLite with a file path, or PostgreSQL with a URL.
+func (c Config) Database() (kind, dsn string, err error) {
+	u := strings.TrimSpace(c.DatabaseURL)
+	switch {
+	case u == "":
+		return SQLite, filepath.Join(c.DataDir, "latchkey.db"), nil
+	case strings.HasPrefix(u, "postgres://"), strings.HasPrefix(u, "postgresql://"):
+		if _, err := url.Parse(u); err != nil {
+			// url's error quotes the URL, password and all; say only what is wrong.
+			return "", "", errors.New("database_url: is not a valid URL")
+		}
+		return Postgres, u, nil
+	case strings.HasPrefix(u, "sqlite:"):
+		path := strings.TrimPrefix(strings.TrimPrefix(u, "sqlite:"), "//")
+		if path == "" {
+			return "", "", errors.New("database_url: sqlite: needs a file path, e.g. sqlite:/var/lib/latchkey/latchkey.db")
+		}
+		return SQLite, path, nil
+	}
+	return "", "", errors.New("database_url: must start with postgres://, postgresql:// or sqlite:, or be empty for SQLite in data_dir")
+}
+
+// EffectivePublicURL returns the public URL, defaulting to http:// and the listen address (with
+// localhost for an unspecified host).
+func (c Config) EffectivePublicURL() string {
+	if c.PublicURL != "" {
+		return strings.TrimSuffix(c.PublicURL, "/")
+	}
+	host, port, err := net.SplitHostPort(c.Addr)
+	if err != nil {
+		return "http://" + c.Addr
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port)
+}
+
+// Level returns the log level.
+func (c Config) Level() (slog.Level, error) {
+	switch strings.ToLower(c.LogLevel) {
+	case "debug":
+		return slog.LevelDebug, nil
+	case "info", "":
+		return slog.LevelInfo, nil
+	case "warn", "warning":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
+	}
+	return 0, fmt.Errorf("log_level: %q must be debug, info, warn or error", c.LogLevel)
+}
+
+// LogValue describes the configuration for logs, without the database URL's password.
+func (c Config) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("addr", c.Addr),
+		slog.String("database_url", RedactURL(c.DatabaseURL)),
+		slog.String("data_dir", c.DataDir),
+		slog.String("public_url", c.EffectivePublicURL()),
+		slog.String("log_level", c.LogLevel),
+		slog.String("log_format", c.LogFormat),
+		slog.Duration("shutdown_timeout", c.ShutdownTimeout),
+	)
+}
+
+// RedactURL returns u with any password replaced, for logs and messages.
+func RedactURL(u string) string {
+	parsed, err := url.Parse(u)
+	if err != nil {
+		if strings.Contains(u, "@") {
+			return "(unparsable URL, hidden)"
+		}
+		return u
+	}
+	return parsed.Redacted()
+}

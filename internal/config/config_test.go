@@ -1,0 +1,138 @@
+package config
+
+import (
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) func(string) (string, bool) {
+	return func(k string) (string, bool) {
+		v, ok := m[k]
+		return v, ok
+	}
+}
+
+func TestDefaultsAreValid(t *testing.T) {
+	c := Load(env(nil))
+	if err := c.Validate(); err != nil {
+		t.Fatalf("defaults invalid: %v", err)
+	}
+	kind, dsn, err := c.Database()
+	if err != nil || kind != SQLite || dsn != filepath.Join("latchkey-data", "latchkey.db") {
+		t.Fatalf("Database() = %q, %q, %v", kind, dsn, err)
+	}
+	if got := c.EffectivePublicURL(); got != "http://127.0.0.1:8080" {
+		t.Errorf("public URL = %q", got)
+	}
+}
+
+func TestFlagsOverrideEnvironment(t *testing.T) {
+	c := Load(env(map[string]string{
+		"LATCHKEY_ADDR":             "127.0.0.1:9000",
+		"LATCHKEY_DATA_DIR":         "/from/env",
+		"LATCHKEY_SHUTDOWN_TIMEOUT": "5s",
+		"LATCHKEY_LOG_FORMAT":       "json",
+	}))
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	c.RegisterFlags(fs)
+	if err := fs.Parse([]string{"--addr", ":7000", "--public-url", "https://auth.example.com"}); err != nil {
+		t.Fatal(err)
+	}
+	if c.Addr != ":7000" || c.DataDir != "/from/env" || c.ShutdownTimeout != 5*time.Second ||
+		c.LogFormat != "json" || c.PublicURL != "https://auth.example.com" {
+		t.Fatalf("config = %+v", c)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestDatabaseURLFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "db-url")
+	if err := os.WriteFile(path, []byte("postgres://u:p@db:5432/latchkey\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := Load(env(map[string]string{"LATCHKEY_DATABASE_URL_FILE": path}))
+	kind, dsn, err := c.Database()
+	if err != nil || kind != Postgres || dsn != "postgres://u:p@db:5432/latchkey" {
+		t.Fatalf("Database() = %q, %q, %v", kind, dsn, err)
+	}
+
+	both := Load(env(map[string]string{"LATCHKEY_DATABASE_URL_FILE": path, "LATCHKEY_DATABASE_URL": "postgres://x/y"}))
+	if err := both.Validate(); err == nil || !strings.Contains(err.Error(), "not both") {
+		t.Fatalf("both set: %v", err)
+	}
+}
+
+func TestValidateReportsEveryProblem(t *testing.T) {
+	c := Load(env(map[string]string{"LATCHKEY_SHUTDOWN_TIMEOUT": "soon"}))
+	c.Addr = "nonsense"
+	c.DatabaseURL = "mysql://root:hunter2@db/x"
+	c.PublicURL = "ftp://auth.example.com/?x=1"
+	c.LogLevel = "loud"
+	c.LogFormat = "xml"
+	err := c.Validate()
+	if err == nil {
+		t.Fatal("Validate accepted a bad config")
+	}
+	msg := err.Error()
+	for _, name := range []string{"shutdown_timeout", "addr:", "database_url:", "public_url:", "log_level:", "log_format:"} {
+		if !strings.Contains(msg, name) {
+			t.Errorf("error does not name %s:\n%s", name, msg)
+		}
+	}
+	if strings.Contains(msg, "hunter2") {
+		t.Errorf("error reveals the database password:\n%s", msg)
+	}
+}
+
+func TestDatabaseKinds(t *testing.T) {
+	cases := map[string]string{
+		"postgres://h/db":          Postgres,
+		"postgresql://h/db":        Postgres,
+		"sqlite:/var/lib/l.db":     SQLite,
+		"sqlite:///var/lib/l.db":   SQLite,
+		"":                         SQLite,
+		"mysql://h/db":             "",
+		"/just/a/path/latchkey.db": "",
+	}
+	for url, want := range cases {
+		c := Default()
+		c.DatabaseURL = url
+		kind, _, err := c.Database()
+		if want == "" {
+			if err == nil {
+				t.Errorf("%q accepted", url)
+			}
+			continue
+		}
+		if err != nil || kind != want {
+			t.Errorf("%q: kind %q, %v; want %q", url, kind, err, want)
+		}
+	}
+}
+
+func TestPublicURLDefaultsToAddr(t *testing.T) {
+	for addr, want := range map[string]string{
+		":8080":          "http://localhost:8080",
+		"0.0.0.0:80":     "http://localhost:80",
+		"127.0.0.1:9000": "http://127.0.0.1:9000",
+		"[::1]:9000":     "http://[::1]:9000",
+	} {
+		c := Default()
+		c.Addr = addr
+		if got := c.EffectivePublicURL(); got != want {
+			t.Errorf("addr %q: public URL %q, want %q", addr, got, want)
+		}
+	}
+}
+
+func TestRedactURL(t *testing.T) {
+	if got := RedactURL("postgres://user:secret@db/x"); strings.Contains(got, "secret") {
+		t.Errorf("RedactURL kept the password: %q", got)
+	}
+}

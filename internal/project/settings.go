@@ -1,0 +1,324 @@
+package project
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Settings is a project's settings document, stored as JSON in store.Project.Settings. Every
+// field has a safe default (DefaultSettings); a stored document that lacks a field (because it
+// was written before the field existed) decodes with that field's default, so new fields never
+// need a data migration.
+//
+// Every setting must be a struct field or a scalar/list: Apply derives the set of known keys from
+// the encoded defaults, so a map-valued setting would need its own rule there.
+type Settings struct {
+	// AllowedOrigins are the browser origins (scheme://host[:port]) allowed to call the API.
+	AllowedOrigins []string `json:"allowed_origins"`
+	// RedirectURIs are the exact URLs the project may redirect to after a login.
+	RedirectURIs []string          `json:"redirect_uris"`
+	LoginMethods LoginMethods      `json:"login_methods"`
+	AllowSignup  bool              `json:"allow_signup"`
+	Tokens       TokenSettings     `json:"tokens"`
+	Codes        CodeSettings      `json:"codes"`
+	MagicLink    MagicLinkSettings `json:"magic_link"`
+	MFA          MFASettings       `json:"mfa"`
+	Branding     Branding          `json:"branding"`
+}
+
+// LoginMethods says which first factors the project offers.
+type LoginMethods struct {
+	MagicLink bool `json:"magic_link"`
+	EmailOTP  bool `json:"email_otp"`
+	PhoneOTP  bool `json:"phone_otp"`
+	Passkey   bool `json:"passkey"`
+	Password  bool `json:"password"`
+}
+
+// Signing algorithms a project may choose for its tokens.
+const (
+	AlgRS256 = "RS256"
+	AlgES256 = "ES256"
+	AlgEdDSA = "EdDSA"
+)
+
+// TokenSettings are the lifetimes and algorithm of the tokens and sessions a project issues.
+type TokenSettings struct {
+	SigningAlgorithm              string `json:"signing_algorithm"`
+	AccessTokenTTLSeconds         int    `json:"access_token_ttl_seconds"`
+	RefreshTokenTTLSeconds        int    `json:"refresh_token_ttl_seconds"`
+	SessionIdleTimeoutSeconds     int    `json:"session_idle_timeout_seconds"`
+	SessionAbsoluteTimeoutSeconds int    `json:"session_absolute_timeout_seconds"`
+}
+
+// AccessTokenTTL is the lifetime of an access token.
+func (t TokenSettings) AccessTokenTTL() time.Duration { return seconds(t.AccessTokenTTLSeconds) }
+
+// RefreshTokenTTL is the lifetime of a refresh token.
+func (t TokenSettings) RefreshTokenTTL() time.Duration { return seconds(t.RefreshTokenTTLSeconds) }
+
+// SessionIdleTimeout is how long a session lives without use.
+func (t TokenSettings) SessionIdleTimeout() time.Duration {
+	return seconds(t.SessionIdleTimeoutSeconds)
+}
+
+// SessionAbsoluteTimeout is how long a session lives at most.
+func (t TokenSettings) SessionAbsoluteTimeout() time.Duration {
+	return seconds(t.SessionAbsoluteTimeoutSeconds)
+}
+
+// CodeSettings shape the one-time codes sent by email and SMS.
+type CodeSettings struct {
+	Length      int `json:"length"`
+	TTLSeconds  int `json:"ttl_seconds"`
+	MaxAttempts int `json:"max_attempts"`
+}
+
+// TTL is how long a code is valid.
+func (c CodeSettings) TTL() time.Duration { return seconds(c.TTLSeconds) }
+
+// MagicLinkSettings shape magic links.
+type MagicLinkSettings struct {
+	TTLSeconds int `json:"ttl_seconds"`
+}
+
+// TTL is how long a magic link is valid.
+func (m MagicLinkSettings) TTL() time.Duration { return seconds(m.TTLSeconds) }
+
+// MFA policies.
+const (
+	MFAOff      = "off"
+	MFAOptional = "optional"
+	MFARequired = "required"
+)
+
+// MFA factors a project may offer as a second factor.
+const (
+	FactorOTP          = "otp"
+	FactorSMS          = "sms"
+	FactorEmail        = "email"
+	FactorPasskey      = "passkey"
+	FactorRecoveryCode = "recovery-code"
+)
+
+var knownFactors = []string{FactorOTP, FactorSMS, FactorEmail, FactorPasskey, FactorRecoveryCode}
+
+// MFASettings say whether a second factor is asked for, and which factors are offered.
+type MFASettings struct {
+	Policy  string   `json:"policy"`
+	Factors []string `json:"factors"`
+}
+
+// Branding is what the hosted pages show of the project.
+type Branding struct {
+	DisplayName     string `json:"display_name"`
+	LogoURL         string `json:"logo_url"`
+	PrimaryColor    string `json:"primary_color"`
+	BackgroundColor string `json:"background_color"`
+}
+
+const (
+	day = 24 * 60 * 60
+	// maxListLen bounds the origin and redirect URI lists: they are checked on every request.
+	maxListLen = 100
+	// maxURLLen bounds any URL in the settings.
+	maxURLLen = 2048
+)
+
+// DefaultSettings returns the settings of a new project: passwordless methods on, password and
+// SMS off (SMS costs money and must be configured), RS256 tokens (what SSOJet issues), and
+// short-lived codes and links.
+func DefaultSettings() Settings {
+	return Settings{
+		AllowedOrigins: []string{},
+		RedirectURIs:   []string{},
+		LoginMethods:   LoginMethods{MagicLink: true, EmailOTP: true, Passkey: true},
+		AllowSignup:    true,
+		Tokens: TokenSettings{
+			SigningAlgorithm:              AlgRS256,
+			AccessTokenTTLSeconds:         900,
+			RefreshTokenTTLSeconds:        30 * day,
+			SessionIdleTimeoutSeconds:     7 * day,
+			SessionAbsoluteTimeoutSeconds: 30 * day,
+		},
+		Codes:     CodeSettings{Length: 6, TTLSeconds: 300, MaxAttempts: 5},
+		MagicLink: MagicLinkSettings{TTLSeconds: 900},
+		MFA:       MFASettings{Policy: MFAOff, Factors: []string{FactorOTP, FactorRecoveryCode}},
+		Branding:  Branding{PrimaryColor: "#4f46e5", BackgroundColor: "#ffffff"},
+	}
+}
+
+// DecodeSettings decodes a stored settings document. Fields the document lacks get their
+// defaults, and fields this version does not know are ignored, so documents written by older or
+// newer versions both decode. An empty document is the defaults.
+func DecodeSettings(doc []byte) (Settings, error) {
+	s := DefaultSettings()
+	if len(bytes.TrimSpace(doc)) == 0 {
+		return s, nil
+	}
+	if err := json.Unmarshal(doc, &s); err != nil {
+		return Settings{}, fmt.Errorf("decode project settings: %w", err)
+	}
+	s.normalize()
+	return s, nil
+}
+
+// Encode returns the document to store.
+func (s Settings) Encode() ([]byte, error) {
+	s = s.clone()
+	s.normalize()
+	b, err := json.Marshal(s)
+	if err != nil {
+		return nil, fmt.Errorf("encode project settings: %w", err)
+	}
+	return b, nil
+}
+
+// clone returns a copy that shares no slices with s, so that decoding into it cannot change s.
+func (s Settings) clone() Settings {
+	s.AllowedOrigins = slices.Clone(s.AllowedOrigins)
+	s.RedirectURIs = slices.Clone(s.RedirectURIs)
+	s.MFA.Factors = slices.Clone(s.MFA.Factors)
+	return s
+}
+
+// normalize puts values in their canonical form: lists are never null and hold no duplicates,
+// and origins are lower case without a trailing slash, the form browsers send in Origin.
+func (s *Settings) normalize() {
+	for i, o := range s.AllowedOrigins {
+		o = strings.ToLower(strings.TrimSpace(o))
+		if strings.Count(o, "/") == 3 && strings.HasSuffix(o, "/") {
+			o = strings.TrimSuffix(o, "/")
+		}
+		s.AllowedOrigins[i] = o
+	}
+	for i, u := range s.RedirectURIs {
+		s.RedirectURIs[i] = strings.TrimSpace(u)
+	}
+	for i, f := range s.MFA.Factors {
+		s.MFA.Factors[i] = strings.ToLower(strings.TrimSpace(f))
+	}
+	s.AllowedOrigins = dedupe(s.AllowedOrigins)
+	s.RedirectURIs = dedupe(s.RedirectURIs)
+	s.MFA.Factors = dedupe(s.MFA.Factors)
+	s.Branding.DisplayName = strings.TrimSpace(s.Branding.DisplayName)
+	s.Branding.LogoURL = strings.TrimSpace(s.Branding.LogoURL)
+	s.Branding.PrimaryColor = strings.TrimSpace(s.Branding.PrimaryColor)
+	s.Branding.BackgroundColor = strings.TrimSpace(s.Branding.BackgroundColor)
+}
+
+func dedupe(in []string) []string {
+	out := make([]string, 0, len(in))
+	for _, v := range in {
+		if !slices.Contains(out, v) {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// Apply merges patch, a partial settings document, onto s and returns the result, normalised but
+// not yet validated. Objects merge key by key, lists and scalars replace, and null resets a
+// setting to its default (JSON Merge Patch, RFC 7396, over a document whose every key exists).
+// A key that is not a setting is refused, naming it: a typo must not be silently ignored.
+func (s Settings) Apply(patch []byte) (Settings, error) {
+	var p any
+	dec := json.NewDecoder(bytes.NewReader(patch))
+	dec.UseNumber()
+	if err := dec.Decode(&p); err != nil {
+		return Settings{}, &FieldError{Field: "settings", Reason: "must be a JSON object"}
+	}
+	obj, ok := p.(map[string]any)
+	if !ok {
+		return Settings{}, &FieldError{Field: "settings", Reason: "must be a JSON object"}
+	}
+	if err := resolvePatch(obj, defaultsTree(), ""); err != nil {
+		return Settings{}, err
+	}
+	merged, err := json.Marshal(obj)
+	if err != nil {
+		return Settings{}, fmt.Errorf("re-encode settings patch: %w", err)
+	}
+	out := s.clone()
+	if err := json.Unmarshal(merged, &out); err != nil {
+		var typ *json.UnmarshalTypeError
+		if errors.As(err, &typ) && typ.Field != "" {
+			return Settings{}, &FieldError{Field: typ.Field, Reason: "must be " + kindName(typ.Type.Kind().String())}
+		}
+		return Settings{}, &FieldError{Field: "settings", Reason: "is not a valid settings document"}
+	}
+	out.normalize()
+	return out, nil
+}
+
+// defaultsTree is the default document as generic JSON: its keys are exactly the known settings.
+func defaultsTree() map[string]any {
+	b, err := json.Marshal(DefaultSettings())
+	if err != nil {
+		panic(fmt.Sprintf("project: encode default settings: %v", err)) // a static value
+	}
+	var tree map[string]any
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.UseNumber()
+	if err := dec.Decode(&tree); err != nil {
+		panic(fmt.Sprintf("project: decode default settings: %v", err))
+	}
+	return tree
+}
+
+// resolvePatch refuses unknown keys and replaces each null with the default it resets to. Keys
+// are visited in sorted order so that the key named in an error does not depend on map order.
+func resolvePatch(patch, defaults map[string]any, prefix string) error {
+	keys := make([]string, 0, len(patch))
+	for k := range patch {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		path := prefix + k
+		def, known := defaults[k]
+		if !known {
+			return &FieldError{Field: path, Reason: "is not a known setting"}
+		}
+		v := patch[k]
+		if v == nil {
+			patch[k] = def
+			continue
+		}
+		defObj, isObj := def.(map[string]any)
+		if !isObj {
+			continue
+		}
+		obj, ok := v.(map[string]any)
+		if !ok {
+			return &FieldError{Field: path, Reason: "must be an object"}
+		}
+		if err := resolvePatch(obj, defObj, path+"."); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func kindName(goKind string) string {
+	switch {
+	case goKind == "string":
+		return "a string"
+	case goKind == "bool":
+		return "a boolean"
+	case strings.HasPrefix(goKind, "int"), strings.HasPrefix(goKind, "uint"):
+		return "a whole number in range"
+	case goKind == "slice":
+		return "an array"
+	case goKind == "struct", goKind == "map":
+		return "an object"
+	}
+	return "a " + goKind
+}
+
+func seconds(n int) time.Duration { return time.Duration(n) * time.Second }

@@ -1,0 +1,198 @@
+package project
+
+import (
+	"encoding/json"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestDefaultSettingsAreValid(t *testing.T) {
+	if err := DefaultSettings().Validate(); err != nil {
+		t.Fatalf("defaults invalid: %v", err)
+	}
+}
+
+func TestDecodeFillsMissingFieldsWithDefaults(t *testing.T) {
+	// A document from an older version that knew only some settings, plus one from a newer
+	// version that this one does not know.
+	doc := `{"allowed_origins":["https://a.example"],"tokens":{"access_token_ttl_seconds":600},"future_setting":{"x":1}}`
+	s, err := DecodeSettings([]byte(doc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := DefaultSettings()
+	want.AllowedOrigins = []string{"https://a.example"}
+	want.Tokens.AccessTokenTTLSeconds = 600
+	if !reflect.DeepEqual(s, want) {
+		t.Fatalf("decoded %+v\nwant %+v", s, want)
+	}
+
+	empty, err := DecodeSettings(nil)
+	if err != nil || !reflect.DeepEqual(empty, DefaultSettings()) {
+		t.Fatalf("empty document: %+v, %v", empty, err)
+	}
+}
+
+func TestEncodeRoundTrip(t *testing.T) {
+	s := DefaultSettings()
+	s.MFA.Policy = MFARequired
+	s.Branding.DisplayName = "Acme"
+	doc, err := s.Encode()
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, err := DecodeSettings(doc)
+	if err != nil || !reflect.DeepEqual(back, s) {
+		t.Fatalf("round trip: %+v, %v", back, err)
+	}
+	if strings.Contains(string(doc), "null") {
+		t.Errorf("encoded lists must be [], not null: %s", doc)
+	}
+}
+
+func TestApplyMergesAndResets(t *testing.T) {
+	base := DefaultSettings()
+	base.Codes.Length = 8
+	base.AllowedOrigins = []string{"https://old.example"}
+
+	got, err := base.Apply([]byte(`{
+		"tokens": {"access_token_ttl_seconds": 300},
+		"allowed_origins": ["HTTPS://App.Example.com/", "https://app.example.com"],
+		"codes": null,
+		"branding": {"display_name": "  Acme  "}
+	}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Tokens.AccessTokenTTLSeconds != 300 || got.Tokens.SigningAlgorithm != AlgRS256 {
+		t.Errorf("tokens not merged key by key: %+v", got.Tokens)
+	}
+	if !reflect.DeepEqual(got.AllowedOrigins, []string{"https://app.example.com"}) {
+		t.Errorf("origins not replaced and normalised: %q", got.AllowedOrigins)
+	}
+	if got.Codes != DefaultSettings().Codes {
+		t.Errorf("null did not reset codes to the defaults: %+v", got.Codes)
+	}
+	if got.Branding.DisplayName != "Acme" || got.Branding.PrimaryColor != "#4f46e5" {
+		t.Errorf("branding: %+v", got.Branding)
+	}
+	// Apply must not change the settings it was called on.
+	if base.Codes.Length != 8 || base.AllowedOrigins[0] != "https://old.example" {
+		t.Errorf("Apply changed its receiver: %+v", base)
+	}
+}
+
+func TestApplyRefusesUnknownKeysAndWrongTypes(t *testing.T) {
+	cases := []struct {
+		patch, field string
+	}{
+		{`{"allowed_origin": []}`, "allowed_origin"},
+		{`{"tokens": {"acess_token_ttl_seconds": 60}}`, "tokens.acess_token_ttl_seconds"},
+		{`{"tokens": {"access_token_ttl_seconds": "60"}}`, "tokens.access_token_ttl_seconds"},
+		{`{"tokens": {"access_token_ttl_seconds": 60.5}}`, "tokens.access_token_ttl_seconds"},
+		{`{"allow_signup": "yes"}`, "allow_signup"},
+		{`{"tokens": 5}`, "tokens"},
+		{`[1,2]`, "settings"},
+		{`{"codes": `, "settings"},
+	}
+	for _, c := range cases {
+		_, err := DefaultSettings().Apply([]byte(c.patch))
+		var fe *FieldError
+		if !errors.As(err, &fe) || fe.Field != c.field {
+			t.Errorf("Apply(%s) = %v, want a FieldError for %q", c.patch, err, c.field)
+		}
+	}
+}
+
+func TestValidateReportsEveryBadField(t *testing.T) {
+	s := DefaultSettings()
+	s.AllowedOrigins = []string{
+		"https://ok.example", "http://localhost:3000", "http://127.0.0.1:5173",
+		"http://evil.example", "https://app.example/path", "ftp://x.example", "not a url",
+	}
+	s.RedirectURIs = []string{
+		"https://app.example/cb", "http://localhost:8080/cb", "http://[::1]/cb",
+		"https://app.example/cb#frag", "http://app.example/cb", "/relative",
+	}
+	s.LoginMethods = LoginMethods{}
+	s.Tokens.SigningAlgorithm = "HS256"
+	s.Tokens.AccessTokenTTLSeconds = 30
+	s.Tokens.RefreshTokenTTLSeconds = 400 * day
+	s.Tokens.SessionIdleTimeoutSeconds = 10 * day
+	s.Tokens.SessionAbsoluteTimeoutSeconds = 9 * day
+	s.Codes = CodeSettings{Length: 9, TTLSeconds: 30, MaxAttempts: 0}
+	s.MagicLink.TTLSeconds = 7200
+	s.MFA = MFASettings{Policy: "always", Factors: []string{"otp", "carrier-pigeon"}}
+	s.Branding = Branding{DisplayName: strings.Repeat("x", 101), LogoURL: "http://logo.example/l.png",
+		PrimaryColor: "red", BackgroundColor: "#12345"}
+
+	err := s.Validate()
+	var ve ValidationError
+	if !errors.As(err, &ve) {
+		t.Fatalf("Validate = %v, want a ValidationError", err)
+	}
+	got := map[string]string{}
+	for _, fe := range ve {
+		got[fe.Field] = fe.Reason
+	}
+	want := []string{
+		"allowed_origins[3]", "allowed_origins[4]", "allowed_origins[5]", "allowed_origins[6]",
+		"redirect_uris[3]", "redirect_uris[4]", "redirect_uris[5]",
+		"login_methods", "tokens.signing_algorithm", "tokens.access_token_ttl_seconds",
+		"tokens.refresh_token_ttl_seconds", "tokens.session_absolute_timeout_seconds",
+		"codes.length", "codes.ttl_seconds", "codes.max_attempts", "magic_link.ttl_seconds",
+		"mfa.policy", "mfa.factors[1]", "branding.display_name", "branding.logo_url",
+		"branding.primary_color", "branding.background_color",
+	}
+	for _, f := range want {
+		if _, ok := got[f]; !ok {
+			t.Errorf("no error for %s", f)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("got %d errors, want %d: %v", len(got), len(want), err)
+	}
+	if ve[0].Field != "allowed_origins[3]" {
+		t.Errorf("first error is %s, want the first bad field in document order", ve[0].Field)
+	}
+	if r := got["tokens.access_token_ttl_seconds"]; r != "must be between 60 and 86400" {
+		t.Errorf("access ttl reason = %q", r)
+	}
+}
+
+func TestValidateCrossFieldRules(t *testing.T) {
+	s := DefaultSettings()
+	s.Tokens.AccessTokenTTLSeconds = 3600
+	s.Tokens.RefreshTokenTTLSeconds = 600
+	s.MFA = MFASettings{Policy: MFARequired, Factors: []string{}}
+	err := s.Validate()
+	var ve ValidationError
+	if !errors.As(err, &ve) || len(ve) != 2 ||
+		ve[0].Field != "tokens.refresh_token_ttl_seconds" || ve[1].Field != "mfa.factors" {
+		t.Fatalf("Validate = %v", err)
+	}
+}
+
+func TestSettingsJSONShape(t *testing.T) {
+	b, err := json.Marshal(DefaultSettings())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"allowed_origins", "redirect_uris", "login_methods", "allow_signup",
+		"tokens", "codes", "magic_link", "mfa", "branding"} {
+		if _, ok := m[k]; !ok {
+			t.Errorf("settings document lacks %q", k)
+		}
+	}
+	lm := m["login_methods"].(map[string]any)
+	want := map[string]any{"magic_link": true, "email_otp": true, "phone_otp": false, "passkey": true, "password": false}
+	if !reflect.DeepEqual(lm, want) {
+		t.Errorf("login_methods = %v, want %v", lm, want)
+	}
+}

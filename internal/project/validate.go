@@ -1,0 +1,202 @@
+package project
+
+import (
+	"fmt"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+)
+
+// FieldError is one invalid setting: the setting's path in the document (such as
+// "tokens.access_token_ttl_seconds" or "allowed_origins[2]") and why it is refused.
+type FieldError struct {
+	Field  string
+	Reason string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Reason }
+
+// ValidationError lists every invalid setting of a document, in document order.
+type ValidationError []FieldError
+
+func (v ValidationError) Error() string {
+	parts := make([]string, len(v))
+	for i, e := range v {
+		parts[i] = e.Error()
+	}
+	return strings.Join(parts, "; ")
+}
+
+// Validate checks every setting and reports all the invalid ones at once (a ValidationError),
+// or nil.
+func (s Settings) Validate() error {
+	var v validator
+	v.urlList("allowed_origins", s.AllowedOrigins, checkOrigin)
+	v.urlList("redirect_uris", s.RedirectURIs, checkRedirectURI)
+
+	m := s.LoginMethods
+	if !m.MagicLink && !m.EmailOTP && !m.PhoneOTP && !m.Passkey && !m.Password {
+		v.add("login_methods", "at least one login method must be enabled")
+	}
+
+	t := s.Tokens
+	if !slices.Contains([]string{AlgRS256, AlgES256, AlgEdDSA}, t.SigningAlgorithm) {
+		v.add("tokens.signing_algorithm", "must be one of RS256, ES256, EdDSA")
+	}
+	v.between("tokens.access_token_ttl_seconds", t.AccessTokenTTLSeconds, 60, day)
+	if v.between("tokens.refresh_token_ttl_seconds", t.RefreshTokenTTLSeconds, 60, 365*day) &&
+		t.RefreshTokenTTLSeconds < t.AccessTokenTTLSeconds {
+		v.add("tokens.refresh_token_ttl_seconds", "must not be shorter than tokens.access_token_ttl_seconds")
+	}
+	v.between("tokens.session_idle_timeout_seconds", t.SessionIdleTimeoutSeconds, 60, 365*day)
+	if v.between("tokens.session_absolute_timeout_seconds", t.SessionAbsoluteTimeoutSeconds, 60, 365*day) &&
+		t.SessionAbsoluteTimeoutSeconds < t.SessionIdleTimeoutSeconds {
+		v.add("tokens.session_absolute_timeout_seconds", "must not be shorter than tokens.session_idle_timeout_seconds")
+	}
+
+	v.between("codes.length", s.Codes.Length, 4, 8)
+	v.between("codes.ttl_seconds", s.Codes.TTLSeconds, 60, 600)
+	v.between("codes.max_attempts", s.Codes.MaxAttempts, 1, 10)
+	v.between("magic_link.ttl_seconds", s.MagicLink.TTLSeconds, 60, 3600)
+
+	if !slices.Contains([]string{MFAOff, MFAOptional, MFARequired}, s.MFA.Policy) {
+		v.add("mfa.policy", "must be one of off, optional, required")
+	}
+	for i, f := range s.MFA.Factors {
+		if !slices.Contains(knownFactors, f) {
+			v.add(fmt.Sprintf("mfa.factors[%d]", i), "must be one of "+strings.Join(knownFactors, ", "))
+		}
+	}
+	if s.MFA.Policy != MFAOff && len(s.MFA.Factors) == 0 {
+		v.add("mfa.factors", "must name at least one factor when mfa.policy is not off")
+	}
+
+	b := s.Branding
+	if n := utf8.RuneCountInString(b.DisplayName); n > 100 {
+		v.add("branding.display_name", "must be at most 100 characters")
+	} else if strings.IndexFunc(b.DisplayName, unicode.IsControl) >= 0 {
+		v.add("branding.display_name", "must not contain control characters")
+	}
+	if b.LogoURL != "" {
+		if reason := checkHTTPSURL(b.LogoURL); reason != "" {
+			v.add("branding.logo_url", reason)
+		}
+	}
+	v.color("branding.primary_color", b.PrimaryColor)
+	v.color("branding.background_color", b.BackgroundColor)
+	return v.err()
+}
+
+type validator struct{ errs ValidationError }
+
+func (v *validator) add(field, reason string) {
+	v.errs = append(v.errs, FieldError{Field: field, Reason: reason})
+}
+
+// between checks lo <= n <= hi and reports whether it holds.
+func (v *validator) between(field string, n, lo, hi int) bool {
+	if n < lo || n > hi {
+		v.add(field, fmt.Sprintf("must be between %d and %d", lo, hi))
+		return false
+	}
+	return true
+}
+
+func (v *validator) urlList(field string, list []string, check func(string) string) {
+	if len(list) > maxListLen {
+		v.add(field, fmt.Sprintf("must hold at most %d entries", maxListLen))
+		return
+	}
+	for i, s := range list {
+		if reason := check(s); reason != "" {
+			v.add(fmt.Sprintf("%s[%d]", field, i), reason)
+		}
+	}
+}
+
+var colorRE = regexp.MustCompile(`^#([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$`)
+
+func (v *validator) color(field, c string) {
+	if c != "" && !colorRE.MatchString(c) {
+		v.add(field, "must be a hex color such as #fff or #4f46e5")
+	}
+}
+
+func (v *validator) err() error {
+	if len(v.errs) == 0 {
+		return nil
+	}
+	return v.errs
+}
+
+// isLoopback reports whether host (without port or brackets) is this machine, the only place
+// where plain http is acceptable: nothing crosses a network.
+func isLoopback(host string) bool {
+	return host == "localhost" || host == "127.0.0.1" || host == "::1"
+}
+
+// parseAbsolute parses an absolute URL with a host and no credentials, or returns why not.
+func parseAbsolute(s string) (*url.URL, string) {
+	if len(s) > maxURLLen {
+		return nil, fmt.Sprintf("must be at most %d characters", maxURLLen)
+	}
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme == "" || u.Opaque != "" || u.Hostname() == "" {
+		return nil, "must be an absolute URL such as https://app.example.com"
+	}
+	if u.User != nil {
+		return nil, "must not contain a user name or password"
+	}
+	return u, ""
+}
+
+// checkOrigin accepts scheme://host[:port] with https, or http on loopback.
+func checkOrigin(s string) string {
+	u, reason := parseAbsolute(s)
+	if reason != "" {
+		return "must be an origin such as https://app.example.com"
+	}
+	if u.Path != "" || u.RawQuery != "" || u.ForceQuery || u.Fragment != "" || strings.Contains(s, "#") {
+		return "must be an origin (scheme://host[:port]) without a path, query or fragment"
+	}
+	return checkScheme(u)
+}
+
+// checkRedirectURI accepts an absolute https URL without a fragment (RFC 6749 §3.1.2), or http
+// on loopback for local development and native apps (RFC 8252 §7.3).
+func checkRedirectURI(s string) string {
+	u, reason := parseAbsolute(s)
+	if reason != "" {
+		return reason
+	}
+	if u.Fragment != "" || strings.Contains(s, "#") {
+		return "must not contain a fragment"
+	}
+	return checkScheme(u)
+}
+
+func checkScheme(u *url.URL) string {
+	switch {
+	case u.Scheme == "https":
+		return ""
+	case u.Scheme == "http" && isLoopback(u.Hostname()):
+		return ""
+	case u.Scheme == "http":
+		return "must use https (http is allowed only for localhost, 127.0.0.1 and [::1])"
+	}
+	return "must use https (or http on localhost)"
+}
+
+func checkHTTPSURL(s string) string {
+	u, reason := parseAbsolute(s)
+	if reason != "" {
+		return reason
+	}
+	if u.Scheme != "https" {
+		return "must be an https URL"
+	}
+	return ""
+}
