@@ -1,0 +1,245 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// binary is the latchkey executable built once for this package's tests.
+var binary string
+
+func TestMain(m *testing.M) {
+	os.Exit(buildAndRun(m))
+}
+
+func buildAndRun(m *testing.M) int {
+	dir, err := os.MkdirTemp("", "latchkey-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	binary = filepath.Join(dir, "latchkey")
+	build := exec.Command(goTool(), "build", "-o", binary, ".")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintf(os.Stderr, "build latchkey: %v\n", err)
+		return 1
+	}
+	return m.Run()
+}
+
+func goTool() string {
+	if p, err := exec.LookPath("go"); err == nil {
+		return p
+	}
+	return "/usr/local/go/bin/go"
+}
+
+// cleanEnv is the test process's environment without LATCHKEY_* settings, so that a developer's
+// own configuration cannot leak into the binary under test.
+func cleanEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "LATCHKEY_") {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+// runCLI runs the binary to completion and returns its output and exit code.
+func runCLI(t *testing.T, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Env = cleanEnv()
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	err := cmd.Run()
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &exit):
+		code = exit.ExitCode()
+	default:
+		t.Fatalf("run latchkey %v: %v", args, err)
+	}
+	return out.String(), errOut.String(), code
+}
+
+// runOK runs the binary and fails the test unless it exits 0.
+func runOK(t *testing.T, args ...string) string {
+	t.Helper()
+	stdout, stderr, code := runCLI(t, args...)
+	if code != 0 {
+		t.Fatalf("latchkey %v exited %d:\n%s", args, code, stderr)
+	}
+	return stdout
+}
+
+// server is a running "latchkey serve" process.
+type server struct {
+	t      *testing.T
+	cmd    *exec.Cmd
+	base   string // http://host:port
+	stderr *logBuffer
+	exited chan struct{}
+	err    error // the result of Wait, once exited is closed
+}
+
+var listeningRE = regexp.MustCompile(`msg="latchkey listening" addr=(\S+)`)
+
+// startServer starts "latchkey serve" on a free port with extra args and returns once /healthz
+// answers. The process is killed when the test ends if it still runs.
+func startServer(t *testing.T, args ...string) *server {
+	t.Helper()
+	s := &server{t: t, stderr: newLogBuffer(), exited: make(chan struct{})}
+	s.cmd = exec.Command(binary, append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)...)
+	s.cmd.Env = cleanEnv()
+	s.cmd.Stderr = s.stderr
+	if err := s.cmd.Start(); err != nil {
+		t.Fatalf("start latchkey serve: %v", err)
+	}
+	go func() {
+		s.err = s.cmd.Wait()
+		close(s.exited)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-s.exited:
+		default:
+			_ = s.cmd.Process.Kill()
+			<-s.exited
+		}
+		if t.Failed() {
+			t.Logf("latchkey serve stderr:\n%s", s.stderr.String())
+		}
+	})
+
+	select {
+	case <-s.stderr.listening:
+	case <-s.exited:
+		t.Fatalf("latchkey serve exited before listening (%v):\n%s", s.err, s.stderr.String())
+	case <-time.After(60 * time.Second):
+		t.Fatalf("latchkey serve did not listen within a minute:\n%s", s.stderr.String())
+	}
+	m := listeningRE.FindStringSubmatch(s.stderr.String())
+	s.base = "http://" + m[1]
+	s.waitHealthy()
+	return s
+}
+
+// waitHealthy polls /healthz until it answers 200.
+func (s *server) waitHealthy() {
+	s.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		resp, err := http.Get(s.base + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("/healthz did not answer 200 within 30s (last error %v)", err)
+		}
+		time.Sleep(20 * time.Millisecond) // poll interval
+	}
+}
+
+// stop sends sig and waits for the process to exit, returning its exit code (-1 when a signal
+// killed it).
+func (s *server) stop(sig syscall.Signal) int {
+	s.t.Helper()
+	if err := s.cmd.Process.Signal(sig); err != nil {
+		s.t.Fatalf("signal latchkey serve: %v", err)
+	}
+	select {
+	case <-s.exited:
+	case <-time.After(60 * time.Second):
+		s.t.Fatalf("latchkey serve did not exit within a minute of %v", sig)
+	}
+	return s.cmd.ProcessState.ExitCode()
+}
+
+var (
+	bootClientIDRE = regexp.MustCompile(`client_id:\s+(cli_[0-9a-f]{24})`)
+	bootSecretRE   = regexp.MustCompile(`client_secret:\s+(sk_[A-Za-z0-9_-]{43})\b`)
+)
+
+// credentials returns the Default project's client id and secret printed on first start.
+func (s *server) credentials() (clientID, secret string) {
+	s.t.Helper()
+	out := s.stderr.String()
+	id, sec := bootClientIDRE.FindStringSubmatch(out), bootSecretRE.FindStringSubmatch(out)
+	if id == nil || sec == nil {
+		s.t.Fatalf("first start printed no Default project credentials:\n%s", out)
+	}
+	return id[1], sec[1]
+}
+
+// request sends a request with the client secret and returns the status and body.
+func request(t *testing.T, client *http.Client, method, url, secret, body string) (int, string, error) {
+	t.Helper()
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(method, url, rd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if secret != "" {
+		req.Header.Set("x-client-secret", secret)
+	}
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
+}
+
+// logBuffer collects a process's stderr and tells when the listening line has appeared.
+type logBuffer struct {
+	mu        sync.Mutex
+	buf       bytes.Buffer
+	listening chan struct{}
+	seen      bool
+}
+
+func newLogBuffer() *logBuffer { return &logBuffer{listening: make(chan struct{})} }
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf.Write(p)
+	if !b.seen && listeningRE.Match(b.buf.Bytes()) {
+		b.seen = true
+		close(b.listening)
+	}
+	return len(p), nil
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}

@@ -1,0 +1,286 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/latchkey-dev/latchkey/docs"
+	"github.com/latchkey-dev/latchkey/internal/config"
+	"github.com/latchkey-dev/latchkey/internal/directory"
+	"github.com/latchkey-dev/latchkey/internal/directory/directoryhttp"
+	"github.com/latchkey-dev/latchkey/internal/httpserver"
+	"github.com/latchkey-dev/latchkey/internal/project"
+	"github.com/latchkey-dev/latchkey/internal/project/projecthttp"
+	"github.com/latchkey-dev/latchkey/internal/store"
+	"github.com/latchkey-dev/latchkey/internal/store/sqlstore"
+)
+
+// HTTP server limits. A slow client cannot hold a connection open forever (slowloris) nor send
+// unbounded headers; JSON bodies are capped separately at httpserver.MaxBodyBytes.
+const (
+	readHeaderTimeout = 10 * time.Second
+	readTimeout       = 30 * time.Second
+	writeTimeout      = 60 * time.Second
+	idleTimeout       = 120 * time.Second
+	maxHeaderBytes    = 64 << 10
+	// readyTimeout bounds the database ping of /readyz: a load balancer must get an answer
+	// quickly, and a database that takes longer than this is not ready for traffic.
+	readyTimeout = 2 * time.Second
+)
+
+// App is one Latchkey server: its store, services and HTTP handler.
+type App struct {
+	log             *slog.Logger
+	store           store.Store
+	ownsStore       bool
+	projects        *project.Service
+	directory       *directory.Service
+	router          *httpserver.Router
+	handler         http.Handler
+	publicURL       string
+	shutdownTimeout time.Duration
+}
+
+// Option adjusts an App made by NewWithStore.
+type Option func(*options)
+
+type options struct {
+	log             *slog.Logger
+	publicURL       string
+	now             func() time.Time
+	rand            io.Reader
+	shutdownTimeout time.Duration
+}
+
+// WithLogger sets the logger (default: discard).
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.log = l } }
+
+// WithPublicURL sets the URL clients reach the server at (default http://localhost).
+func WithPublicURL(u string) Option { return func(o *options) { o.publicURL = u } }
+
+// WithClock sets the clock of every service (default time.Now).
+func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+// WithRand sets the source of secrets of every service (default crypto/rand).
+func WithRand(r io.Reader) Option { return func(o *options) { o.rand = r } }
+
+// WithShutdownTimeout sets how long Serve lets in-flight requests finish (default 15s).
+func WithShutdownTimeout(d time.Duration) Option { return func(o *options) { o.shutdownTimeout = d } }
+
+// New opens the database that cfg names, brings its schema up to date and builds the server.
+// cfg must be valid. Close releases the database.
+func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	st, err := OpenStore(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := st.Migrate(ctx); err != nil {
+		st.Close()
+		return nil, fmt.Errorf("migrate database: %w", err)
+	}
+	a, err := NewWithStore(st, WithLogger(log), WithPublicURL(cfg.EffectivePublicURL()),
+		WithShutdownTimeout(cfg.ShutdownTimeout))
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	a.ownsStore = true
+	return a, nil
+}
+
+// OpenStore opens (without migrating) the database that cfg names.
+func OpenStore(ctx context.Context, cfg config.Config) (*sqlstore.Store, error) {
+	kind, dsn, err := cfg.Database()
+	if err != nil {
+		return nil, err
+	}
+	switch kind {
+	case config.Postgres:
+		st, err := sqlstore.OpenPostgres(ctx, dsn)
+		if err != nil {
+			return nil, fmt.Errorf("open PostgreSQL database %s: %w", config.RedactURL(dsn), err)
+		}
+		return st, nil
+	default:
+		st, err := sqlstore.OpenSQLite(ctx, dsn)
+		if err != nil {
+			return nil, fmt.Errorf("open SQLite database %s: %w", dsn, err)
+		}
+		return st, nil
+	}
+}
+
+// Migrate opens the database that cfg names and brings its schema up to date.
+func Migrate(ctx context.Context, cfg config.Config) error {
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	st, err := OpenStore(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if err := st.Migrate(ctx); err != nil {
+		return fmt.Errorf("migrate database: %w", err)
+	}
+	return nil
+}
+
+// NewWithStore builds the server on an open, migrated store, which the caller keeps and closes.
+// Tests use it to run the whole server in process.
+func NewWithStore(st store.Store, opts ...Option) (*App, error) {
+	o := options{publicURL: "http://localhost", shutdownTimeout: 15 * time.Second}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.log == nil {
+		o.log = slog.New(slog.DiscardHandler)
+	}
+	pub, err := url.Parse(o.publicURL)
+	if err != nil || pub.Hostname() == "" {
+		return nil, fmt.Errorf("public URL %q has no host", o.publicURL)
+	}
+
+	a := &App{log: o.log, store: st, publicURL: o.publicURL, shutdownTimeout: o.shutdownTimeout}
+	a.directory = directory.New(directory.Deps{Store: st, Now: o.now, IDs: idGenerator(o)})
+	// Every new project gets the directory's default roles, in the transaction that creates it.
+	a.projects = project.New(project.Deps{Store: st, SeedRoles: a.directory.SeedRoles, Now: o.now, Rand: o.rand, Log: o.log})
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if c, ok := st.(interface{ Collectors() []prometheus.Collector }); ok {
+		reg.MustRegister(c.Collectors()...)
+	}
+	metrics := httpserver.NewMetrics(reg)
+
+	a.router = httpserver.NewRouter(a.projects, o.log)
+	a.router.Handle("GET /healthz", httpserver.Public, a.healthz)
+	a.router.Handle("GET /readyz", httpserver.Public, a.readyz)
+	a.router.HandleHTTP("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	a.router.Handle("GET /api/v1/openapi.json", httpserver.Public, openAPI)
+	projecthttp.Handler{Projects: a.projects, RPID: pub.Hostname()}.Mount(a.router)
+	directoryhttp.Handler{Directory: a.directory}.Mount(a.router)
+
+	a.handler = httpserver.Wrap(a.router, o.log, metrics)
+	return a, nil
+}
+
+// Handler is the server's HTTP handler, middleware included.
+func (a *App) Handler() http.Handler { return a.handler }
+
+// Router is the server's router; its Patterns are every route the server serves.
+func (a *App) Router() *httpserver.Router { return a.router }
+
+// Projects is the project service.
+func (a *App) Projects() *project.Service { return a.projects }
+
+// Directory is the directory service.
+func (a *App) Directory() *directory.Service { return a.directory }
+
+// Store is the store the server runs on.
+func (a *App) Store() store.Store { return a.store }
+
+// Listen listens on cfg.Addr. When the port is 0 (pick a free one) it writes the bound address
+// back into cfg.Addr, so that the default public URL names the real port.
+func Listen(cfg *config.Config) (net.Listener, error) {
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+	}
+	if _, port, err := net.SplitHostPort(cfg.Addr); err == nil && port == "0" {
+		cfg.Addr = ln.Addr().String()
+	}
+	return ln, nil
+}
+
+// Serve serves HTTP on ln until ctx is done, then stops accepting connections and lets
+// in-flight requests finish for up to the shutdown timeout. It returns nil after a clean
+// shutdown. It logs the address it listens on ("latchkey listening", addr=...), which is how a
+// caller learns a port picked by the system.
+func (a *App) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           a.handler,
+		ReadHeaderTimeout: readHeaderTimeout,
+		ReadTimeout:       readTimeout,
+		WriteTimeout:      writeTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	a.log.InfoContext(ctx, "latchkey listening", "addr", ln.Addr().String(), "public_url", a.publicURL)
+
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serve: %w", err)
+	case <-ctx.Done():
+	}
+	a.log.Info("shutting down: letting in-flight requests finish", "timeout", a.shutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), a.shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		srv.Close()
+		return fmt.Errorf("graceful shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serve: %w", err)
+	}
+	a.log.Info("stopped")
+	return nil
+}
+
+// Close releases the database when New opened it.
+func (a *App) Close() error {
+	if !a.ownsStore {
+		return nil
+	}
+	if err := a.store.Close(); err != nil {
+		return fmt.Errorf("close database: %w", err)
+	}
+	return nil
+}
+
+type status struct {
+	Status string `json:"status"`
+}
+
+func (a *App) healthz(w http.ResponseWriter, _ *http.Request) error {
+	httpserver.WriteJSON(w, http.StatusOK, status{Status: "ok"})
+	return nil
+}
+
+// readyz reports whether this instance can serve traffic, that is whether its database answers.
+func (a *App) readyz(w http.ResponseWriter, r *http.Request) error {
+	ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
+	defer cancel()
+	if err := a.store.Ping(ctx); err != nil {
+		a.log.WarnContext(ctx, "not ready: database does not answer", "request_id", httpserver.RequestID(ctx), "err", err)
+		httpserver.WriteJSON(w, http.StatusServiceUnavailable, status{Status: "unavailable"})
+		return nil
+	}
+	httpserver.WriteJSON(w, http.StatusOK, status{Status: "ok"})
+	return nil
+}
+
+func openAPI(w http.ResponseWriter, _ *http.Request) error {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(docs.OpenAPI) // the status is sent; a failed write means the client went away
+	return nil
+}
