@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 )
 
@@ -87,7 +88,7 @@ type Projects interface {
 type User struct {
 	ID             string
 	ProjectID      string
-	Email          string // normalised; "" when the user has none; unique per project
+	Email          string // normalised; "" when the user has none; unique per project by EmailKey
 	Phone          string // E.164; "" when the user has none; unique per project
 	FirstName      string
 	LastName       string
@@ -104,13 +105,20 @@ type User struct {
 
 // UserFilter narrows a user listing. Empty fields do not filter.
 type UserFilter struct {
-	Email string // exact, normalised
+	Email string // matched by EmailKey
 }
+
+// EmailKey is the form in which emails are compared: case-folded whole. RFC 5321 lets a mail
+// server treat local parts case-sensitively, but no real provider does, and two accounts for
+// Ann@x.com and ann@x.com would be one person split in two (and a takeover risk), so every
+// backend matches and enforces uniqueness on this key while keeping the address as written.
+func EmailKey(email string) string { return strings.ToLower(email) }
 
 // Users stores end users.
 type Users interface {
 	CreateUser(ctx context.Context, u User) error // ErrConflict on a duplicate email or phone
 	GetUser(ctx context.Context, projectID, id string) (User, error)
+	// GetUserByEmail finds the user whose email has the same EmailKey.
 	GetUserByEmail(ctx context.Context, projectID, email string) (User, error)
 	ListUsers(ctx context.Context, projectID string, f UserFilter, p Page) ([]User, error)
 	// UpdateUser replaces every field but ID, ProjectID and CreatedAt.

@@ -55,9 +55,9 @@ func (s *Store) CreateUser(ctx context.Context, u store.User) error {
 		return fmt.Errorf("create user %s: %w", u.ID, err)
 	}
 	err = s.guarded(ctx, func(s *Store) error {
-		_, err := s.exec(ctx, `INSERT INTO users (`+userColumns+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			u.ID, u.ProjectID, nullString(u.Email), nullString(u.Phone), u.FirstName, u.LastName,
+		_, err := s.exec(ctx, `INSERT INTO users (email_key, `+userColumns+`)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			nullString(store.EmailKey(u.Email)), u.ID, u.ProjectID, nullString(u.Email), nullString(u.Phone), u.FirstName, u.LastName,
 			u.EmailVerified, u.PhoneVerified, u.Active, u.ConnectionType, groups, attrs,
 			toMicros(u.CreatedAt), toMicros(u.UpdatedAt), toNullMicros(u.LastLoginAt))
 		return err
@@ -75,13 +75,13 @@ func (s *Store) GetUser(ctx context.Context, projectID, id string) (store.User, 
 	return u, nil
 }
 
-// GetUserByEmail returns the user of the project with the (normalised) email.
+// GetUserByEmail returns the user of the project with the email, compared case-insensitively.
 func (s *Store) GetUserByEmail(ctx context.Context, projectID, email string) (store.User, error) {
 	if email == "" { // "" means "no email", which is stored as NULL and matches nobody
 		return store.User{}, fmt.Errorf("get user by email: %w", store.ErrNotFound)
 	}
 	u, err := scanUser(s.queryRow(ctx,
-		`SELECT `+userColumns+` FROM users WHERE project_id = ? AND email = ?`, projectID, email))
+		`SELECT `+userColumns+` FROM users WHERE project_id = ? AND email_key = ?`, projectID, store.EmailKey(email)))
 	if err != nil {
 		// The email is personal data: it stays out of the error, which may be logged.
 		return store.User{}, s.wrap(err, "get user by email")
@@ -94,8 +94,8 @@ func (s *Store) ListUsers(ctx context.Context, projectID string, f store.UserFil
 	q := `SELECT ` + userColumns + ` FROM users WHERE project_id = ? AND id > ?`
 	a := []any{projectID, p.After}
 	if f.Email != "" {
-		q += ` AND email = ?`
-		a = append(a, f.Email)
+		q += ` AND email_key = ?`
+		a = append(a, store.EmailKey(f.Email))
 	}
 	page, pa := pageClause("id", p.Limit)
 	rows, err := s.query(ctx, q+page, append(a, pa...)...)
@@ -114,10 +114,10 @@ func (s *Store) UpdateUser(ctx context.Context, u store.User) error {
 	}
 	err = s.guarded(ctx, func(s *Store) error {
 		return mustAffect(s.execAffected(ctx, `UPDATE users SET
-			email = ?, phone = ?, first_name = ?, last_name = ?, email_verified = ?, phone_verified = ?,
+			email = ?, email_key = ?, phone = ?, first_name = ?, last_name = ?, email_verified = ?, phone_verified = ?,
 			active = ?, connection_type = ?, groups_json = ?, raw_attributes = ?, updated_at = ?, last_login_at = ?
 			WHERE project_id = ? AND id = ?`,
-			nullString(u.Email), nullString(u.Phone), u.FirstName, u.LastName, u.EmailVerified, u.PhoneVerified,
+			nullString(u.Email), nullString(store.EmailKey(u.Email)), nullString(u.Phone), u.FirstName, u.LastName, u.EmailVerified, u.PhoneVerified,
 			u.Active, u.ConnectionType, groups, attrs, toMicros(u.UpdatedAt), toNullMicros(u.LastLoginAt),
 			u.ProjectID, u.ID))
 	})

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"strings"
 	"testing"
 	"time"
 
@@ -172,6 +173,34 @@ func testUsers(t *testing.T, newStore func(t *testing.T) store.Store) {
 		list, err := st.ListUsers(f.ctx, f.pid, store.UserFilter{Email: a.Email}, store.Page{Limit: 10})
 		must(t, err, "ListUsers by email")
 		wantIDs(t, []string{a.ID}, idsOf(list), "ListUsers(email of a) after the refused duplicates")
+	})
+
+	t.Run("EmailCaseInsensitive", func(t *testing.T) {
+		t.Parallel()
+		f := inNewProject(t, st)
+		a := f.user(func(u *store.User) { u.Email = "Ann.Lee-" + newID() + "@example.com" })
+		upper := strings.ToUpper(a.Email)
+
+		got, err := st.GetUserByEmail(f.ctx, f.pid, upper)
+		must(t, err, "GetUserByEmail in another case")
+		wantEqual(t, a, got, "GetUserByEmail in another case (the address keeps its spelling)")
+		list, err := st.ListUsers(f.ctx, f.pid, store.UserFilter{Email: upper}, store.Page{Limit: 10})
+		must(t, err, "ListUsers(email filter in another case)")
+		wantIDs(t, []string{a.ID}, idsOf(list), "ListUsers filtered by the email in another case")
+
+		dup := f.newUser()
+		dup.Email = strings.ToLower(a.Email)
+		wantConflict(t, st.CreateUser(f.ctx, dup), "CreateUser with an email that differs only in case")
+		b := f.user()
+		b.Email = upper
+		wantConflict(t, st.UpdateUser(f.ctx, b), "UpdateUser to an email that differs only in case")
+
+		// A user may change the case of their own address.
+		a.Email = strings.ToLower(a.Email)
+		must(t, st.UpdateUser(f.ctx, a), "UpdateUser to the same email in another case")
+		got, err = st.GetUser(f.ctx, f.pid, a.ID)
+		must(t, err, "GetUser")
+		wantEqual(t, a, got, "user after changing the case of their email")
 	})
 
 	t.Run("SameEmailOtherProject", func(t *testing.T) {

@@ -39,6 +39,9 @@ CREATE TABLE users (
     id              TEXT    NOT NULL PRIMARY KEY,
     project_id      TEXT    NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
     email           TEXT,
+    -- email_key is the email case-folded (store.EmailKey): addresses that differ only in case
+    -- belong to one person, so lookups and uniqueness use it while email keeps the user's spelling.
+    email_key       TEXT,
     phone           TEXT,
     first_name      TEXT    NOT NULL,
     last_name       TEXT    NOT NULL,
@@ -52,7 +55,7 @@ CREATE TABLE users (
     updated_at      INTEGER NOT NULL,
     last_login_at   INTEGER,
     UNIQUE (project_id, id),
-    UNIQUE (project_id, email),
+    UNIQUE (project_id, email_key),
     UNIQUE (project_id, phone)
 ) STRICT;
 
