@@ -234,7 +234,7 @@ func (s *Service) AddMembers(ctx context.Context, projectID, orgID string, userI
 	}
 	err = s.store.AddMembers(ctx, projectID, orgID, ids, s.clock())
 	if errors.Is(err, store.ErrNotFound) {
-		return nil, s.diagnoseMembership(ctx, projectID, orgID, ids, "user_ids", nil, err)
+		return nil, s.diagnoseMembership(ctx, projectID, membershipRefs{orgID: orgID, userIDs: ids, userField: "user_ids"}, err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("directory: add members: %w", err)

@@ -305,7 +305,8 @@ func (s *Service) SetUserRoles(ctx context.Context, projectID, userID string, in
 	case !ident.Valid(userID):
 		return User{}, missing(codeUserNotFound, "user")
 	case !ident.Valid(orgID):
-		return User{}, missing(codeOrgNotFound, "organization")
+		return User{}, &failure.Error{Kind: failure.NotFound, Code: codeOrgNotFound, Field: "organization_id",
+			Description: "organization not found"}
 	}
 	roleIDs := uniqueSorted(in.RoleIDs)
 	for _, id := range roleIDs {
@@ -315,7 +316,8 @@ func (s *Service) SetUserRoles(ctx context.Context, projectID, userID string, in
 	}
 	err := s.store.SetMemberRoles(ctx, projectID, orgID, userID, roleIDs, s.clock())
 	if errors.Is(err, store.ErrNotFound) {
-		return User{}, s.diagnoseMembership(ctx, projectID, orgID, []string{userID}, "", roleIDs, err)
+		return User{}, s.diagnoseMembership(ctx, projectID, membershipRefs{
+			orgID: orgID, orgField: "organization_id", userIDs: []string{userID}, roleIDs: roleIDs}, err)
 	}
 	if err != nil {
 		return User{}, fmt.Errorf("directory: set member roles: %w", err)
@@ -323,27 +325,57 @@ func (s *Service) SetUserRoles(ctx context.Context, projectID, userID string, in
 	return s.GetUser(ctx, projectID, userID)
 }
 
+// membershipRefs are the ids of a membership write and the request fields they came from
+// ("" for the path), so that a 404 names the right one.
+type membershipRefs struct {
+	orgID     string
+	orgField  string
+	userIDs   []string
+	userField string
+	roleIDs   []string
+}
+
 // diagnoseMembership finds which of the organization, users and roles a failed membership
 // write did not find. The store reports only that something was missing; the happy path pays
-// nothing for this. userField names the request field the user ids came from ("" for the path).
-func (s *Service) diagnoseMembership(ctx context.Context, projectID, orgID string, userIDs []string, userField string, roleIDs []string, cause error) error {
-	if _, err := s.store.GetOrganization(ctx, projectID, orgID); err != nil {
-		return notFound(err, codeOrgNotFound, "organization")
-	}
-	for _, id := range userIDs {
-		if _, err := s.store.GetUser(ctx, projectID, id); err != nil {
+// nothing for this. The resource the path names is checked first: a request for a user that is
+// not there is about that user, whatever its body says.
+func (s *Service) diagnoseMembership(ctx context.Context, projectID string, refs membershipRefs, cause error) error {
+	checkOrg := func() error {
+		if _, err := s.store.GetOrganization(ctx, projectID, refs.orgID); err != nil {
 			if errors.Is(err, store.ErrNotFound) {
-				return userNotFound(id, userField, err)
+				return &failure.Error{Kind: failure.NotFound, Code: codeOrgNotFound, Field: refs.orgField,
+					Description: "organization not found", Err: err}
 			}
-			return fmt.Errorf("directory: get user: %w", err)
+			return fmt.Errorf("directory: get organization: %w", err)
+		}
+		return nil
+	}
+	checkUsers := func() error {
+		for _, id := range refs.userIDs {
+			if _, err := s.store.GetUser(ctx, projectID, id); err != nil {
+				if errors.Is(err, store.ErrNotFound) {
+					return userNotFound(id, refs.userField, err)
+				}
+				return fmt.Errorf("directory: get user: %w", err)
+			}
+		}
+		return nil
+	}
+	checks := []func() error{checkOrg, checkUsers}
+	if refs.userField == "" && refs.orgField != "" {
+		checks = []func() error{checkUsers, checkOrg}
+	}
+	for _, check := range checks {
+		if err := check(); err != nil {
+			return err
 		}
 	}
-	if len(roleIDs) > 0 {
-		rs, err := s.store.GetRoles(ctx, projectID, roleIDs)
+	if len(refs.roleIDs) > 0 {
+		rs, err := s.store.GetRoles(ctx, projectID, refs.roleIDs)
 		if err != nil {
 			return fmt.Errorf("directory: get roles: %w", err)
 		}
-		for _, id := range roleIDs {
+		for _, id := range refs.roleIDs {
 			if !slices.ContainsFunc(rs, func(r store.Role) bool { return r.ID == id }) {
 				return roleNotFound(id, cause)
 			}
