@@ -288,7 +288,9 @@ func (s *Service) Settings(p store.Project) (Settings, error) {
 func (s *Service) Update(ctx context.Context, projectID string, u Update) (View, error) {
 	var out View
 	err := s.store.InTx(ctx, func(tx store.Store) error {
-		p, err := tx.GetProject(ctx, projectID)
+		// Settings are merged onto what is stored: locking the row keeps two concurrent PATCHes
+		// from each writing back a document without the other's change.
+		p, err := tx.LockProject(ctx, projectID)
 		if err != nil {
 			return notFound(err, "project_not_found", "no such project")
 		}

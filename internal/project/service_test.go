@@ -334,3 +334,44 @@ func TestUpdate(t *testing.T) {
 		wantFailure(t, err, failure.NotFound, "project_not_found")
 	})
 }
+
+func TestConcurrentUpdatesKeepEveryChange(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, st *sqlstore.Store) {
+		svc := newService(st, newClock())
+		ctx := context.Background()
+		issued, err := svc.Create(ctx, project.NewProject{Name: "Race"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := "Renamed"
+		updates := []project.Update{
+			{Name: &name},
+			{Settings: []byte(`{"branding":{"display_name":"Acme"}}`)},
+			{Settings: []byte(`{"codes":{"length":8}}`)},
+			{Settings: []byte(`{"tokens":{"access_token_ttl_seconds":600}}`)},
+			{Settings: []byte(`{"magic_link":{"ttl_seconds":1200}}`)},
+			{Settings: []byte(`{"allow_signup":false}`)},
+		}
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for _, u := range updates {
+			wg.Go(func() {
+				<-start
+				if _, err := svc.Update(ctx, issued.Project.ID, u); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		v, err := svc.Get(ctx, issued.Project.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := v.Settings
+		if v.Project.Name != name || s.Branding.DisplayName != "Acme" || s.Codes.Length != 8 ||
+			s.Tokens.AccessTokenTTLSeconds != 600 || s.MagicLink.TTLSeconds != 1200 || s.AllowSignup {
+			t.Errorf("after %d concurrent updates: name %q, settings %+v; some update was lost", len(updates), v.Project.Name, s)
+		}
+	})
+}

@@ -71,6 +71,9 @@ type Projects interface {
 	CreateProject(ctx context.Context, p Project) error // ErrConflict on a duplicate client id
 	GetProject(ctx context.Context, id string) (Project, error)
 	GetProjectByClientID(ctx context.Context, clientID string) (Project, error)
+	// LockProject is GetProject for a read-modify-write: inside InTx it holds the project until
+	// the transaction ends, so that two concurrent updates cannot lose one another's changes.
+	LockProject(ctx context.Context, id string) (Project, error)
 	ListProjects(ctx context.Context) ([]Project, error) // by id
 	UpdateProject(ctx context.Context, p Project) error  // name, settings, updated_at
 

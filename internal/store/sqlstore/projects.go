@@ -56,6 +56,16 @@ func (s *Store) GetProject(ctx context.Context, id string) (store.Project, error
 	return p, nil
 }
 
+// LockProject returns the project with id, locked until the transaction ends (PostgreSQL: a row
+// lock; SQLite: the single writer's immediate transaction already excludes every other writer).
+func (s *Store) LockProject(ctx context.Context, id string) (store.Project, error) {
+	p, err := scanProject(s.writeRow(ctx, `SELECT `+projectColumns+` FROM projects WHERE id = ?`+s.d.forUpdate(), id))
+	if err != nil {
+		return store.Project{}, s.wrap(err, "lock project %s", id)
+	}
+	return p, nil
+}
+
 // GetProjectByClientID returns the project with the client id.
 func (s *Store) GetProjectByClientID(ctx context.Context, clientID string) (store.Project, error) {
 	p, err := scanProject(s.queryRow(ctx, `SELECT `+projectColumns+` FROM projects WHERE client_id = ?`, clientID))

@@ -148,3 +148,34 @@ func checkOneUser(t *testing.T, f *fixture, filter store.UserFilter, users []sto
 		wantEqual(t, users[winner], list[0], "the one user after the race (the winner's)")
 	}
 }
+
+// testLockProject checks that read-modify-write updates under LockProject serialise: every
+// one of racers concurrent transactions appends to the name and none is lost.
+func testLockProject(t *testing.T, newStore func(t *testing.T) store.Store) {
+	st := newStore(t)
+	f := inNewProject(t, st)
+	_, errs := race(racers, func(i int) (struct{}, error) {
+		return struct{}{}, st.InTx(f.ctx, func(tx store.Store) error {
+			p, err := tx.LockProject(f.ctx, f.pid)
+			if err != nil {
+				return err
+			}
+			p.Name += fmt.Sprintf("<%d>", i)
+			return tx.UpdateProject(f.ctx, p)
+		})
+	})
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("racer %d: %v", i, err)
+		}
+	}
+	p, err := st.GetProject(f.ctx, f.pid)
+	must(t, err, "GetProject")
+	for i := range racers {
+		if !strings.Contains(p.Name, fmt.Sprintf("<%d>", i)) {
+			t.Errorf("the update of racer %d was lost: name %q", i, p.Name)
+		}
+	}
+	_, err = st.LockProject(f.ctx, newID())
+	wantNotFound(t, err, "LockProject of an unknown id")
+}

@@ -43,6 +43,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Paging", testPaging},
 		{"Isolation", testIsolation},
 		{"Races", testRaces},
+		{"LockProject", testLockProject},
 		{"InTx", testInTx},
 	}
 	for _, a := range areas {
