@@ -1,0 +1,109 @@
+package app_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/latchkey-dev/latchkey/internal/app"
+	"github.com/latchkey-dev/latchkey/internal/project"
+	"github.com/latchkey-dev/latchkey/internal/store/sqlstore"
+	"github.com/latchkey-dev/latchkey/internal/testdb"
+)
+
+// The benchmarks call the server's http.Handler in process: routing, secret authentication,
+// JSON and the database, without the noise of a TCP connection. Run them with
+//
+//	go test -run '^$' -bench . -benchmem ./internal/app
+//
+// (PostgreSQL on 127.0.0.1:5432, or LATCHKEY_TEST_POSTGRES_URL, for the postgres halves).
+
+// benchBackends runs fn once per backend, each on a fresh database.
+func benchBackends(b *testing.B, fn func(b *testing.B, h http.Handler, creds credentials)) {
+	for _, backend := range []struct {
+		name string
+		open func(testing.TB) *sqlstore.Store
+	}{{"sqlite", testdb.SQLite}, {"postgres", testdb.Postgres}} {
+		b.Run(backend.name, func(b *testing.B) {
+			a, err := app.NewWithStore(backend.open(b))
+			if err != nil {
+				b.Fatal(err)
+			}
+			issued, err := a.Projects().Create(context.Background(), project.NewProject{Name: "Bench"})
+			if err != nil {
+				b.Fatal(err)
+			}
+			fn(b, a.Handler(), credentials{clientID: issued.Project.ClientID, secret: issued.ClientSecret})
+		})
+	}
+}
+
+func benchRequest(b *testing.B, h http.Handler, creds credentials, method, path, body string, want int) []byte {
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req := httptest.NewRequest(method, path, rd)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-Client-Id", creds.clientID)
+	req.Header.Set("X-Client-Secret", creds.secret)
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != want {
+		b.Fatalf("%s %s = %d %s", method, path, rec.Code, rec.Body)
+	}
+	return rec.Body.Bytes()
+}
+
+func BenchmarkCreateUser(b *testing.B) {
+	benchBackends(b, func(b *testing.B, h http.Handler, creds credentials) {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			i++
+			benchRequest(b, h, creds, "POST", "/api/v1/users",
+				fmt.Sprintf(`{"email":"user%d@example.com","first_name":"Bench","last_name":"User"}`, i), http.StatusCreated)
+		}
+	})
+}
+
+func BenchmarkGetUserByID(b *testing.B) {
+	benchBackends(b, func(b *testing.B, h http.Handler, creds credentials) {
+		// A realistic table: many users, the one read in the middle of the id range.
+		var ids []string
+		for i := range 1000 {
+			var u struct{ ID string }
+			body := benchRequest(b, h, creds, "POST", "/api/v1/users", fmt.Sprintf(`{"email":"seed%d@example.com"}`, i), http.StatusCreated)
+			if err := json.Unmarshal(body, &u); err != nil {
+				b.Fatal(err)
+			}
+			ids = append(ids, u.ID)
+		}
+		path := "/api/v1/users/" + ids[len(ids)/2]
+		b.ReportAllocs()
+		for b.Loop() {
+			benchRequest(b, h, creds, "GET", path, "", http.StatusOK)
+		}
+	})
+}
+
+func BenchmarkGetUserByIDParallel(b *testing.B) {
+	benchBackends(b, func(b *testing.B, h http.Handler, creds credentials) {
+		var u struct{ ID string }
+		body := benchRequest(b, h, creds, "POST", "/api/v1/users", `{"email":"par@example.com"}`, http.StatusCreated)
+		if err := json.Unmarshal(body, &u); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				benchRequest(b, h, creds, "GET", "/api/v1/users/"+u.ID, "", http.StatusOK)
+			}
+		})
+	})
+}
