@@ -429,32 +429,19 @@ func (s *Service) ListUserOrganizations(ctx context.Context, projectID, userID s
 	if _, err := s.getUser(ctx, s.store, projectID, userID); err != nil {
 		return nil, err
 	}
-	ms, err := s.store.ListMemberships(ctx, projectID, []string{userID})
-	if err != nil {
-		return nil, fmt.Errorf("directory: list memberships: %w", err)
-	}
-	var orgIDs, roleIDs []string
-	for _, m := range ms {
-		orgIDs = append(orgIDs, m.OrganizationID)
-		roleIDs = append(roleIDs, m.RoleIDs...)
-	}
-	orgs, err := s.loadOrgs(ctx, projectID, orgIDs)
+	md, err := s.loadMemberships(ctx, projectID, []string{userID}, false)
 	if err != nil {
 		return nil, err
 	}
-	roles, err := s.loadRoles(ctx, projectID, roleIDs, false)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]UserOrganization, 0, len(ms))
-	for _, m := range ms {
-		o, ok := orgs[m.OrganizationID]
+	out := make([]UserOrganization, 0, len(md.memberships))
+	for _, m := range md.memberships {
+		o, ok := md.orgs[m.OrganizationID]
 		if !ok {
 			continue
 		}
 		uo := UserOrganization{Organization: o, Roles: []TenantRole{}}
 		for _, id := range m.RoleIDs {
-			if r, ok := roles[id]; ok {
+			if r, ok := md.roles[id]; ok {
 				uo.Roles = append(uo.Roles, r)
 			}
 		}

@@ -56,9 +56,33 @@ func (s *Service) userViews(ctx context.Context, projectID string, users []store
 	for i, u := range users {
 		ids[i] = u.ID
 	}
-	ms, err := s.store.ListMemberships(ctx, projectID, ids)
+	md, err := s.loadMemberships(ctx, projectID, ids, true)
 	if err != nil {
-		return nil, fmt.Errorf("directory: list memberships: %w", err)
+		return nil, err
+	}
+	byUser := make(map[string][]store.Membership, len(users))
+	for _, m := range md.memberships {
+		byUser[m.UserID] = append(byUser[m.UserID], m)
+	}
+	for i, u := range users {
+		out[i] = buildUser(u, byUser[u.ID], md.orgs, md.roles)
+	}
+	return out, nil
+}
+
+// membershipData is the memberships of some users with the organizations and roles they name.
+type membershipData struct {
+	memberships []store.Membership
+	orgs        map[string]store.Organization
+	roles       map[string]TenantRole
+}
+
+// loadMemberships reads the users' memberships and what they refer to; effective is as for
+// loadRoles.
+func (s *Service) loadMemberships(ctx context.Context, projectID string, userIDs []string, effective bool) (membershipData, error) {
+	ms, err := s.store.ListMemberships(ctx, projectID, userIDs)
+	if err != nil {
+		return membershipData{}, fmt.Errorf("directory: list memberships: %w", err)
 	}
 	var orgIDs, roleIDs []string
 	for _, m := range ms {
@@ -67,20 +91,13 @@ func (s *Service) userViews(ctx context.Context, projectID string, users []store
 	}
 	orgs, err := s.loadOrgs(ctx, projectID, orgIDs)
 	if err != nil {
-		return nil, err
+		return membershipData{}, err
 	}
-	roles, err := s.loadRoles(ctx, projectID, roleIDs, true)
+	roles, err := s.loadRoles(ctx, projectID, roleIDs, effective)
 	if err != nil {
-		return nil, err
+		return membershipData{}, err
 	}
-	byUser := make(map[string][]store.Membership, len(users))
-	for _, m := range ms {
-		byUser[m.UserID] = append(byUser[m.UserID], m)
-	}
-	for i, u := range users {
-		out[i] = buildUser(u, byUser[u.ID], orgs, roles)
-	}
-	return out, nil
+	return membershipData{memberships: ms, orgs: orgs, roles: roles}, nil
 }
 
 // userView is userViews for one user.
