@@ -15,6 +15,10 @@ var ErrNotFound = errors.New("store: not found")
 // second user with the same email in a project or a second role with the same slug.
 var ErrConflict = errors.New("store: conflict")
 
+// ErrReused is returned (wrapped) when a single-use token that was already used is presented
+// again; the call also returns the token, so that the caller can act on its family.
+var ErrReused = errors.New("store: already used")
+
 // Store is the whole storage contract. Every backend passes the conformance suite in
 // store/storetest. Times are stored in UTC with microsecond precision.
 type Store interface {
@@ -25,6 +29,11 @@ type Store interface {
 	Permissions
 	LoginLogs
 	OneTimeSecrets
+	SigningKeys
+	SealedSecrets
+	Sessions
+	RefreshTokens
+	AuditEvents
 
 	// InTx runs fn in one transaction: all of fn's writes commit together or not at all.
 	// The Store passed to fn is bound to the transaction; calling InTx on it runs fn inline.
