@@ -231,11 +231,22 @@ func (s *Service) UpdateUser(ctx context.Context, projectID, id string, in UserI
 		if u, err = s.getUser(ctx, tx, projectID, id); err != nil {
 			return err
 		}
+		wasActive := u.Active
 		if err := p.apply(&u); err != nil {
 			return err
 		}
 		u.UpdatedAt = s.clock()
-		return tx.UpdateUser(ctx, u)
+		if err := tx.UpdateUser(ctx, u); err != nil {
+			return err
+		}
+		if wasActive && !u.Active {
+			// A deactivated user is logged out everywhere, in the same commit: their access
+			// tokens stop working at once because every request checks the session.
+			if _, err := tx.RevokeUserSessions(ctx, projectID, id, u.UpdatedAt, "user_deactivated"); err != nil {
+				return fmt.Errorf("directory: end sessions of deactivated user: %w", err)
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		return User{}, s.userWriteError(ctx, u, err)
@@ -248,7 +259,8 @@ func (s *Service) SetEmailVerified(ctx context.Context, projectID, id string, ve
 	return s.UpdateUser(ctx, projectID, id, UserInput{EmailVerified: &verified})
 }
 
-// DeleteUser deletes a user with their memberships and login logs. Errors: user_not_found (404).
+// DeleteUser deletes a user with their memberships, login logs and sessions (the store's
+// foreign keys remove them in the same statement). Errors: user_not_found (404).
 func (s *Service) DeleteUser(ctx context.Context, projectID, id string) error {
 	if !ident.Valid(id) {
 		return missing(codeUserNotFound, "user")
@@ -448,4 +460,28 @@ func (s *Service) ListUserOrganizations(ctx context.Context, projectID, userID s
 		out = append(out, uo)
 	}
 	return out, nil
+}
+
+// MemberAccess returns the slugs of the roles a user holds in an organization and of the
+// permissions those roles grant (inactive roles grant nothing), for access token claims. A
+// user who is not, or no longer, a member gets none.
+func (s *Service) MemberAccess(ctx context.Context, projectID, userID, orgID string) (roles, permissions []string, err error) {
+	md, err := s.loadMemberships(ctx, projectID, []string{userID}, true)
+	if err != nil {
+		return nil, nil, err
+	}
+	roles, permissions = []string{}, []string{}
+	for _, m := range md.memberships {
+		if m.OrganizationID != orgID {
+			continue
+		}
+		for _, id := range m.RoleIDs {
+			if r, ok := md.roles[id]; ok {
+				roles = append(roles, r.Slug)
+				permissions = append(permissions, r.Permissions...)
+			}
+		}
+	}
+	slices.Sort(roles)
+	return roles, uniqueSorted(permissions), nil
 }

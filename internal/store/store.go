@@ -135,6 +135,9 @@ type Users interface {
 	ListUsers(ctx context.Context, projectID string, f UserFilter, p Page) ([]User, error)
 	// UpdateUser replaces every field but ID, ProjectID and CreatedAt.
 	UpdateUser(ctx context.Context, u User) error // ErrNotFound; ErrConflict
+	// RecordLogin sets the user's last login time and connection type, and nothing else, so a
+	// login never overwrites a concurrent profile change. ErrNotFound if no such user.
+	RecordLogin(ctx context.Context, projectID, id string, at time.Time, connectionType string) error
 	// DeleteUser removes the user with their memberships and login logs.
 	DeleteUser(ctx context.Context, projectID, id string) error
 }

@@ -20,8 +20,8 @@ func (h Handler) listUsers(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	httpserver.WriteJSON(w, http.StatusOK, struct {
-		Users      []userOut `json:"users"`
-		NextCursor *string   `json:"next_cursor"`
+		Users      []UserBody `json:"users"`
+		NextCursor *string    `json:"next_cursor"`
 	}{users, cursor(page.NextCursor)})
 	return nil
 }
@@ -35,7 +35,7 @@ func (h Handler) createUser(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	httpserver.WriteJSON(w, http.StatusCreated, userJSON(u))
+	httpserver.WriteJSON(w, http.StatusCreated, NewUserBody(u))
 	return nil
 }
 
@@ -44,7 +44,7 @@ func (h Handler) getUser(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	httpserver.WriteJSON(w, http.StatusOK, userJSON(u))
+	httpserver.WriteJSON(w, http.StatusOK, NewUserBody(u))
 	return nil
 }
 
@@ -53,7 +53,7 @@ func (h Handler) getUserByEmail(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	httpserver.WriteJSON(w, http.StatusOK, userJSON(u))
+	httpserver.WriteJSON(w, http.StatusOK, NewUserBody(u))
 	return nil
 }
 
@@ -66,7 +66,7 @@ func (h Handler) updateUser(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	httpserver.WriteJSON(w, http.StatusOK, userJSON(u))
+	httpserver.WriteJSON(w, http.StatusOK, NewUserBody(u))
 	return nil
 }
 
@@ -90,7 +90,7 @@ func (h Handler) verifyUser(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	httpserver.WriteJSON(w, http.StatusOK, userJSON(u))
+	httpserver.WriteJSON(w, http.StatusOK, NewUserBody(u))
 	return nil
 }
 
@@ -108,7 +108,7 @@ func (h Handler) setUserRoles(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	httpserver.WriteJSON(w, http.StatusOK, userJSON(u))
+	httpserver.WriteJSON(w, http.StatusOK, NewUserBody(u))
 	return nil
 }
 

@@ -122,7 +122,8 @@ func first[T any](vs ...*T) *T {
 
 // The response bodies, in the casing API.md documents.
 
-type userOut struct {
+// UserBody is a user as every endpoint shows one (API.md §9), login results included.
+type UserBody struct {
 	UnderscoreID  string         `json:"_id"`
 	ID            string         `json:"id"`
 	AccountID     string         `json:"account_id"`
@@ -157,8 +158,9 @@ type tenantRoleOut struct {
 	Permissions []string `json:"permissions"`
 }
 
-func userJSON(u directory.User) userOut {
-	out := userOut{
+// NewUserBody renders u.
+func NewUserBody(u directory.User) UserBody {
+	out := UserBody{
 		UnderscoreID: u.ID, ID: u.ID, AccountID: u.ProjectID, ConnectionID: u.ConnectionType,
 		Email: u.Email, PhoneID: u.Phone, FirstName: u.FirstName, LastName: u.LastName,
 		Groups: nonNil(u.Groups), RawAttributes: u.RawAttributes, Roles: nonNil(u.Roles),
@@ -188,10 +190,10 @@ func userJSON(u directory.User) userOut {
 	return out
 }
 
-func usersJSON(us []directory.User) []userOut {
-	out := make([]userOut, len(us))
+func usersJSON(us []directory.User) []UserBody {
+	out := make([]UserBody, len(us))
 	for i, u := range us {
-		out[i] = userJSON(u)
+		out[i] = NewUserBody(u)
 	}
 	return out
 }

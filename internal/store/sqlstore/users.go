@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"time"
 
 	"github.com/latchkey-dev/latchkey/internal/store"
 )
@@ -129,4 +130,11 @@ func (s *Store) UpdateUser(ctx context.Context, u store.User) error {
 func (s *Store) DeleteUser(ctx context.Context, projectID, id string) error {
 	err := mustAffect(s.execAffected(ctx, `DELETE FROM users WHERE project_id = ? AND id = ?`, projectID, id))
 	return s.wrap(err, "delete user %s", id)
+}
+
+// RecordLogin sets last_login_at and connection_type of the user.
+func (s *Store) RecordLogin(ctx context.Context, projectID, id string, at time.Time, connectionType string) error {
+	err := mustAffect(s.execAffected(ctx, `UPDATE users SET last_login_at = ?, connection_type = ?
+		WHERE project_id = ? AND id = ?`, toMicros(at), connectionType, projectID, id))
+	return s.wrap(err, "record login of user %s", id)
 }

@@ -203,6 +203,20 @@ func testUsers(t *testing.T, newStore func(t *testing.T) store.Store) {
 		wantEqual(t, a, got, "user after changing the case of their email")
 	})
 
+	t.Run("RecordLogin", func(t *testing.T) {
+		t.Parallel()
+		f, g := inNewProject(t, st), inNewProject(t, st)
+		u := f.user()
+		when := at(time.Hour)
+		must(t, st.RecordLogin(f.ctx, f.pid, u.ID, when, "EmailOTP"), "RecordLogin")
+		u.LastLoginAt, u.ConnectionType = ptr(when), "EmailOTP"
+		got, err := st.GetUser(f.ctx, f.pid, u.ID)
+		must(t, err, "GetUser")
+		wantEqual(t, u, got, "user after RecordLogin (only the login fields change)")
+		wantNotFound(t, st.RecordLogin(f.ctx, g.pid, u.ID, when, "EmailOTP"), "RecordLogin through another project")
+		wantNotFound(t, st.RecordLogin(f.ctx, f.pid, newID(), when, "EmailOTP"), "RecordLogin of an unknown user")
+	})
+
 	t.Run("SameEmailOtherProject", func(t *testing.T) {
 		t.Parallel()
 		f := inNewProject(t, st)
