@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/latchkey-dev/latchkey/internal/secretbox"
 )
 
 // EnvPrefix starts every environment variable the configuration reads.
@@ -35,6 +37,16 @@ type Config struct {
 	LogFormat string
 	// ShutdownTimeout is how long in-flight requests may take to finish on shutdown.
 	ShutdownTimeout time.Duration
+	// MasterKey is one or more base64 master keys for secrets at rest, the first current,
+	// separated by commas or whitespace. It has no flag: a key on a command line is visible to
+	// every user in the process list and stays in shell history.
+	MasterKey string
+	// MasterKeyFile is a file with one master key per line, the first current. With neither
+	// MasterKey nor MasterKeyFile, SQLite generates DataDir/master.key; PostgreSQL refuses to start.
+	MasterKeyFile string
+	// KeyCacheTTL is how long an instance trusts its cached copy of the signing keys; a
+	// rotated-in key is published for twice this before it signs.
+	KeyCacheTTL time.Duration
 
 	// loadErrs are problems found while reading the environment, reported by Validate with
 	// every other problem.
@@ -50,6 +62,7 @@ func Default() Config {
 		LogLevel:        "info",
 		LogFormat:       "text",
 		ShutdownTimeout: 15 * time.Second,
+		KeyCacheTTL:     30 * time.Second,
 	}
 }
 
@@ -60,6 +73,8 @@ type setting struct {
 	usage string
 	str   func(c *Config) *string
 	dur   func(c *Config) *time.Duration
+	// envOnly settings have no flag, because their value is a secret.
+	envOnly bool
 }
 
 var settings = []setting{
@@ -72,6 +87,12 @@ var settings = []setting{
 	{name: "log-format", usage: "log `format`: text or json", str: func(c *Config) *string { return &c.LogFormat }},
 	{name: "shutdown-timeout", usage: "how long in-flight requests may take to finish on shutdown (`duration`)",
 		dur: func(c *Config) *time.Duration { return &c.ShutdownTimeout }},
+	{name: "key-cache-ttl", usage: "how long an instance trusts its cached signing keys (`duration`, 1s..10m)",
+		dur: func(c *Config) *time.Duration { return &c.KeyCacheTTL }},
+	{name: "master-key", usage: "base64 master `keys` for secrets at rest, first current (environment only)",
+		str: func(c *Config) *string { return &c.MasterKey }, envOnly: true},
+	{name: "master-key-file", usage: "`file` of master keys for secrets at rest, one per line, first current (default: generated in the data dir with SQLite)",
+		str: func(c *Config) *string { return &c.MasterKeyFile }},
 }
 
 // EnvName returns the environment variable of a setting named like its flag.
@@ -118,6 +139,9 @@ func Load(lookup func(string) (string, bool)) Config {
 // parsing fs overrides the environment with the command line.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	for _, s := range settings {
+		if s.envOnly {
+			continue
+		}
 		usage := s.usage + " [$" + EnvName(s.name) + "]"
 		if s.str != nil {
 			p := s.str(c)
@@ -172,6 +196,24 @@ func (c Config) Validate() error {
 	}
 	if c.ShutdownTimeout <= 0 || c.ShutdownTimeout > 10*time.Minute {
 		add("shutdown_timeout", "%s must be more than 0 and at most 10m", c.ShutdownTimeout)
+	}
+	if c.KeyCacheTTL < time.Second || c.KeyCacheTTL > 10*time.Minute {
+		add("key_cache_ttl", "%s must be from 1s to 10m", c.KeyCacheTTL)
+	}
+
+	// The key file is read (and its mode checked) when the server loads the keys; the keys in
+	// the environment can be checked here, with everything else. secretbox's errors never
+	// quote a key.
+	if c.MasterKey != "" && c.MasterKeyFile != "" {
+		add("master_key", "set %s or %s (--master-key-file), not both", EnvName("master-key"), EnvName("master-key-file"))
+	} else if c.MasterKey != "" {
+		keys, err := secretbox.ParseKeys(c.MasterKey)
+		if err == nil {
+			_, err = secretbox.NewKeyring(keys...)
+		}
+		if err != nil {
+			add("master_key", "%s: %v", EnvName("master-key"), err)
+		}
 	}
 	return errors.Join(errs...)
 }
@@ -235,7 +277,8 @@ func (c Config) Level() (slog.Level, error) {
 	return 0, fmt.Errorf("log_level: %q must be debug, info, warn or error", c.LogLevel)
 }
 
-// LogValue describes the configuration for logs, without the database URL's password.
+// LogValue describes the configuration for logs, without the database URL's password or the
+// master keys.
 func (c Config) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("addr", c.Addr),
@@ -245,6 +288,9 @@ func (c Config) LogValue() slog.Value {
 		slog.String("log_level", c.LogLevel),
 		slog.String("log_format", c.LogFormat),
 		slog.Duration("shutdown_timeout", c.ShutdownTimeout),
+		slog.Duration("key_cache_ttl", c.KeyCacheTTL),
+		slog.Bool("master_key_set", c.MasterKey != ""),
+		slog.String("master_key_file", c.MasterKeyFile),
 	)
 }
 

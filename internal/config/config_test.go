@@ -1,12 +1,17 @@
 package config
 
 import (
+	"bytes"
 	"flag"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/latchkey-dev/latchkey/internal/secretbox"
 )
 
 func env(m map[string]string) func(string) (string, bool) {
@@ -75,12 +80,13 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	c.PublicURL = "ftp://auth.example.com/?x=1"
 	c.LogLevel = "loud"
 	c.LogFormat = "xml"
+	c.KeyCacheTTL = time.Hour
 	err := c.Validate()
 	if err == nil {
 		t.Fatal("Validate accepted a bad config")
 	}
 	msg := err.Error()
-	for _, name := range []string{"shutdown_timeout", "addr:", "database_url:", "public_url:", "log_level:", "log_format:"} {
+	for _, name := range []string{"shutdown_timeout", "addr:", "database_url:", "public_url:", "log_level:", "log_format:", "key_cache_ttl:"} {
 		if !strings.Contains(msg, name) {
 			t.Errorf("error does not name %s:\n%s", name, msg)
 		}
@@ -134,5 +140,87 @@ func TestPublicURLDefaultsToAddr(t *testing.T) {
 func TestRedactURL(t *testing.T) {
 	if got := RedactURL("postgres://user:secret@db/x"); strings.Contains(got, "secret") {
 		t.Errorf("RedactURL kept the password: %q", got)
+	}
+}
+
+func TestMasterKeySettings(t *testing.T) {
+	key := secretbox.EncodeKey(bytes.Repeat([]byte{7}, secretbox.KeySize))
+	c := Load(env(map[string]string{"LATCHKEY_MASTER_KEY": key}))
+	if c.MasterKey != key {
+		t.Fatalf("MasterKey not read from LATCHKEY_MASTER_KEY")
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	c.RegisterFlags(fs)
+	// A key on the command line is visible in the process list and shell history.
+	if fs.Lookup("master-key") != nil {
+		t.Error("there is a --master-key flag")
+	}
+	if err := fs.Parse([]string{"--master-key", key}); err == nil {
+		t.Error("--master-key was accepted")
+	}
+
+	fromEnv := Load(env(map[string]string{"LATCHKEY_MASTER_KEY_FILE": "/run/secrets/latchkey-master-key"}))
+	if fromEnv.MasterKeyFile != "/run/secrets/latchkey-master-key" {
+		t.Errorf("MasterKeyFile = %q from LATCHKEY_MASTER_KEY_FILE", fromEnv.MasterKeyFile)
+	}
+	fs = flag.NewFlagSet("test", flag.ContinueOnError)
+	fromEnv.RegisterFlags(fs)
+	if err := fs.Parse([]string{"--master-key-file", "/etc/latchkey/master.key"}); err != nil {
+		t.Fatal(err)
+	}
+	if fromEnv.MasterKeyFile != "/etc/latchkey/master.key" {
+		t.Errorf("--master-key-file did not override the environment: %q", fromEnv.MasterKeyFile)
+	}
+	if err := fromEnv.Validate(); err != nil {
+		t.Error(err)
+	}
+}
+
+func TestMasterKeyProblemsAreReportedWithTheRest(t *testing.T) {
+	key := secretbox.EncodeKey(bytes.Repeat([]byte{7}, secretbox.KeySize))
+	short := secretbox.EncodeKey(bytes.Repeat([]byte{9}, 16))
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"both", map[string]string{"LATCHKEY_MASTER_KEY": key, "LATCHKEY_MASTER_KEY_FILE": "/k"}, "not both"},
+		{"short key", map[string]string{"LATCHKEY_MASTER_KEY": key + "," + short}, "entry 2 decodes to 16 bytes"},
+		{"not base64", map[string]string{"LATCHKEY_MASTER_KEY": key + " " + key[:20] + "*"}, "entry 2 is not valid base64"},
+		{"duplicate", map[string]string{"LATCHKEY_MASTER_KEY": key + "\n" + key}, "repeats key 1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := Load(env(tc.env))
+			c.LogFormat = "xml"
+			err := c.Validate()
+			if err == nil {
+				t.Fatal("Validate accepted it")
+			}
+			msg := err.Error()
+			if !strings.Contains(msg, "master_key:") || !strings.Contains(msg, tc.want) || !strings.Contains(msg, "log_format:") {
+				t.Errorf("error does not name master_key (%q) and log_format:\n%s", tc.want, msg)
+			}
+			if strings.Contains(msg, key[:20]) || strings.Contains(msg, short) {
+				t.Errorf("error reveals a key:\n%s", msg)
+			}
+		})
+	}
+}
+
+func TestLogValueHidesMasterKey(t *testing.T) {
+	key := secretbox.EncodeKey(bytes.Repeat([]byte{7}, secretbox.KeySize))
+	c := Load(env(map[string]string{"LATCHKEY_MASTER_KEY": key}))
+	var buf bytes.Buffer
+	slog.New(slog.NewTextHandler(&buf, nil)).Info("config", "config", c)
+	if strings.Contains(buf.String(), key) || strings.Contains(buf.String(), key[:20]) {
+		t.Errorf("log shows the master key: %s", buf.String())
+	}
+	if !strings.Contains(buf.String(), "master_key_set=true") {
+		t.Errorf("log does not say a master key is set: %s", buf.String())
 	}
 }
