@@ -1,0 +1,373 @@
+package token_test
+
+import (
+	"context"
+	"crypto/rand"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/latchkey-dev/latchkey/internal/directory"
+	"github.com/latchkey-dev/latchkey/internal/failure"
+	"github.com/latchkey-dev/latchkey/internal/project"
+	"github.com/latchkey-dev/latchkey/internal/secretbox"
+	"github.com/latchkey-dev/latchkey/internal/store"
+	"github.com/latchkey-dev/latchkey/internal/store/sqlstore"
+	"github.com/latchkey-dev/latchkey/internal/testdb"
+	"github.com/latchkey-dev/latchkey/internal/token"
+)
+
+// clock is a settable clock shared by every service of a test.
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+// env is a project with a user, on a real store, with real key, session and directory services.
+type env struct {
+	t       *testing.T
+	ctx     context.Context
+	st      store.Store
+	clock   *clock
+	keys    *token.KeyManager
+	svc     *token.Service
+	dir     *directory.Service
+	project store.Project
+	userID  string
+	policy  token.Policy
+}
+
+const issuer = "https://auth.example.com"
+
+func newEnv(t *testing.T, st *sqlstore.Store) *env {
+	t.Helper()
+	e := &env{t: t, ctx: t.Context(), st: st, clock: &clock{now: time.Now().UTC().Truncate(time.Second)}}
+	key, err := secretbox.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ring, err := secretbox.NewKeyring(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.dir = directory.New(directory.Deps{Store: st, Now: e.clock.Now})
+	projects := project.New(project.Deps{Store: st, SeedRoles: e.dir.SeedRoles, Now: e.clock.Now})
+	issued, err := projects.Create(e.ctx, project.NewProject{Name: "Tokens"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.project = issued.Project
+	e.policy = token.Policy{Algorithm: token.ES256, AccessTTL: 15 * time.Minute, RefreshTTL: 30 * 24 * time.Hour,
+		IdleTimeout: 7 * 24 * time.Hour, AbsoluteTimeout: 30 * 24 * time.Hour}
+	e.keys = token.NewKeyManager(token.KeyManagerDeps{Store: st, Sealer: ring, Now: e.clock.Now})
+	e.svc = token.NewService(token.ServiceDeps{
+		Store: st, Projects: projects, Keys: e.keys, Access: access{e.dir},
+		Policy: func(store.Project) (token.Policy, error) { return e.policy, nil },
+		Issuer: issuer, Now: e.clock.Now,
+	})
+	u, err := e.dir.CreateUser(e.ctx, e.project.ID, directory.UserInput{Email: ptr("ada@example.com")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.userID = u.ID
+	return e
+}
+
+type access struct{ d *directory.Service }
+
+func (a access) UserAccess(ctx context.Context, projectID, userID, orgID string) (token.Access, error) {
+	r, p, err := a.d.MemberAccess(ctx, projectID, userID, orgID)
+	return token.Access{Roles: r, Permissions: p}, err
+}
+
+func ptr[T any](v T) *T { return &v }
+
+func (e *env) login() token.Tokens {
+	e.t.Helper()
+	var out token.Tokens
+	starter, err := e.svc.PrepareSession(e.ctx, e.project)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	err = e.st.InTx(e.ctx, func(tx store.Store) error {
+		var err error
+		out, err = starter.Start(e.ctx, tx, token.Grant{UserID: e.userID,
+			ConnectionType: "EmailOTP", AMR: []string{"otp"}, Meta: token.Meta{IPAddress: "192.0.2.7", UserAgent: "test"}})
+		return err
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return out
+}
+
+func wantCode(t *testing.T, err error, code string) {
+	t.Helper()
+	fe, ok := failure.As(err)
+	if !ok || fe.Code != code {
+		t.Fatalf("err = %v, want %s", err, code)
+	}
+}
+
+func TestRefreshRotates(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, st *sqlstore.Store) {
+		e := newEnv(t, st)
+		first := e.login()
+		if _, err := e.svc.Authenticate(e.ctx, e.project, first.AccessToken); err != nil {
+			t.Fatalf("the first access token: %v", err)
+		}
+		e.clock.Advance(time.Minute)
+		second, err := e.svc.Refresh(e.ctx, e.project, first.RefreshToken, token.Meta{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if second.RefreshToken == first.RefreshToken || second.AccessToken == first.AccessToken ||
+			second.Session.ID != first.Session.ID || second.Claims.SessionID != first.Session.ID {
+			t.Errorf("refresh did not rotate within the session: first %+v, second %+v", first.Session, second.Session)
+		}
+		if !second.Session.LastSeenAt.Equal(e.clock.Now()) {
+			t.Errorf("refresh did not record use of the session: last seen %v", second.Session.LastSeenAt)
+		}
+		third, err := e.svc.Refresh(e.ctx, e.project, second.RefreshToken, token.Meta{})
+		if err != nil {
+			t.Fatalf("refreshing with the new token: %v", err)
+		}
+		if _, err := e.svc.Authenticate(e.ctx, e.project, third.AccessToken); err != nil {
+			t.Fatalf("the rotated access token: %v", err)
+		}
+		for _, bad := range []string{"", "rt_unknown", "sk_" + first.RefreshToken, first.RefreshToken + "x"} {
+			_, err := e.svc.Refresh(e.ctx, e.project, bad, token.Meta{})
+			wantCode(t, err, "invalid_grant")
+		}
+	})
+}
+
+func TestReusedRefreshTokenRevokesTheSession(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, st *sqlstore.Store) {
+		e := newEnv(t, st)
+		first := e.login()
+		other := e.login() // another session of the same user stays alive
+		second, err := e.svc.Refresh(e.ctx, e.project, first.RefreshToken, token.Meta{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = e.svc.Refresh(e.ctx, e.project, first.RefreshToken, token.Meta{IPAddress: "203.0.113.9", UserAgent: "thief"})
+		wantCode(t, err, "invalid_grant")
+
+		// The whole family is dead: the newest refresh token and the access tokens too.
+		_, err = e.svc.Refresh(e.ctx, e.project, second.RefreshToken, token.Meta{})
+		wantCode(t, err, "invalid_grant")
+		for _, at := range []string{first.AccessToken, second.AccessToken} {
+			_, err := e.svc.Authenticate(e.ctx, e.project, at)
+			wantCode(t, err, "invalid_token")
+		}
+		if _, err := e.svc.Authenticate(e.ctx, e.project, other.AccessToken); err != nil {
+			t.Errorf("another session of the user was ended too: %v", err)
+		}
+		sess, err := st.GetSession(e.ctx, e.project.ID, first.Session.ID)
+		if err != nil || sess.RevokedAt == nil || sess.RevokeReason != "refresh_token_reused" {
+			t.Errorf("session after reuse = %+v, %v", sess, err)
+		}
+		events, err := st.ListAuditEvents(e.ctx, e.project.ID, store.AuditFilter{Type: "refresh_token.reused"}, 10, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(events) != 1 || events[0].SessionID != first.Session.ID || events[0].UserID != e.userID ||
+			events[0].IPAddress != "203.0.113.9" || events[0].UserAgent != "thief" {
+			t.Errorf("audit events = %+v, want one reuse event for the session with the reuser's address", events)
+		}
+	})
+}
+
+func TestRefreshRace(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, st *sqlstore.Store) {
+		e := newEnv(t, st)
+		first := e.login()
+		const racers = 50
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		results := make([]token.Tokens, racers)
+		errs := make([]error, racers)
+		for i := range racers {
+			wg.Go(func() {
+				<-start
+				results[i], errs[i] = e.svc.Refresh(e.ctx, e.project, first.RefreshToken, token.Meta{})
+			})
+		}
+		close(start)
+		wg.Wait()
+		won := 0
+		for i, err := range errs {
+			switch fe, ok := failure.As(err); {
+			case err == nil:
+				won++
+			case ok && fe.Code == "invalid_grant":
+			default:
+				t.Errorf("racer %d: unexpected error %v", i, err)
+			}
+		}
+		if won != 1 {
+			t.Fatalf("%d of %d concurrent refreshes with one token succeeded, want exactly 1", won, racers)
+		}
+		// The other 49 were reuse: the session is over, the winner's tokens included.
+		for i, r := range results {
+			if errs[i] == nil {
+				_, err := e.svc.Authenticate(e.ctx, e.project, r.AccessToken)
+				wantCode(t, err, "invalid_token")
+				_, err = e.svc.Refresh(e.ctx, e.project, r.RefreshToken, token.Meta{})
+				wantCode(t, err, "invalid_grant")
+			}
+		}
+		events, err := st.ListAuditEvents(e.ctx, e.project.ID, store.AuditFilter{Type: "refresh_token.reused"}, 100, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(events) != racers-1 {
+			t.Errorf("%d reuse events, want %d (one per losing request)", len(events), racers-1)
+		}
+	})
+}
+
+func TestSessionExpiry(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, st *sqlstore.Store) {
+		e := newEnv(t, st)
+		e.policy.IdleTimeout = time.Hour
+		e.policy.AbsoluteTimeout = 3 * time.Hour
+		e.policy.AccessTTL = 24 * time.Hour // longer than the session: capped to it
+		tok := e.login()
+		if !tok.Claims.ExpiresAt.Equal(tok.Session.ExpiresAt) {
+			t.Errorf("access token expires %v, after its session %v", tok.Claims.ExpiresAt, tok.Session.ExpiresAt)
+		}
+		// Use within the idle timeout keeps the session alive...
+		for range 4 {
+			e.clock.Advance(50 * time.Minute)
+			if _, err := e.svc.Authenticate(e.ctx, e.project, tok.AccessToken); err != nil && e.clock.Now().Before(tok.Session.ExpiresAt) {
+				t.Fatalf("at +%v: %v", e.clock.Now().Sub(tok.Session.CreatedAt), err)
+			}
+		}
+		// ...until its absolute end, whatever the token's own exp.
+		_, err := e.svc.Authenticate(e.ctx, e.project, tok.AccessToken)
+		wantCode(t, err, "invalid_token")
+
+		idle := e.login()
+		e.clock.Advance(61 * time.Minute)
+		_, err = e.svc.Authenticate(e.ctx, e.project, idle.AccessToken)
+		wantCode(t, err, "invalid_token")
+		_, err = e.svc.Refresh(e.ctx, e.project, idle.RefreshToken, token.Meta{})
+		wantCode(t, err, "invalid_grant")
+	})
+}
+
+func TestRevocation(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, st *sqlstore.Store) {
+		e := newEnv(t, st)
+		a, b := e.login(), e.login()
+		sessions, err := e.svc.ListSessions(e.ctx, e.project.ID, e.userID)
+		if err != nil || len(sessions) != 2 {
+			t.Fatalf("sessions = %v, %v", sessions, err)
+		}
+		err = e.svc.RevokeSession(e.ctx, e.project.ID, "someone-else", a.Session.ID, "user_revoked", token.Meta{})
+		wantCode(t, err, "session_not_found")
+		if err := e.svc.RevokeSession(e.ctx, e.project.ID, e.userID, a.Session.ID, "user_revoked", token.Meta{}); err != nil {
+			t.Fatal(err)
+		}
+		_, err = e.svc.Authenticate(e.ctx, e.project, a.AccessToken)
+		wantCode(t, err, "invalid_token")
+		if _, err := e.svc.Authenticate(e.ctx, e.project, b.AccessToken); err != nil {
+			t.Fatalf("the other session: %v", err)
+		}
+		// Deactivating the user ends every session at once.
+		if _, err := e.dir.UpdateUser(e.ctx, e.project.ID, e.userID, directory.UserInput{Active: ptr(false)}); err != nil {
+			t.Fatal(err)
+		}
+		_, err = e.svc.Authenticate(e.ctx, e.project, b.AccessToken)
+		wantCode(t, err, "invalid_token")
+		_, err = e.svc.Refresh(e.ctx, e.project, b.RefreshToken, token.Meta{})
+		wantCode(t, err, "invalid_grant")
+
+		if _, err := e.dir.UpdateUser(e.ctx, e.project.ID, e.userID, directory.UserInput{Active: ptr(true)}); err != nil {
+			t.Fatal(err)
+		}
+		c := e.login()
+		if err := e.dir.DeleteUser(e.ctx, e.project.ID, e.userID); err != nil {
+			t.Fatal(err)
+		}
+		_, err = e.svc.Authenticate(e.ctx, e.project, c.AccessToken)
+		wantCode(t, err, "invalid_token")
+	})
+}
+
+func TestRolesAndPermissionsInTheToken(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, st *sqlstore.Store) {
+		e := newEnv(t, st)
+		org, err := e.dir.CreateOrganization(e.ctx, e.project.ID, directory.OrganizationInput{Name: ptr("Acme")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		perm, err := e.dir.CreatePermission(e.ctx, e.project.ID, directory.PermissionInput{Name: ptr("Read Invoices")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		role, err := e.dir.CreateRole(e.ctx, e.project.ID, directory.RoleInput{Name: ptr("Billing"), PermissionIDs: &[]string{perm.ID}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.dir.SetUserRoles(e.ctx, e.project.ID, e.userID, directory.UserRolesInput{OrganizationID: org.ID, RoleIDs: []string{role.ID}}); err != nil {
+			t.Fatal(err)
+		}
+		var tok token.Tokens
+		starter, err := e.svc.PrepareSession(e.ctx, e.project)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = st.InTx(e.ctx, func(tx store.Store) error {
+			tok, err = starter.Start(e.ctx, tx, token.Grant{UserID: e.userID, OrganizationID: org.ID,
+				ConnectionType: "Passkey", AMR: []string{"hwk", "user"}})
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := e.svc.Authenticate(e.ctx, e.project, tok.AccessToken)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Claims.OrgID != org.ID || len(c.Claims.Roles) != 1 || c.Claims.Roles[0] != "billing" ||
+			len(c.Claims.Permissions) != 1 || c.Claims.Permissions[0] != "read-invoices" ||
+			len(c.Claims.AMR) != 2 || c.Claims.Subject != e.userID || c.Claims.Issuer != issuer {
+			t.Errorf("claims = %+v", c.Claims)
+		}
+	})
+}
+
+func TestClientCredentials(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, st *sqlstore.Store) {
+		e := newEnv(t, st)
+		tok, err := e.svc.ClientCredentials(e.ctx, e.project, "users:read")
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := e.svc.Authenticate(e.ctx, e.project, tok.AccessToken)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !c.Machine() || c.Claims.Subject != e.project.ClientID || c.Claims.SessionID != "" || c.Claims.Scope != "users:read" {
+			t.Errorf("machine caller = %+v", c.Claims)
+		}
+		e.clock.Advance(e.policy.AccessTTL + 3*time.Minute)
+		_, err = e.svc.Authenticate(e.ctx, e.project, tok.AccessToken)
+		wantCode(t, err, "invalid_token")
+	})
+}
