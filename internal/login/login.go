@@ -1,0 +1,195 @@
+package login
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	useragent "github.com/medama-io/go-useragent"
+
+	"github.com/latchkey-dev/latchkey/internal/directory"
+	"github.com/latchkey-dev/latchkey/internal/failure"
+	"github.com/latchkey-dev/latchkey/internal/ident"
+	"github.com/latchkey-dev/latchkey/internal/store"
+	"github.com/latchkey-dev/latchkey/internal/token"
+)
+
+// Connection types, as API.md §2 names them.
+const (
+	MagicLink  = "MagicLink"
+	EmailOTP   = "EmailOTP"
+	PhoneOTP   = "PhoneOTP"
+	Passkey    = "Passkey"
+	SAML       = "SAML"
+	OIDC       = "OIDC"
+	Google     = "Google"
+	Password   = "Password"
+	ManualUser = "ManualUser"
+)
+
+// Request is a first factor that has just succeeded.
+type Request struct {
+	Project        store.Project
+	UserID         string
+	OrganizationID string // the organization the user logs into; "" for none
+	ConnectionType string
+	AMR            []string // RFC 8176 values, e.g. ["otp"], ["hwk", "user"]
+	Meta           token.Meta
+}
+
+// Challenge is what a login that needs a second factor answers instead of tokens.
+type Challenge struct {
+	MFAToken       string
+	Authenticators []any
+}
+
+// MFAPolicy decides whether a login needs a second factor; the MFA capability provides it.
+// A nil Challenge means no.
+type MFAPolicy interface {
+	Challenge(ctx context.Context, r Request, u store.User) (*Challenge, error)
+}
+
+// Result is the outcome of a login (API.md §2): tokens and the user, or an MFA challenge.
+type Result struct {
+	Authenticated bool
+	Tokens        token.Tokens
+	User          directory.User
+	Challenge     *Challenge
+}
+
+// Sessions is the part of the session service a login needs.
+type Sessions interface {
+	PrepareSession(ctx context.Context, project store.Project) (*token.SessionStarter, error)
+	Refresh(ctx context.Context, project store.Project, refreshToken string, meta token.Meta) (token.Tokens, error)
+}
+
+// Users reads the user a result shows.
+type Users interface {
+	GetUser(ctx context.Context, projectID, id string) (directory.User, error)
+}
+
+// Deps are the service's dependencies.
+type Deps struct {
+	Store    store.Store
+	Sessions Sessions
+	Users    Users
+	MFA      MFAPolicy // nil: no login needs a second factor
+	IDs      *ident.Generator
+	Now      func() time.Time
+}
+
+// Service completes logins.
+type Service struct {
+	store    store.Store
+	sessions Sessions
+	users    Users
+	mfa      MFAPolicy
+	ids      *ident.Generator
+	now      func() time.Time
+	agents   *useragent.Parser
+}
+
+// New returns a login service.
+func New(d Deps) *Service {
+	s := &Service{store: d.Store, sessions: d.Sessions, users: d.Users, mfa: d.MFA, ids: d.IDs, now: d.Now,
+		agents: useragent.NewParser()}
+	if s.ids == nil {
+		s.ids = ident.NewGenerator()
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	return s
+}
+
+// Complete finishes a login whose first factor succeeded: unless the MFA policy asks for a
+// second factor, it records the login (login log, the user's last login) and starts the
+// session in one transaction, then returns the tokens with the user. Errors:
+// user_not_found (404), user_inactive (403).
+func (s *Service) Complete(ctx context.Context, r Request) (Result, error) {
+	now := s.now().UTC().Truncate(time.Microsecond)
+	starter, err := s.sessions.PrepareSession(ctx, r.Project)
+	if err != nil {
+		return Result{}, err
+	}
+	var tokens token.Tokens
+	var challenge *Challenge
+	err = s.store.InTx(ctx, func(tx store.Store) error {
+		u, err := tx.GetUser(ctx, r.Project.ID, r.UserID)
+		if errors.Is(err, store.ErrNotFound) {
+			return failure.New(failure.NotFound, "user_not_found", "user not found")
+		}
+		if err != nil {
+			return fmt.Errorf("get user %s: %w", r.UserID, err)
+		}
+		if !u.Active {
+			return failure.New(failure.Forbidden, "user_inactive", "this user is deactivated")
+		}
+		if s.mfa != nil {
+			if challenge, err = s.mfa.Challenge(ctx, r, u); err != nil || challenge != nil {
+				return err
+			}
+		}
+		if err := tx.AddLoginLog(ctx, s.loginLog(r, now)); err != nil {
+			return fmt.Errorf("add login log: %w", err)
+		}
+		if err := tx.RecordLogin(ctx, r.Project.ID, u.ID, now, r.ConnectionType); err != nil {
+			return fmt.Errorf("record last login of user %s: %w", u.ID, err)
+		}
+		tokens, err = starter.Start(ctx, tx, token.Grant{
+			UserID: u.ID, OrganizationID: r.OrganizationID,
+			ConnectionType: r.ConnectionType, AMR: r.AMR, Meta: r.Meta,
+		})
+		return err
+	})
+	if err != nil {
+		return Result{}, err
+	}
+	if challenge != nil {
+		return Result{Challenge: challenge}, nil
+	}
+	return s.result(ctx, r.Project.ID, r.UserID, tokens)
+}
+
+// Refresh spends a refresh token and returns the new tokens with the user, in the login
+// result's shape. Errors: invalid_grant (401).
+func (s *Service) Refresh(ctx context.Context, project store.Project, refreshToken string, meta token.Meta) (Result, error) {
+	tokens, err := s.sessions.Refresh(ctx, project, refreshToken, meta)
+	if err != nil {
+		return Result{}, err
+	}
+	return s.result(ctx, project.ID, tokens.Session.UserID, tokens)
+}
+
+func (s *Service) result(ctx context.Context, projectID, userID string, tokens token.Tokens) (Result, error) {
+	u, err := s.users.GetUser(ctx, projectID, userID)
+	if err != nil {
+		return Result{}, fmt.Errorf("load user %s for the login result: %w", userID, err)
+	}
+	return Result{Authenticated: true, Tokens: tokens, User: u}, nil
+}
+
+// loginLog describes the login from its request, with the user agent parsed into what a
+// person reading the log wants to see.
+func (s *Service) loginLog(r Request, now time.Time) store.LoginLog {
+	ua := s.agents.Parse(r.Meta.UserAgent)
+	device := "Desktop"
+	switch {
+	case ua.IsBot():
+		device = "Bot"
+	case ua.IsTablet():
+		device = "Tablet"
+	case ua.IsMobile():
+		device = "Mobile"
+	case ua.IsTV():
+		device = "TV"
+	case r.Meta.UserAgent == "" || ua.GetOS() == "":
+		device = ""
+	}
+	return store.LoginLog{
+		ID: s.ids.New(), ProjectID: r.Project.ID, UserID: r.UserID,
+		IPAddress: r.Meta.IPAddress, UserAgent: r.Meta.UserAgent, ConnectionType: r.ConnectionType,
+		OS: ua.GetOS(), Device: device, Browser: ua.GetBrowser(), CreatedAt: now,
+	}
+}
