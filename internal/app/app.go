@@ -20,10 +20,13 @@ import (
 	"github.com/latchkey-dev/latchkey/internal/directory"
 	"github.com/latchkey-dev/latchkey/internal/directory/directoryhttp"
 	"github.com/latchkey-dev/latchkey/internal/httpserver"
+	"github.com/latchkey-dev/latchkey/internal/login"
 	"github.com/latchkey-dev/latchkey/internal/project"
 	"github.com/latchkey-dev/latchkey/internal/project/projecthttp"
 	"github.com/latchkey-dev/latchkey/internal/store"
 	"github.com/latchkey-dev/latchkey/internal/store/sqlstore"
+	"github.com/latchkey-dev/latchkey/internal/token"
+	"github.com/latchkey-dev/latchkey/internal/token/tokenhttp"
 )
 
 // HTTP server limits. A slow client cannot hold a connection open forever (slowloris) nor send
@@ -46,6 +49,9 @@ type App struct {
 	ownsStore       bool
 	projects        *project.Service
 	directory       *directory.Service
+	keys            *token.KeyManager
+	sessions        *token.Service
+	login           *login.Service
 	router          *httpserver.Router
 	handler         http.Handler
 	publicURL       string
@@ -61,6 +67,8 @@ type options struct {
 	now             func() time.Time
 	rand            io.Reader
 	shutdownTimeout time.Duration
+	sealer          token.Sealer
+	keyCacheTTL     time.Duration
 }
 
 // WithLogger sets the logger (default: discard).
@@ -78,11 +86,26 @@ func WithRand(r io.Reader) Option { return func(o *options) { o.rand = r } }
 // WithShutdownTimeout sets how long Serve lets in-flight requests finish (default 15s).
 func WithShutdownTimeout(d time.Duration) Option { return func(o *options) { o.shutdownTimeout = d } }
 
+// WithSealer sets what seals secrets at rest (a secretbox.Keyring). Without it the server
+// makes a random key ring that lives only as long as the process: right for tests, never for a
+// real server, which New gives the configured ring.
+func WithSealer(s token.Sealer) Option { return func(o *options) { o.sealer = s } }
+
+// WithKeyCacheTTL sets how long an instance trusts its cached signing keys (default 30s).
+func WithKeyCacheTTL(d time.Duration) Option { return func(o *options) { o.keyCacheTTL = d } }
+
 // New opens the database that cfg names, brings its schema up to date and builds the server.
 // cfg must be valid. Close releases the database.
 func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid configuration:\n%w", err)
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	keys, err := LoadMasterKeys(cfg, log)
+	if err != nil {
+		return nil, err
 	}
 	st, err := OpenStore(ctx, cfg)
 	if err != nil {
@@ -93,7 +116,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		return nil, fmt.Errorf("migrate database: %w", err)
 	}
 	a, err := NewWithStore(st, WithLogger(log), WithPublicURL(cfg.EffectivePublicURL()),
-		WithShutdownTimeout(cfg.ShutdownTimeout))
+		WithShutdownTimeout(cfg.ShutdownTimeout), WithSealer(keys.Ring), WithKeyCacheTTL(cfg.KeyCacheTTL))
 	if err != nil {
 		st.Close()
 		return nil, err
@@ -159,6 +182,20 @@ func NewWithStore(st store.Store, opts ...Option) (*App, error) {
 	a.directory = directory.New(directory.Deps{Store: st, Now: o.now, IDs: idGenerator(o)})
 	// Every new project gets the directory's default roles, in the transaction that creates it.
 	a.projects = project.New(project.Deps{Store: st, SeedRoles: a.directory.SeedRoles, Now: o.now, Rand: o.rand, Log: o.log})
+	if o.sealer == nil {
+		ring, err := ephemeralKeyring(o.rand)
+		if err != nil {
+			return nil, err
+		}
+		o.sealer = ring
+	}
+	a.keys = token.NewKeyManager(token.KeyManagerDeps{Store: st, Sealer: o.sealer, IDs: idGenerator(o), Now: o.now,
+		CacheTTL: o.keyCacheTTL})
+	a.sessions = token.NewService(token.ServiceDeps{
+		Store: st, Projects: a.projects, Keys: a.keys, Access: memberAccess{a.directory},
+		Policy: a.tokenPolicy, Issuer: o.publicURL, IDs: idGenerator(o), Now: o.now, Rand: o.rand, Log: o.log,
+	})
+	a.login = login.New(login.Deps{Store: st, Sessions: a.sessions, Users: a.directory, IDs: idGenerator(o), Now: o.now})
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -168,12 +205,15 @@ func NewWithStore(st store.Store, opts ...Option) (*App, error) {
 	metrics := httpserver.NewMetrics(reg)
 
 	a.router = httpserver.NewRouter(a.projects, o.log)
+	a.router.UseBearer(a.sessions)
 	a.router.Handle("GET /healthz", httpserver.Public, a.healthz)
 	a.router.Handle("GET /readyz", httpserver.Public, a.readyz)
 	a.router.HandleHTTP("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	a.router.Handle("GET /api/v1/openapi.json", httpserver.Public, openAPI)
 	projecthttp.Handler{Projects: a.projects, RPID: pub.Hostname()}.Mount(a.router)
 	directoryhttp.Handler{Directory: a.directory}.Mount(a.router)
+	tokenhttp.Handler{Sessions: a.sessions, Keys: a.keys, Login: a.login, Users: a.directory, Secrets: a.projects,
+		Log: o.log}.Mount(a.router)
 
 	a.handler = httpserver.Wrap(a.router, o.log, metrics)
 	return a, nil
@@ -190,6 +230,15 @@ func (a *App) Projects() *project.Service { return a.projects }
 
 // Directory is the directory service.
 func (a *App) Directory() *directory.Service { return a.directory }
+
+// Keys is the signing key manager.
+func (a *App) Keys() *token.KeyManager { return a.keys }
+
+// Sessions is the session and token service.
+func (a *App) Sessions() *token.Service { return a.sessions }
+
+// Login is the login-completion service every login method ends in.
+func (a *App) Login() *login.Service { return a.login }
 
 // Store is the store the server runs on.
 func (a *App) Store() store.Store { return a.store }

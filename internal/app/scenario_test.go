@@ -231,6 +231,27 @@ func scenarios() []scenario {
 			notFound: "user_not_found",
 		},
 
+		{
+			route: "GET /api/v1/users/{id}/sessions", status: 200,
+			path: func(f fixture) string { return "/api/v1/users/" + f.user + "/sessions" }, body: noBody,
+			check: func(w *world, _ fixture, got any) {
+				if ss := field[[]any](w.t, got, "sessions"); len(ss) != 0 {
+					w.t.Errorf("sessions of a user who never logged in = %v", ss)
+				}
+			},
+			notFound: "user_not_found",
+		},
+		{
+			route: "DELETE /api/v1/users/{id}/sessions", status: 200,
+			path: func(f fixture) string { return "/api/v1/users/" + f.user + "/sessions" }, body: noBody,
+			check: func(w *world, _ fixture, got any) {
+				if n := field[float64](w.t, got, "revoked"); n != 0 {
+					w.t.Errorf("revoked = %v, want 0 for a user without sessions", n)
+				}
+			},
+			notFound: "user_not_found",
+		},
+
 		// Organizations.
 		{
 			route: "POST /api/v1/organization", status: 201,
@@ -503,6 +524,11 @@ func TestEveryManagementRouteHasAScenario(t *testing.T) {
 	own := map[string]bool{
 		"GET /healthz": true, "GET /readyz": true, "GET /metrics": true,
 		"GET /api/v1/openapi.json": true, "GET /api/v1/config": true,
+		// Token and session routes: tokens_test.go.
+		"GET /api/v1/.well-known/jwks.json": true, "GET /.well-known/jwks.json": true,
+		"GET /api/v1/accesstoken/refresh": true, "POST /api/v1/accesstoken/refresh": true,
+		"POST /api/v1/oauth2/token": true, "GET /api/v1/auth/status": true, "GET /api/v1/auth/sessions": true,
+		"DELETE /api/v1/auth/sessions/{id}": true, "POST /api/v1/auth/logout": true,
 	}
 	for _, p := range a.Router().Patterns() {
 		if !covered[p] && !own[p] {

@@ -60,5 +60,31 @@ func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 		log.ErrorContext(r.Context(), "request failed", "request_id", RequestID(r.Context()),
 			"route", r.Pattern, "err", err)
 	}
+	if body.Status == http.StatusUnauthorized && (body.Code == "invalid_token" || body.Code == "missing_token") {
+		// RFC 6750 §3: tell a bearer client why its token was refused.
+		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+	}
 	WriteJSON(w, body.Status, body)
+}
+
+// OAuthErrorBody is the error shape of OAuth endpoints (RFC 6749 §5.2), which OAuth client
+// libraries parse; error_code repeats the code for clients of the rest of the API.
+type OAuthErrorBody struct {
+	Error       string `json:"error"`
+	Description string `json:"error_description"`
+	Code        string `json:"error_code"`
+}
+
+// WriteOAuthError writes err in the OAuth error shape, with the status WriteError would use.
+func WriteOAuthError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	body := errorBody(err)
+	if body.Status >= 500 && log != nil {
+		log.ErrorContext(r.Context(), "request failed", "request_id", RequestID(r.Context()),
+			"route", r.Pattern, "err", err)
+	}
+	if body.Status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Basic realm="latchkey"`)
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	WriteJSON(w, body.Status, OAuthErrorBody{Error: body.Code, Description: body.Description, Code: body.Code})
 }

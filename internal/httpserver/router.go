@@ -9,6 +9,7 @@ import (
 
 	"github.com/latchkey-dev/latchkey/internal/failure"
 	"github.com/latchkey-dev/latchkey/internal/store"
+	"github.com/latchkey-dev/latchkey/internal/token"
 )
 
 // HandlerFunc is a route handler. It writes a response on success and returns an error
@@ -23,8 +24,12 @@ const (
 	Public Access = iota
 	// ClientID routes need the project's client id (query client_id or header x-client-id).
 	ClientID
-	// Secret routes need a project secret (x-client-secret, or Authorization: Bearer sk_...).
+	// Secret routes need a project secret (x-client-secret, or Authorization: Bearer sk_...)
+	// or a machine access token of the project (client_credentials).
 	Secret
+	// User routes need a user's access token (Authorization: Bearer <JWT>) whose session is
+	// still active.
+	User
 )
 
 // ProjectAuthenticator resolves the project behind a request's credentials.
@@ -36,11 +41,18 @@ type ProjectAuthenticator interface {
 	AuthenticateSecret(ctx context.Context, clientID, secret string) (store.Project, error)
 }
 
+// BearerAuthenticator checks access tokens. clientID, when not empty, is the client the
+// request names; the token must be that client's.
+type BearerAuthenticator interface {
+	AuthenticateBearer(ctx context.Context, clientID, raw string) (token.Caller, error)
+}
+
 // Router registers routes on a ServeMux, wrapping each with the access check its Access asks
 // for, and remembers every pattern so that the OpenAPI document can be checked against it.
 type Router struct {
 	mux      *http.ServeMux
 	auth     ProjectAuthenticator
+	bearer   BearerAuthenticator
 	log      *slog.Logger
 	patterns []string
 }
@@ -49,6 +61,9 @@ type Router struct {
 func NewRouter(auth ProjectAuthenticator, log *slog.Logger) *Router {
 	return &Router{mux: http.NewServeMux(), auth: auth, log: log}
 }
+
+// UseBearer sets how access tokens are checked; without it, routes refuse them.
+func (rt *Router) UseBearer(b BearerAuthenticator) { rt.bearer = b }
 
 // Handle registers h at pattern (a Go ServeMux pattern with a method, e.g.
 // "GET /api/v1/users/{id}").
@@ -127,6 +142,17 @@ func (rt *Router) authorize(r *http.Request, access Access) (context.Context, er
 		}
 		return WithProject(ctx, p), nil
 	case Secret:
+		if raw := bearerFrom(r); raw != "" {
+			c, err := rt.authenticateBearer(ctx, clientID, raw)
+			if err != nil {
+				return ctx, err
+			}
+			if !c.Machine() {
+				return ctx, failure.New(failure.Forbidden, "machine_token_required",
+					"this endpoint takes the project secret or a client_credentials token, not a user's token")
+			}
+			return WithCaller(WithProject(ctx, c.Project), c), nil
+		}
 		secret := secretFrom(r)
 		if secret == "" {
 			return ctx, failure.New(failure.Unauthenticated, "missing_credentials", "a client secret is required (header x-client-secret or Authorization: Bearer sk_...)")
@@ -136,6 +162,19 @@ func (rt *Router) authorize(r *http.Request, access Access) (context.Context, er
 			return ctx, err
 		}
 		return WithProject(ctx, p), nil
+	case User:
+		raw := bearerFrom(r)
+		if raw == "" {
+			return ctx, failure.New(failure.Unauthenticated, "missing_token", "an access token is required (Authorization: Bearer <token>)")
+		}
+		c, err := rt.authenticateBearer(ctx, clientID, raw)
+		if err != nil {
+			return ctx, err
+		}
+		if c.Machine() {
+			return ctx, failure.New(failure.Forbidden, "user_token_required", "this endpoint takes a user's access token")
+		}
+		return WithCaller(WithProject(ctx, c.Project), c), nil
 	}
 	return ctx, failure.New(failure.Internal, "internal_error", "route has unknown access %d", access)
 }
@@ -164,6 +203,41 @@ func secretFrom(r *http.Request) string {
 		}
 	}
 	return ""
+}
+
+func (rt *Router) authenticateBearer(ctx context.Context, clientID, raw string) (token.Caller, error) {
+	if rt.bearer == nil {
+		return token.Caller{}, failure.New(failure.Unauthenticated, "invalid_token", "access tokens are not accepted here")
+	}
+	return rt.bearer.AuthenticateBearer(ctx, clientID, raw)
+}
+
+// bearerFrom returns an access token from the Authorization header: a Bearer credential that
+// is not a client secret.
+func bearerFrom(r *http.Request) string {
+	auth := r.Header.Get("Authorization")
+	if len(auth) <= 7 || !strings.EqualFold(auth[:7], "bearer ") {
+		return ""
+	}
+	tok := strings.TrimSpace(auth[7:])
+	if strings.HasPrefix(tok, "sk_") {
+		return ""
+	}
+	return tok
+}
+
+type callerKey struct{}
+
+// WithCaller returns ctx carrying the access token's caller.
+func WithCaller(ctx context.Context, c token.Caller) context.Context {
+	return context.WithValue(ctx, callerKey{}, c)
+}
+
+// CallerFrom returns the caller of a request authenticated with an access token, and whether
+// there is one.
+func CallerFrom(ctx context.Context) (token.Caller, bool) {
+	c, ok := ctx.Value(callerKey{}).(token.Caller)
+	return c, ok
 }
 
 type projectKey struct{}

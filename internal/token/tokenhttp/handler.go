@@ -1,0 +1,331 @@
+package tokenhttp
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/latchkey-dev/latchkey/internal/directory"
+	"github.com/latchkey-dev/latchkey/internal/failure"
+	"github.com/latchkey-dev/latchkey/internal/httpserver"
+	"github.com/latchkey-dev/latchkey/internal/login"
+	"github.com/latchkey-dev/latchkey/internal/login/loginhttp"
+	"github.com/latchkey-dev/latchkey/internal/store"
+	"github.com/latchkey-dev/latchkey/internal/token"
+)
+
+// Secrets authenticates a client secret (project.Service).
+type Secrets interface {
+	AuthenticateSecret(ctx context.Context, clientID, secret string) (store.Project, error)
+}
+
+// Users reads users (directory.Service).
+type Users interface {
+	GetUser(ctx context.Context, projectID, id string) (directory.User, error)
+}
+
+// Handler serves the token routes.
+type Handler struct {
+	Sessions *token.Service
+	Keys     *token.KeyManager
+	Login    *login.Service
+	Users    Users
+	Secrets  Secrets
+	Log      *slog.Logger
+}
+
+// Mount registers the routes on rt.
+func (h Handler) Mount(rt *httpserver.Router) {
+	rt.Handle("GET /api/v1/.well-known/jwks.json", httpserver.ClientID, h.jwks)
+	rt.Handle("GET /.well-known/jwks.json", httpserver.ClientID, h.jwks)
+	rt.Handle("GET /api/v1/accesstoken/refresh", httpserver.ClientID, h.refresh)
+	rt.Handle("POST /api/v1/accesstoken/refresh", httpserver.ClientID, h.refresh)
+	rt.Handle("POST /api/v1/oauth2/token", httpserver.Public, h.oauthToken)
+	rt.Handle("GET /api/v1/auth/status", httpserver.User, h.status)
+	rt.Handle("GET /api/v1/auth/sessions", httpserver.User, h.mySessions)
+	rt.Handle("DELETE /api/v1/auth/sessions/{id}", httpserver.User, h.revokeMySession)
+	rt.Handle("POST /api/v1/auth/logout", httpserver.User, h.logout)
+	rt.Handle("GET /api/v1/users/{id}/sessions", httpserver.Secret, h.userSessions)
+	rt.Handle("DELETE /api/v1/users/{id}/sessions", httpserver.Secret, h.revokeUserSessions)
+}
+
+func (h Handler) jwks(w http.ResponseWriter, r *http.Request) error {
+	keys, err := h.Keys.Published(r.Context(), httpserver.ProjectFrom(r.Context()).ID)
+	if err != nil {
+		return err
+	}
+	body, err := token.JWKS(keys)
+	if err != nil {
+		return err
+	}
+	// Clients may cache the set as long as instances cache keys: a rotated-in key waits longer
+	// than both before it signs.
+	w.Header().Set("Cache-Control", fmt.Sprintf("public, max-age=%d", int(h.Keys.CacheTTL().Seconds())))
+	w.Header().Set("Content-Type", "application/jwk-set+json")
+	_, _ = w.Write(body)
+	return nil
+}
+
+// refresh takes the refresh token from a POST form or JSON body (preferred) or, for SSOJet's
+// GET, from the query; the access log never records query strings.
+func (h Handler) refresh(w http.ResponseWriter, r *http.Request) error {
+	raw := r.URL.Query().Get("refresh_token")
+	if r.Method == http.MethodPost {
+		v, err := postedValue(w, r, "refresh_token")
+		if err != nil {
+			return err
+		}
+		if v != "" {
+			raw = v
+		}
+	}
+	if raw == "" {
+		return failure.InvalidField("invalid_request", "refresh_token", "is required")
+	}
+	res, err := h.Login.Refresh(r.Context(), httpserver.ProjectFrom(r.Context()), raw, meta(r))
+	if err != nil {
+		return err
+	}
+	loginhttp.Write(w, res)
+	return nil
+}
+
+// oauthToken is the OAuth token endpoint; this capability serves client_credentials, and
+// answers in RFC 6749's shapes so that OAuth client libraries work unchanged.
+func (h Handler) oauthToken(w http.ResponseWriter, r *http.Request) error {
+	if err := h.clientCredentials(w, r); err != nil {
+		httpserver.WriteOAuthError(w, r, h.Log, err)
+	}
+	return nil
+}
+
+func (h Handler) clientCredentials(w http.ResponseWriter, r *http.Request) error {
+	r.Body = http.MaxBytesReader(w, r.Body, httpserver.MaxBodyBytes)
+	if err := r.ParseForm(); err != nil {
+		return failure.New(failure.Invalid, "invalid_request", "the body must be a form (application/x-www-form-urlencoded)")
+	}
+	if len(r.URL.Query()) > 0 && (r.URL.Query().Has("client_secret")) {
+		return failure.New(failure.Invalid, "invalid_request", "client_secret must not be sent in the URL")
+	}
+	clientID, secret, basic := r.BasicAuth()
+	if basic && r.PostForm.Get("client_secret") != "" {
+		return failure.New(failure.Invalid, "invalid_request", "use one client authentication method, not two")
+	}
+	if !basic {
+		clientID, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
+	}
+	switch grant := r.PostForm.Get("grant_type"); grant {
+	case "client_credentials":
+	case "":
+		return failure.New(failure.Invalid, "invalid_request", "grant_type is required")
+	default:
+		return failure.New(failure.Invalid, "unsupported_grant_type", "grant_type %q is not supported here", grant)
+	}
+	if clientID == "" || secret == "" {
+		return failure.New(failure.Unauthenticated, "invalid_client", "client authentication failed")
+	}
+	project, err := h.Secrets.AuthenticateSecret(r.Context(), clientID, secret)
+	if err != nil {
+		var fe *failure.Error
+		if errors.As(err, &fe) && (fe.Kind == failure.Unauthenticated || fe.Kind == failure.Forbidden) {
+			return failure.New(failure.Unauthenticated, "invalid_client", "client authentication failed")
+		}
+		return err
+	}
+	t, err := h.Sessions.ClientCredentials(r.Context(), project, strings.TrimSpace(r.PostForm.Get("scope")))
+	if err != nil {
+		return err
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Pragma", "no-cache")
+	httpserver.WriteJSON(w, http.StatusOK, struct {
+		AccessToken string `json:"access_token"`
+		TokenType   string `json:"token_type"`
+		ExpiresIn   int    `json:"expires_in"`
+		Scope       string `json:"scope,omitempty"`
+	}{t.AccessToken, "Bearer", t.ExpiresIn, t.Claims.Scope})
+	return nil
+}
+
+func (h Handler) status(w http.ResponseWriter, r *http.Request) error {
+	c, _ := httpserver.CallerFrom(r.Context())
+	u, err := h.Users.GetUser(r.Context(), c.Project.ID, c.Claims.Subject)
+	if err != nil {
+		return err
+	}
+	body := loginhttp.NewBody(login.Result{Authenticated: true, User: u, Tokens: token.Tokens{Claims: c.Claims}})
+	httpserver.WriteJSON(w, http.StatusOK, struct {
+		Authenticated bool   `json:"authenticated"`
+		User          any    `json:"user"`
+		Profile       any    `json:"profile"`
+		Session       sessID `json:"session"`
+	}{true, body.User, body.Profile, sessID{ID: c.Session.ID, ExpiresAt: ts(c.Session.ExpiresAt),
+		IdleExpiresAt: ts(c.Session.IdleExpiresAt)}})
+	return nil
+}
+
+type sessID struct {
+	ID            string `json:"id"`
+	ExpiresAt     string `json:"expires_at"`
+	IdleExpiresAt string `json:"idle_expires_at"`
+}
+
+func (h Handler) mySessions(w http.ResponseWriter, r *http.Request) error {
+	c, _ := httpserver.CallerFrom(r.Context())
+	ss, err := h.Sessions.ListSessions(r.Context(), c.Project.ID, c.Claims.Subject)
+	if err != nil {
+		return err
+	}
+	writeSessions(w, ss, c.Session.ID)
+	return nil
+}
+
+func (h Handler) revokeMySession(w http.ResponseWriter, r *http.Request) error {
+	c, _ := httpserver.CallerFrom(r.Context())
+	if err := h.Sessions.RevokeSession(r.Context(), c.Project.ID, c.Claims.Subject, r.PathValue("id"), "user_revoked", meta(r)); err != nil {
+		return err
+	}
+	httpserver.WriteJSON(w, http.StatusOK, revoked{Revoked: 1})
+	return nil
+}
+
+// logout ends the caller's session, or with ?all=true every session of the user.
+func (h Handler) logout(w http.ResponseWriter, r *http.Request) error {
+	c, _ := httpserver.CallerFrom(r.Context())
+	all, err := boolQuery(r, "all")
+	if err != nil {
+		return err
+	}
+	n := 1
+	if all {
+		n, err = h.Sessions.RevokeUserSessions(r.Context(), c.Project.ID, c.Claims.Subject, "logout_all", meta(r))
+	} else {
+		err = h.Sessions.RevokeSession(r.Context(), c.Project.ID, c.Claims.Subject, c.Session.ID, "logout", meta(r))
+	}
+	if err != nil {
+		return err
+	}
+	httpserver.WriteJSON(w, http.StatusOK, revoked{Revoked: n})
+	return nil
+}
+
+func (h Handler) userSessions(w http.ResponseWriter, r *http.Request) error {
+	p := httpserver.ProjectFrom(r.Context())
+	u, err := h.Users.GetUser(r.Context(), p.ID, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	ss, err := h.Sessions.ListSessions(r.Context(), p.ID, u.ID)
+	if err != nil {
+		return err
+	}
+	writeSessions(w, ss, "")
+	return nil
+}
+
+func (h Handler) revokeUserSessions(w http.ResponseWriter, r *http.Request) error {
+	p := httpserver.ProjectFrom(r.Context())
+	u, err := h.Users.GetUser(r.Context(), p.ID, r.PathValue("id"))
+	if err != nil {
+		return err
+	}
+	n, err := h.Sessions.RevokeUserSessions(r.Context(), p.ID, u.ID, "admin_revoked", meta(r))
+	if err != nil {
+		return err
+	}
+	httpserver.WriteJSON(w, http.StatusOK, revoked{Revoked: n})
+	return nil
+}
+
+type revoked struct {
+	Revoked int `json:"revoked"`
+}
+
+type sessionBody struct {
+	ID             string   `json:"id"`
+	UserID         string   `json:"user_id"`
+	OrganizationID string   `json:"organization_id"`
+	ConnectionType string   `json:"connection_type"`
+	AMR            []string `json:"amr"`
+	IPAddress      string   `json:"ip_address"`
+	UserAgent      string   `json:"user_agent"`
+	CreatedAt      string   `json:"created_at"`
+	LastSeenAt     string   `json:"last_seen_at"`
+	IdleExpiresAt  string   `json:"idle_expires_at"`
+	ExpiresAt      string   `json:"expires_at"`
+	Current        bool     `json:"current"`
+}
+
+func writeSessions(w http.ResponseWriter, ss []store.Session, current string) {
+	out := make([]sessionBody, len(ss))
+	for i, s := range ss {
+		out[i] = sessionBody{ID: s.ID, UserID: s.UserID, OrganizationID: s.OrganizationID, ConnectionType: s.ConnectionType,
+			AMR: s.AMR, IPAddress: s.IPAddress, UserAgent: s.UserAgent, CreatedAt: ts(s.CreatedAt), LastSeenAt: ts(s.LastSeenAt),
+			IdleExpiresAt: ts(s.IdleExpiresAt), ExpiresAt: ts(s.ExpiresAt), Current: s.ID == current}
+	}
+	httpserver.WriteJSON(w, http.StatusOK, struct {
+		Sessions []sessionBody `json:"sessions"`
+	}{out})
+}
+
+// postedValue reads one field of a POST body, form-encoded or JSON.
+func postedValue(w http.ResponseWriter, r *http.Request, name string) (string, error) {
+	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if ct == "application/json" {
+		var body map[string]json.RawMessage
+		if err := httpserver.DecodeJSON(w, r, &body); err != nil {
+			return "", err
+		}
+		raw, ok := body[name]
+		if !ok {
+			return "", nil
+		}
+		var v string
+		if err := json.Unmarshal(raw, &v); err != nil {
+			return "", failure.InvalidField("invalid_request", name, "must be a string")
+		}
+		return v, nil
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, httpserver.MaxBodyBytes)
+	if err := r.ParseForm(); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return "", failure.New(failure.TooLarge, "request_too_large", "request body is larger than 1 MiB")
+		}
+		return "", failure.New(failure.Invalid, "invalid_request", "the body must be a form or JSON")
+	}
+	return r.PostForm.Get(name), nil
+}
+
+func boolQuery(r *http.Request, name string) (bool, error) {
+	v := r.URL.Query().Get(name)
+	if v == "" {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, failure.InvalidField("invalid_request", name, "must be true or false")
+	}
+	return b, nil
+}
+
+// meta describes the request for sessions and audit events.
+func meta(r *http.Request) token.Meta {
+	return token.Meta{IPAddress: httpserver.ClientIP(r), UserAgent: truncate(r.UserAgent(), 512)}
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
+
+func ts(t time.Time) string { return t.UTC().Format(time.RFC3339) }
