@@ -62,7 +62,7 @@ func TestSIGKILLDuringABurst(t *testing.T) {
 	})
 	t.Run("postgres", func(t *testing.T) {
 		dbURL := testdb.PostgresURL(t)
-		burstAndKill(t, []string{"--database-url", dbURL}, nil)
+		burstAndKill(t, append([]string{"--database-url", dbURL}, masterKeyArgs(t)...), nil)
 	})
 }
 

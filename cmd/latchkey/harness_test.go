@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -15,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/latchkey-dev/latchkey/internal/secretbox"
 )
 
 // binary is the latchkey executable built once for this package's tests.
@@ -242,4 +245,19 @@ func (b *logBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// masterKeyArgs writes a fresh master key file and returns the flag that names it: PostgreSQL
+// servers refuse to start without a configured key.
+func masterKeyArgs(t *testing.T) []string {
+	t.Helper()
+	key, err := secretbox.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "master.key")
+	if err := os.WriteFile(path, []byte(secretbox.EncodeKey(key)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return []string{"--master-key-file", path}
 }

@@ -35,6 +35,9 @@ Usage:
   latchkey project list [--json]
   latchkey project update --client-id ID [--name NAME] [--origin URL]... [--redirect-uri URL]... [--settings JSON]
   latchkey project rotate-secret --client-id ID [--grace 24h] [--json]
+  latchkey keys list --client-id ID [--json]
+  latchkey keys rotate --client-id ID [--algorithm ALG] [--activate-in 1m] [--json]
+  latchkey keys rotate-master             re-encrypt secrets under a new master key
   latchkey version
 
 Every command accepts the configuration flags (--addr, --database-url, --data-dir,
@@ -57,6 +60,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, lookupEnv
 		err = c.migrate(ctx, args[1:])
 	case "project":
 		err = c.project(ctx, args[1:])
+	case "keys":
+		err = c.keys(ctx, args[1:])
 	case "version", "--version", "-version":
 		err = c.version(args[1:])
 	case "help", "-h", "-help", "--help":
