@@ -7,10 +7,13 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 
 	"github.com/latchkey-dev/latchkey/internal/app"
+	"github.com/latchkey-dev/latchkey/internal/directory"
+	"github.com/latchkey-dev/latchkey/internal/login"
 	"github.com/latchkey-dev/latchkey/internal/project"
 	"github.com/latchkey-dev/latchkey/internal/store/sqlstore"
 	"github.com/latchkey-dev/latchkey/internal/testdb"
@@ -106,4 +109,54 @@ func BenchmarkGetUserByIDParallel(b *testing.B) {
 			}
 		})
 	})
+}
+
+// BenchmarkRefreshRoundTrip spends a refresh token and gets a new pair over HTTP on SQLite:
+// the request path, the single-use UPDATE, session touch, new refresh token and the access
+// token's signature, for each of the signing algorithms.
+func BenchmarkRefreshRoundTrip(b *testing.B) {
+	for _, alg := range []string{"RS256", "ES256", "EdDSA"} {
+		b.Run(alg, func(b *testing.B) {
+			a, err := app.NewWithStore(testdb.SQLite(b))
+			if err != nil {
+				b.Fatal(err)
+			}
+			ctx := context.Background()
+			issued, err := a.Projects().Create(ctx, project.NewProject{Name: "Bench"})
+			if err != nil {
+				b.Fatal(err)
+			}
+			settings := []byte(`{"tokens":{"signing_algorithm":"` + alg + `"}}`)
+			p, err := a.Projects().Update(ctx, issued.Project.ID, project.Update{Settings: settings})
+			if err != nil {
+				b.Fatal(err)
+			}
+			email := "bench@example.com"
+			u, err := a.Directory().CreateUser(ctx, p.Project.ID, directory.UserInput{Email: &email})
+			if err != nil {
+				b.Fatal(err)
+			}
+			res, err := a.Login().Complete(ctx, login.Request{Project: p.Project, UserID: u.ID, ConnectionType: login.EmailOTP})
+			if err != nil {
+				b.Fatal(err)
+			}
+			h := a.Handler()
+			rt := res.Tokens.RefreshToken
+			b.ReportAllocs()
+			for b.Loop() {
+				req := httptest.NewRequest("POST", "/api/v1/accesstoken/refresh", strings.NewReader("refresh_token="+url.QueryEscape(rt)))
+				req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+				req.Header.Set("X-Client-Id", issued.Project.ClientID)
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, req)
+				var body struct {
+					RefreshToken string `json:"refresh_token"`
+				}
+				if rec.Code != http.StatusOK || json.Unmarshal(rec.Body.Bytes(), &body) != nil {
+					b.Fatalf("refresh: %d %s", rec.Code, rec.Body)
+				}
+				rt = body.RefreshToken
+			}
+		})
+	}
 }

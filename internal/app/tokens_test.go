@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -520,4 +521,64 @@ func TestClientCredentialsOverHTTP(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestTokensNeverReachTheLog refreshes with the token in the query (SSOJet's GET) and in a
+// body, and checks that neither the refresh token nor any token it returned is logged.
+func TestTokensNeverReachTheLog(t *testing.T) {
+	var logs strings.Builder
+	var mu sync.Mutex
+	w := &tokenWorld{t: t, clock: &testClock{now: time.Now().UTC().Truncate(time.Second)}}
+	var err error
+	w.a, err = app.NewWithStore(testdb.SQLite(t), app.WithPublicURL(testIssuer), app.WithClock(w.clock.Now),
+		app.WithLogger(slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.srv = httptest.NewServer(w.a.Handler())
+	t.Cleanup(w.srv.Close)
+	if w.proj, err = w.a.Projects().Create(t.Context(), project.NewProject{Name: "Logs"}); err != nil {
+		t.Fatal(err)
+	}
+	email := "log@example.com"
+	u, err := w.a.Directory().CreateUser(t.Context(), w.proj.Project.ID, directory.UserInput{Email: &email})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.userID = u.ID
+	first := w.login()
+	secrets := []string{first.Tokens.RefreshToken, first.Tokens.AccessToken, w.proj.ClientSecret}
+	r := w.call("GET", "/api/v1/accesstoken/refresh?client_id="+w.proj.Project.ClientID+"&refresh_token="+url.QueryEscape(first.Tokens.RefreshToken), "", nil)
+	w.want(r, 200, "")
+	secrets = append(secrets, r.body["refresh_token"].(string), r.body["access_token"].(string))
+	// A replay: the reuse is logged (a security event) but not the token.
+	w.want(w.call("GET", "/api/v1/accesstoken/refresh?client_id="+w.proj.Project.ClientID+"&refresh_token="+url.QueryEscape(first.Tokens.RefreshToken), "", nil), 401, "invalid_grant")
+	w.want(w.call("POST", "/api/v1/oauth2/token", "grant_type=client_credentials&client_id="+w.proj.Project.ClientID+"&client_secret="+url.QueryEscape(w.proj.ClientSecret),
+		map[string]string{"Content-Type": "application/x-www-form-urlencoded"}), 200, "")
+
+	mu.Lock()
+	out := logs.String()
+	mu.Unlock()
+	if !strings.Contains(out, "refresh token reused") || !strings.Contains(out, "/api/v1/accesstoken/refresh") {
+		t.Fatalf("the log lacks the requests or the reuse warning:\n%s", out)
+	}
+	for _, s := range secrets {
+		if strings.Contains(out, s) {
+			t.Errorf("a secret reached the log: %.12s…\n%s", s, out)
+		}
+	}
+	if strings.Contains(out, "refresh_token=") {
+		t.Errorf("a query string reached the log:\n%s", out)
+	}
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
