@@ -3,10 +3,12 @@ package main
 import (
 	"context"
 	"fmt"
+	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/latchkey-dev/latchkey/internal/app"
+	"github.com/latchkey-dev/latchkey/internal/project"
 	"github.com/latchkey-dev/latchkey/internal/secretbox"
 	"github.com/latchkey-dev/latchkey/internal/token"
 )
@@ -35,6 +37,24 @@ func (c cli) keys(ctx context.Context, args []string) error {
 	return usageErrorf("unknown keys subcommand %q\n%s", args[0], keysUsage)
 }
 
+// openProject opens the server's services and finds the project --client-id names. The
+// caller closes the app.
+func (c cli) openProject(ctx context.Context, cmd *command, clientID string) (*app.App, project.View, error) {
+	if clientID == "" {
+		return nil, project.View{}, usageErrorf("%s: --client-id is required", strings.TrimPrefix(cmd.fs.Name(), "latchkey "))
+	}
+	a, _, err := c.open(ctx, *cmd.cfg)
+	if err != nil {
+		return nil, project.View{}, err
+	}
+	v, err := a.Projects().GetByClientID(ctx, clientID)
+	if err != nil {
+		a.Close()
+		return nil, project.View{}, err
+	}
+	return a, v, nil
+}
+
 // keyJSON is one signing key in keys output: never its private half.
 type keyJSON struct {
 	KID         string     `json:"kid"`
@@ -51,18 +71,11 @@ func (c cli) keysList(ctx context.Context, args []string) error {
 	if err := cmd.parse(args); err != nil {
 		return err
 	}
-	if *clientID == "" {
-		return usageErrorf("keys list: --client-id is required")
-	}
-	a, _, err := c.open(ctx, *cmd.cfg)
+	a, v, err := c.openProject(ctx, cmd, *clientID)
 	if err != nil {
 		return err
 	}
 	defer a.Close()
-	v, err := a.Projects().GetByClientID(ctx, *clientID)
-	if err != nil {
-		return err
-	}
 	recs, err := a.Store().ListSigningKeys(ctx, v.Project.ID, time.Now())
 	if err != nil {
 		return err
@@ -95,18 +108,11 @@ func (c cli) keysRotate(ctx context.Context, args []string) error {
 	if err := cmd.parse(args); err != nil {
 		return err
 	}
-	if *clientID == "" {
-		return usageErrorf("keys rotate: --client-id is required")
-	}
-	a, _, err := c.open(ctx, *cmd.cfg)
+	a, v, err := c.openProject(ctx, cmd, *clientID)
 	if err != nil {
 		return err
 	}
 	defer a.Close()
-	v, err := a.Projects().GetByClientID(ctx, *clientID)
-	if err != nil {
-		return err
-	}
 	alg := token.Algorithm(v.Settings.Tokens.SigningAlgorithm)
 	if *algorithm != "" {
 		if alg, err = token.ParseAlgorithm(*algorithm); err != nil {

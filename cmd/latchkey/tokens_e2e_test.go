@@ -49,6 +49,16 @@ func TestTwoInstancesShareKeys(t *testing.T) {
 	if err := json.Unmarshal([]byte(out), &rotated); err != nil {
 		t.Fatalf("keys rotate --json printed %q: %v", out, err)
 	}
+	var listed []struct {
+		KID       string     `json:"kid"`
+		RetiresAt *time.Time `json:"retires_at"`
+	}
+	if err := json.Unmarshal([]byte(runOK(t, append([]string{"keys", "list", "--client-id", clientID, "--json"}, common...)...)), &listed); err != nil {
+		t.Fatal(err)
+	}
+	if len(listed) != 2 || listed[0].KID != kid1 || listed[0].RetiresAt == nil || listed[1].KID != rotated.KID || listed[1].RetiresAt != nil {
+		t.Errorf("keys list after rotation = %+v, want the old key (retiring) then the new one", listed)
+	}
 	// Both instances publish it before it activates: their caches live 1s.
 	for _, s := range []*server{a, b} {
 		for !contains(publishedKIDs(t, s, clientID), rotated.KID) {

@@ -154,11 +154,9 @@ func (st *SessionStarter) Start(ctx context.Context, tx store.Store, g Grant) (T
 		ConnectionType: g.ConnectionType, AMR: nonNil(g.AMR),
 		IPAddress: g.Meta.IPAddress, UserAgent: g.Meta.UserAgent,
 		CreatedAt: now, LastSeenAt: now,
-		IdleExpiresAt: now.Add(p.IdleTimeout), ExpiresAt: now.Add(p.AbsoluteTimeout),
+		ExpiresAt: now.Add(p.AbsoluteTimeout),
 	}
-	if sess.IdleExpiresAt.After(sess.ExpiresAt) {
-		sess.IdleExpiresAt = sess.ExpiresAt
-	}
+	sess.IdleExpiresAt = p.idleUntil(now, sess)
 	if err := tx.CreateSession(ctx, sess); err != nil {
 		return Tokens{}, fmt.Errorf("create session: %w", err)
 	}
@@ -223,10 +221,7 @@ func (s *Service) Refresh(ctx context.Context, project store.Project, refreshTok
 		if !sess.Active(now) {
 			return errInvalidGrant("the session has ended")
 		}
-		idle := now.Add(p.IdleTimeout)
-		if idle.After(sess.ExpiresAt) {
-			idle = sess.ExpiresAt
-		}
+		idle := p.idleUntil(now, sess)
 		if err := tx.TouchSession(ctx, project.ID, sess.ID, now, idle); err != nil {
 			return fmt.Errorf("touch session %s: %w", sess.ID, err)
 		}
@@ -304,10 +299,7 @@ func (s *Service) mintForSession(ctx context.Context, project store.Project, p P
 			return Tokens{}, fmt.Errorf("resolve access of user %s: %w", sess.UserID, err)
 		}
 	}
-	exp := now.Add(p.AccessTTL)
-	if exp.After(sess.ExpiresAt) { // a token never outlives its session
-		exp = sess.ExpiresAt
-	}
+	exp := earliest(now.Add(p.AccessTTL), sess.ExpiresAt) // a token never outlives its session
 	c := AccessClaims{
 		Issuer: s.issuer, Subject: sess.UserID, Audience: []string{project.ClientID},
 		IssuedAt: now, NotBefore: now, ExpiresAt: exp, ID: s.ids.New(),
@@ -333,10 +325,7 @@ func (s *Service) newRefreshToken(ctx context.Context, st store.Store, sess stor
 		return "", fmt.Errorf("read randomness: %w", err)
 	}
 	raw := refreshTokenPrefix + base64.RawURLEncoding.EncodeToString(b[:])
-	exp := now.Add(p.RefreshTTL)
-	if exp.After(sess.ExpiresAt) {
-		exp = sess.ExpiresAt
-	}
+	exp := earliest(now.Add(p.RefreshTTL), sess.ExpiresAt)
 	rt := store.RefreshToken{ID: s.ids.New(), ProjectID: sess.ProjectID, SessionID: sess.ID, Hash: hashToken(raw),
 		CreatedAt: now, ExpiresAt: exp}
 	if err := st.CreateRefreshToken(ctx, rt); err != nil {
@@ -396,10 +385,7 @@ func (s *Service) Authenticate(ctx context.Context, project store.Project, raw s
 		if err != nil {
 			return Caller{}, err
 		}
-		idle := now.Add(p.IdleTimeout)
-		if idle.After(sess.ExpiresAt) {
-			idle = sess.ExpiresAt
-		}
+		idle := p.idleUntil(now, sess)
 		switch err := s.store.TouchSession(ctx, project.ID, sess.ID, now, idle); {
 		case errors.Is(err, store.ErrNotFound):
 			return Caller{}, errInvalidToken("the session has ended")
@@ -509,6 +495,18 @@ func (s *Service) RevokeUserSessions(ctx context.Context, projectID, userID, rea
 		return 0, fmt.Errorf("revoke sessions of user %s: %w", userID, err)
 	}
 	return n, nil
+}
+
+// idleUntil is when sess, used at now, ends unless it is used again: never after its absolute end.
+func (p Policy) idleUntil(now time.Time, sess store.Session) time.Time {
+	return earliest(now.Add(p.IdleTimeout), sess.ExpiresAt)
+}
+
+func earliest(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }
 
 func (s *Service) clock() time.Time { return s.now().UTC().Truncate(time.Microsecond) }

@@ -130,7 +130,7 @@ func (s projectKeySet) PublicKey(ctx context.Context, kid string) (PublicKey, er
 				return k.public, nil
 			}
 		}
-		if time.Since(pk.loadedAt) < time.Second {
+		if s.m.now().Sub(pk.loadedAt) < time.Second {
 			break // just read: a second read would not find it either, and unknown kids must stay cheap
 		}
 	}

@@ -2,6 +2,7 @@ package token_test
 
 import (
 	"crypto/rand"
+	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -57,4 +58,37 @@ func TestFirstKeyIsCreatedOnce(t *testing.T) {
 			t.Error("the sealed key opens without its project and kid as associated data")
 		}
 	})
+}
+
+// TestUnknownKidReloadsOnce checks that an instance finds a key another instance created
+// after it cached the project's keys, without waiting for its cache to expire, while unknown
+// kids cost at most one read of the keys a second.
+func TestUnknownKidReloadsOnce(t *testing.T) {
+	st := testdb.SQLite(t)
+	e := newEnv(t, st)
+	key, _ := secretbox.GenerateKey(rand.Reader)
+	ring, err := secretbox.NewKeyring(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	one := token.NewKeyManager(token.KeyManagerDeps{Store: st, Sealer: ring, Now: e.clock.Now})
+	two := token.NewKeyManager(token.KeyManagerDeps{Store: st, Sealer: ring, Now: e.clock.Now})
+	first, err := one.Signer(e.ctx, e.project.ID, token.ES256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := one.KeySet(e.project.ID).PublicKey(e.ctx, first.ID); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Advance(2 * time.Second) // within the 30s cache, past the once-a-second reload limit
+	rotated, err := two.Rotate(e.ctx, e.project.ID, token.ES256, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := one.KeySet(e.project.ID).PublicKey(e.ctx, rotated.ID); err != nil {
+		t.Fatalf("instance one does not find the key instance two just made: %v", err)
+	}
+	if _, err := one.KeySet(e.project.ID).PublicKey(e.ctx, "no-such-kid"); !errors.Is(err, token.ErrUnknownKey) {
+		t.Fatalf("unknown kid: err = %v, want ErrUnknownKey", err)
+	}
 }
