@@ -237,3 +237,13 @@ func readKeyLines(t *testing.T, path string) []string {
 	}
 	return keys
 }
+
+// TestPostgresNeedsAMasterKey: instances that each generated their own key could not read one
+// another's secrets, so serve on PostgreSQL without a key refuses to start and says what to set.
+func TestPostgresNeedsAMasterKey(t *testing.T) {
+	dbURL := testdb.PostgresURL(t)
+	_, stderr, code := runCLI(t, "serve", "--addr", "127.0.0.1:0", "--database-url", dbURL)
+	if code == 0 || !strings.Contains(stderr, "LATCHKEY_MASTER_KEY") {
+		t.Fatalf("serve on PostgreSQL without a master key: exit %d, stderr:\n%s", code, stderr)
+	}
+}
