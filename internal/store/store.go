@@ -34,6 +34,9 @@ type Store interface {
 	Sessions
 	RefreshTokens
 	AuditEvents
+	Flows
+	Outbox
+	MessageTemplates
 
 	// InTx runs fn in one transaction: all of fn's writes commit together or not at all.
 	// The Store passed to fn is bound to the transaction; calling InTx on it runs fn inline.

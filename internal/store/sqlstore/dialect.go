@@ -98,6 +98,15 @@ func (d dialect) forUpdate() string {
 	return ""
 }
 
+// skipLocked is the suffix of a locking subquery that passes over rows other transactions
+// hold, so that concurrent claimers take disjoint rows instead of queueing (PostgreSQL only).
+func (d dialect) skipLocked() string {
+	if d == dialectPostgres {
+		return " FOR UPDATE SKIP LOCKED"
+	}
+	return ""
+}
+
 // statementsNeedSavepoint reports whether a failed statement spoils the whole transaction it
 // runs in. PostgreSQL aborts the transaction on any error, so a method that may fail with a
 // constraint violation runs inside a savepoint there when the caller holds a transaction; on

@@ -64,6 +64,7 @@ func scanSigningKey(sc scanner) (store.SigningKey, error) {
 // sealed column is not done until it is listed here (the conformance suite checks rewrapping).
 var sealedColumns = []struct{ table, column string }{
 	{"signing_keys", "private_key"},
+	{"outbox", "payload"},
 }
 
 // RewrapSealed rewraps every sealed value. Each change is a compare-and-set on the value read,
@@ -87,6 +88,9 @@ func (s *Store) RewrapSealed(ctx context.Context, rewrap func([]byte) ([]byte, b
 			return changed, s.wrap(err, "read %s.%s", c.table, c.column)
 		}
 		for _, r := range all {
+			if len(r.sealed) == 0 { // content already dropped (a delivered message)
+				continue
+			}
 			next, ok, err := rewrap(r.sealed)
 			if err != nil {
 				return changed, fmt.Errorf("rewrap %s.%s of %s: %w", c.table, c.column, r.id, err)

@@ -288,6 +288,11 @@ func (s *Store) writeRow(ctx context.Context, q string, args ...any) *sql.Row {
 	return s.writeDB().QueryRowContext(ctx, s.d.rebind(q), args...)
 }
 
+// writeQuery runs a write statement with a RETURNING clause that yields many rows.
+func (s *Store) writeQuery(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
+	return s.writeDB().QueryContext(ctx, s.d.rebind(q), args...)
+}
+
 // query runs a read. Inside a transaction it reads the transaction's own writes.
 func (s *Store) query(ctx context.Context, q string, args ...any) (*sql.Rows, error) {
 	return s.readDB().QueryContext(ctx, s.d.rebind(q), args...)
