@@ -10,6 +10,9 @@ export PATH="/usr/local/go/bin:$PATH"
 PATH="$(go env GOPATH)/bin:$PATH"
 export PATH
 
+# mailpit, the real SMTP server the delivery tests talk to (built once from the module proxy).
+scripts/mailpit.sh
+
 # Start the local PostgreSQL cluster if it is installed but not running (a machine where the
 # service was stopped, or one that never started it).
 if command -v pg_isready >/dev/null 2>&1 && ! pg_isready -q -h 127.0.0.1 -p 5432; then
