@@ -48,6 +48,22 @@ type Config struct {
 	// rotated-in key is published for twice this before it signs.
 	KeyCacheTTL time.Duration
 
+	// Dev enables development conveniences: without a configured sender, messages are kept and
+	// shown at /dev/inbox instead of refused. Never for production.
+	Dev bool
+	// SMTPAddr is the mail server's host:port; empty means no email sender.
+	SMTPAddr     string
+	SMTPTLS      string // starttls (default, required), tls (implicit, port 465) or none (loopback only)
+	SMTPUsername string
+	SMTPPassword string
+	SMTPFrom     string // the From address, e.g. "Acme <no-reply@acme.example>"
+	// SMSProvider is "", "twilio" or "log" (logs that a message was sent, never its text).
+	SMSProvider      string
+	TwilioBaseURL    string
+	TwilioAccountSID string
+	TwilioAuthToken  string
+	TwilioFrom       string
+
 	// loadErrs are problems found while reading the environment, reported by Validate with
 	// every other problem.
 	loadErrs []error
@@ -63,6 +79,8 @@ func Default() Config {
 		LogFormat:       "text",
 		ShutdownTimeout: 15 * time.Second,
 		KeyCacheTTL:     30 * time.Second,
+		SMTPTLS:         "starttls",
+		TwilioBaseURL:   "https://api.twilio.com",
 	}
 }
 
@@ -73,6 +91,10 @@ type setting struct {
 	usage string
 	str   func(c *Config) *string
 	dur   func(c *Config) *time.Duration
+	b     func(c *Config) *bool
+	// fileOK settings may also be read from the file named by their variable + _FILE, the way
+	// secrets are mounted.
+	fileOK bool
 	// envOnly settings have no flag, because their value is a secret.
 	envOnly bool
 }
@@ -89,6 +111,21 @@ var settings = []setting{
 		dur: func(c *Config) *time.Duration { return &c.ShutdownTimeout }},
 	{name: "key-cache-ttl", usage: "how long an instance trusts its cached signing keys (`duration`, 1s..10m)",
 		dur: func(c *Config) *time.Duration { return &c.KeyCacheTTL }},
+	{name: "dev", usage: "development mode: keep unsent messages at /dev/inbox (never in production)",
+		b: func(c *Config) *bool { return &c.Dev }},
+	{name: "smtp-addr", usage: "mail server `host:port` (empty: no email sender)", str: func(c *Config) *string { return &c.SMTPAddr }},
+	{name: "smtp-tls", usage: "`mode`: starttls (required), tls (implicit) or none (loopback servers only)",
+		str: func(c *Config) *string { return &c.SMTPTLS }},
+	{name: "smtp-username", usage: "SMTP `user`", str: func(c *Config) *string { return &c.SMTPUsername }},
+	{name: "smtp-password", usage: "SMTP password (environment or _FILE only)",
+		str: func(c *Config) *string { return &c.SMTPPassword }, envOnly: true, fileOK: true},
+	{name: "smtp-from", usage: "From `address` of emails", str: func(c *Config) *string { return &c.SMTPFrom }},
+	{name: "sms-provider", usage: "SMS `provider`: twilio or log (empty: no SMS sender)", str: func(c *Config) *string { return &c.SMSProvider }},
+	{name: "twilio-base-url", usage: "Twilio-compatible API `URL`", str: func(c *Config) *string { return &c.TwilioBaseURL }},
+	{name: "twilio-account-sid", usage: "Twilio account `SID`", str: func(c *Config) *string { return &c.TwilioAccountSID }},
+	{name: "twilio-auth-token", usage: "Twilio auth token (environment or _FILE only)",
+		str: func(c *Config) *string { return &c.TwilioAuthToken }, envOnly: true, fileOK: true},
+	{name: "twilio-from", usage: "sending phone `number` (E.164) or messaging service", str: func(c *Config) *string { return &c.TwilioFrom }},
 	{name: "master-key", usage: "base64 master `keys` for secrets at rest, first current (environment only)",
 		str: func(c *Config) *string { return &c.MasterKey }, envOnly: true},
 	{name: "master-key-file", usage: "`file` of master keys for secrets at rest, one per line, first current (default: generated in the data dir with SQLite)",
@@ -113,6 +150,15 @@ func Load(lookup func(string) (string, bool)) Config {
 			*s.str(&c) = v
 			continue
 		}
+		if s.b != nil {
+			b, err := strconv.ParseBool(strings.TrimSpace(v))
+			if err != nil {
+				c.loadErrs = append(c.loadErrs, fmt.Errorf("%s (%s): %q is not true or false",
+					strings.ReplaceAll(s.name, "-", "_"), EnvName(s.name), v))
+			}
+			*s.b(&c) = b
+			continue
+		}
 		d, err := time.ParseDuration(strings.TrimSpace(v))
 		if err != nil {
 			c.loadErrs = append(c.loadErrs, fmt.Errorf("%s (%s): %q is not a duration such as 15s",
@@ -120,6 +166,23 @@ func Load(lookup func(string) (string, bool)) Config {
 			continue
 		}
 		*s.dur(&c) = d
+	}
+	for _, s := range settings {
+		if !s.fileOK {
+			continue
+		}
+		path, ok := lookup(EnvName(s.name) + "_FILE")
+		if !ok || path == "" {
+			continue
+		}
+		name := strings.ReplaceAll(s.name, "-", "_")
+		if _, both := lookup(EnvName(s.name)); both {
+			c.loadErrs = append(c.loadErrs, fmt.Errorf("%s: set %s or %s_FILE, not both", name, EnvName(s.name), EnvName(s.name)))
+		} else if b, err := os.ReadFile(path); err != nil {
+			c.loadErrs = append(c.loadErrs, fmt.Errorf("%s: read %s_FILE: %w", name, EnvName(s.name), err))
+		} else {
+			*s.str(&c) = strings.TrimSpace(string(b))
+		}
 	}
 	// The database URL usually carries a password; deployments mount it as a file.
 	if path, ok := lookup(EnvName("database-url") + "_FILE"); ok && path != "" {
@@ -146,6 +209,11 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 		if s.str != nil {
 			p := s.str(c)
 			fs.StringVar(p, s.name, *p, usage)
+			continue
+		}
+		if s.b != nil {
+			p := s.b(c)
+			fs.BoolVar(p, s.name, *p, usage)
 			continue
 		}
 		p := s.dur(c)
@@ -199,6 +267,29 @@ func (c Config) Validate() error {
 	}
 	if c.KeyCacheTTL < time.Second || c.KeyCacheTTL > 10*time.Minute {
 		add("key_cache_ttl", "%s must be from 1s to 10m", c.KeyCacheTTL)
+	}
+	if c.SMTPAddr != "" {
+		if _, port, err := net.SplitHostPort(c.SMTPAddr); err != nil || port == "" {
+			add("smtp_addr", "%q is not host:port", c.SMTPAddr)
+		}
+		if strings.TrimSpace(c.SMTPFrom) == "" {
+			add("smtp_from", "is required with smtp_addr")
+		}
+	}
+	if c.SMTPTLS != "starttls" && c.SMTPTLS != "tls" && c.SMTPTLS != "none" {
+		add("smtp_tls", "%q must be starttls, tls or none", c.SMTPTLS)
+	}
+	switch c.SMSProvider {
+	case "", "log":
+	case "twilio":
+		if c.TwilioAccountSID == "" || c.TwilioAuthToken == "" || c.TwilioFrom == "" {
+			add("sms_provider", "twilio needs twilio_account_sid, %s and twilio_from", EnvName("twilio-auth-token"))
+		}
+		if u, err := url.Parse(c.TwilioBaseURL); err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+			add("twilio_base_url", "%q is not an http(s) URL", c.TwilioBaseURL)
+		}
+	default:
+		add("sms_provider", "%q must be twilio, log or empty", c.SMSProvider)
 	}
 
 	// The key file is read (and its mode checked) when the server loads the keys; the keys in
@@ -289,6 +380,12 @@ func (c Config) LogValue() slog.Value {
 		slog.String("log_format", c.LogFormat),
 		slog.Duration("shutdown_timeout", c.ShutdownTimeout),
 		slog.Duration("key_cache_ttl", c.KeyCacheTTL),
+		slog.Bool("dev", c.Dev),
+		slog.String("smtp_addr", c.SMTPAddr),
+		slog.String("smtp_tls", c.SMTPTLS),
+		slog.Bool("smtp_password_set", c.SMTPPassword != ""),
+		slog.String("sms_provider", c.SMSProvider),
+		slog.Bool("twilio_auth_token_set", c.TwilioAuthToken != ""),
 		slog.Bool("master_key_set", c.MasterKey != ""),
 		slog.String("master_key_file", c.MasterKeyFile),
 	)

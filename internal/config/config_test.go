@@ -3,6 +3,7 @@ package config
 import (
 	"bytes"
 	"flag"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -222,5 +223,37 @@ func TestLogValueHidesMasterKey(t *testing.T) {
 	}
 	if !strings.Contains(buf.String(), "master_key_set=true") {
 		t.Errorf("log does not say a master key is set: %s", buf.String())
+	}
+}
+
+func TestDeliverySettings(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "smtp-password")
+	if err := os.WriteFile(path, []byte("s3cret\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c := Load(env(map[string]string{"LATCHKEY_DEV": "true", "LATCHKEY_SMTP_ADDR": "mail.example.com:587",
+		"LATCHKEY_SMTP_FROM": "Acme <no-reply@acme.example>", "LATCHKEY_SMTP_PASSWORD_FILE": path,
+		"LATCHKEY_SMS_PROVIDER": "twilio", "LATCHKEY_TWILIO_ACCOUNT_SID": "AC123", "LATCHKEY_TWILIO_AUTH_TOKEN": "tok-9f8e7d",
+		"LATCHKEY_TWILIO_FROM": "+15005550006"}))
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if !c.Dev || c.SMTPPassword != "s3cret" || c.SMTPTLS != "starttls" || c.TwilioBaseURL != "https://api.twilio.com" {
+		t.Errorf("config = %+v", c)
+	}
+	if strings.Contains(fmt.Sprint(c.LogValue()), "s3cret") || strings.Contains(fmt.Sprint(c.LogValue()), "tok-9f8e7d") {
+		t.Errorf("LogValue reveals a secret: %v", c.LogValue())
+	}
+
+	bad := Load(env(map[string]string{"LATCHKEY_DEV": "maybe", "LATCHKEY_SMTP_ADDR": "nohostport",
+		"LATCHKEY_SMTP_TLS": "ssl", "LATCHKEY_SMS_PROVIDER": "twilio", "LATCHKEY_TWILIO_BASE_URL": "ftp://x"}))
+	err := bad.Validate()
+	if err == nil {
+		t.Fatal("Validate accepted bad delivery settings")
+	}
+	for _, name := range []string{"dev", "smtp_addr", "smtp_from", "smtp_tls", "sms_provider", "twilio_base_url"} {
+		if !strings.Contains(err.Error(), name) {
+			t.Errorf("error does not name %s:\n%v", name, err)
+		}
 	}
 }

@@ -121,6 +121,7 @@ type User struct {
 // UserFilter narrows a user listing. Empty fields do not filter.
 type UserFilter struct {
 	Email string // matched by EmailKey
+	Phone string // exact E.164
 }
 
 // EmailKey is the form in which emails are compared: case-folded whole. RFC 5321 lets a mail

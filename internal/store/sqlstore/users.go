@@ -98,6 +98,10 @@ func (s *Store) ListUsers(ctx context.Context, projectID string, f store.UserFil
 		q += ` AND email_key = ?`
 		a = append(a, store.EmailKey(f.Email))
 	}
+	if f.Phone != "" {
+		q += ` AND phone = ?`
+		a = append(a, f.Phone)
+	}
 	page, pa := pageClause("id", p.Limit)
 	rows, err := s.query(ctx, q+page, append(a, pa...)...)
 	if err != nil {
