@@ -21,6 +21,10 @@ import (
 	"github.com/latchkey-dev/latchkey/internal/directory/directoryhttp"
 	"github.com/latchkey-dev/latchkey/internal/httpserver"
 	"github.com/latchkey-dev/latchkey/internal/login"
+	"github.com/latchkey-dev/latchkey/internal/notify"
+	"github.com/latchkey-dev/latchkey/internal/notify/devinbox"
+	"github.com/latchkey-dev/latchkey/internal/passwordless"
+	"github.com/latchkey-dev/latchkey/internal/passwordless/passwordlesshttp"
 	"github.com/latchkey-dev/latchkey/internal/project"
 	"github.com/latchkey-dev/latchkey/internal/project/projecthttp"
 	"github.com/latchkey-dev/latchkey/internal/store"
@@ -52,6 +56,8 @@ type App struct {
 	keys            *token.KeyManager
 	sessions        *token.Service
 	login           *login.Service
+	passwordless    *passwordless.Service
+	worker          *notify.Worker
 	router          *httpserver.Router
 	handler         http.Handler
 	publicURL       string
@@ -67,8 +73,16 @@ type options struct {
 	now             func() time.Time
 	rand            io.Reader
 	shutdownTimeout time.Duration
-	sealer          token.Sealer
+	sealer          sealer
 	keyCacheTTL     time.Duration
+	senders         map[notify.Channel]notify.Sender
+	dev             bool
+}
+
+// sealer seals and opens secrets at rest (secretbox.Keyring).
+type sealer interface {
+	Seal(plaintext, aad []byte) ([]byte, error)
+	Open(ciphertext, aad []byte) ([]byte, error)
 }
 
 // WithLogger sets the logger (default: discard).
@@ -89,7 +103,17 @@ func WithShutdownTimeout(d time.Duration) Option { return func(o *options) { o.s
 // WithSealer sets what seals secrets at rest (a secretbox.Keyring). Without it the server
 // makes a random key ring that lives only as long as the process: right for tests, never for a
 // real server, which New gives the configured ring.
-func WithSealer(s token.Sealer) Option { return func(o *options) { o.sealer = s } }
+func WithSealer(s sealer) Option { return func(o *options) { o.sealer = s } }
+
+// WithSenders sets the message senders by channel (default: none, and sends are refused with
+// 503 unless WithDev).
+func WithSenders(s map[notify.Channel]notify.Sender) Option {
+	return func(o *options) { o.senders = s }
+}
+
+// WithDev turns on development mode: channels without a sender keep their messages in the
+// outbox, shown at /dev/inbox.
+func WithDev(dev bool) Option { return func(o *options) { o.dev = dev } }
 
 // WithKeyCacheTTL sets how long an instance trusts its cached signing keys (default 30s).
 func WithKeyCacheTTL(d time.Duration) Option { return func(o *options) { o.keyCacheTTL = d } }
@@ -115,8 +139,14 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		st.Close()
 		return nil, fmt.Errorf("migrate database: %w", err)
 	}
+	senders, err := Senders(cfg, log)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
 	a, err := NewWithStore(st, WithLogger(log), WithPublicURL(cfg.EffectivePublicURL()),
-		WithShutdownTimeout(cfg.ShutdownTimeout), WithSealer(keys.Ring), WithKeyCacheTTL(cfg.KeyCacheTTL))
+		WithShutdownTimeout(cfg.ShutdownTimeout), WithSealer(keys.Ring), WithKeyCacheTTL(cfg.KeyCacheTTL),
+		WithSenders(senders), WithDev(cfg.Dev))
 	if err != nil {
 		st.Close()
 		return nil, err
@@ -197,6 +227,25 @@ func NewWithStore(st store.Store, opts ...Option) (*App, error) {
 	})
 	a.login = login.New(login.Deps{Store: st, Sessions: a.sessions, Users: a.directory, IDs: idGenerator(o), Now: o.now})
 
+	senders := map[notify.Channel]notify.Sender{}
+	for ch, s := range o.senders {
+		senders[ch] = s
+	}
+	if o.dev {
+		for _, ch := range []notify.Channel{notify.Email, notify.SMS} {
+			if senders[ch] == nil {
+				senders[ch] = devSender{}
+			}
+		}
+	}
+	a.worker = notify.NewWorker(notify.Worker{Store: st, Opener: o.sealer, Senders: senders, KeepPayload: o.dev,
+		Now: o.now, Log: o.log})
+	a.passwordless = passwordless.New(passwordless.Deps{
+		Store: st, Login: a.login, Sealer: o.sealer, Settings: a.projects.Settings, PublicURL: o.publicURL,
+		Delivery: func(ch notify.Channel) bool { return senders[ch] != nil },
+		Wake:     a.worker.Wake, IDs: idGenerator(o), Now: o.now, Rand: o.rand,
+	})
+
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if c, ok := st.(interface{ Collectors() []prometheus.Collector }); ok {
@@ -214,6 +263,11 @@ func NewWithStore(st store.Store, opts ...Option) (*App, error) {
 	directoryhttp.Handler{Directory: a.directory}.Mount(a.router)
 	tokenhttp.Handler{Sessions: a.sessions, Keys: a.keys, Login: a.login, Users: a.directory, Secrets: a.projects,
 		Log: o.log}.Mount(a.router)
+	passwordlesshttp.Handler{Flows: a.passwordless}.Mount(a.router)
+	passwordlesshttp.TemplateHandler{Templates: a.passwordless}.Mount(a.router)
+	if o.dev {
+		devinbox.Handler{Store: st, Opener: o.sealer}.Mount(a.router)
+	}
 
 	a.handler = httpserver.Wrap(a.router, o.log, metrics)
 	return a, nil
@@ -239,6 +293,12 @@ func (a *App) Sessions() *token.Service { return a.sessions }
 
 // Login is the login-completion service every login method ends in.
 func (a *App) Login() *login.Service { return a.login }
+
+// Passwordless is the magic link and one-time code service.
+func (a *App) Passwordless() *passwordless.Service { return a.passwordless }
+
+// Worker is the outbox worker; Serve runs it, tests may run it themselves.
+func (a *App) Worker() *notify.Worker { return a.worker }
 
 // Store is the store the server runs on.
 func (a *App) Store() store.Store { return a.store }
@@ -272,6 +332,10 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	wctx, stopWorker := context.WithCancel(context.WithoutCancel(ctx))
+	workerDone := make(chan struct{})
+	go func() { defer close(workerDone); a.worker.Run(wctx) }()
+	defer func() { stopWorker(); <-workerDone }()
 	a.log.InfoContext(ctx, "latchkey listening", "addr", ln.Addr().String(), "public_url", a.publicURL)
 
 	select {

@@ -3,6 +3,8 @@ package httpserver
 import (
 	"net"
 	"net/http"
+
+	"github.com/latchkey-dev/latchkey/internal/token"
 )
 
 // ClientIP is the address of the peer that sent r. Forwarding headers are not trusted: any
@@ -14,4 +16,14 @@ func ClientIP(r *http.Request) string {
 		return r.RemoteAddr
 	}
 	return host
+}
+
+// Meta describes the request for sessions, login logs and audit events. The user agent is
+// capped: it is client-controlled and stored.
+func Meta(r *http.Request) token.Meta {
+	ua := r.UserAgent()
+	if len(ua) > 512 {
+		ua = ua[:512]
+	}
+	return token.Meta{IPAddress: ClientIP(r), UserAgent: ua}
 }

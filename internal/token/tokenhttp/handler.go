@@ -89,7 +89,7 @@ func (h Handler) refresh(w http.ResponseWriter, r *http.Request) error {
 	if raw == "" {
 		return failure.InvalidField("invalid_request", "refresh_token", "is required")
 	}
-	res, err := h.Login.Refresh(r.Context(), httpserver.ProjectFrom(r.Context()), raw, meta(r))
+	res, err := h.Login.Refresh(r.Context(), httpserver.ProjectFrom(r.Context()), raw, httpserver.Meta(r))
 	if err != nil {
 		return err
 	}
@@ -189,7 +189,7 @@ func (h Handler) mySessions(w http.ResponseWriter, r *http.Request) error {
 
 func (h Handler) revokeMySession(w http.ResponseWriter, r *http.Request) error {
 	c, _ := httpserver.CallerFrom(r.Context())
-	if err := h.Sessions.RevokeSession(r.Context(), c.Project.ID, c.Claims.Subject, r.PathValue("id"), "user_revoked", meta(r)); err != nil {
+	if err := h.Sessions.RevokeSession(r.Context(), c.Project.ID, c.Claims.Subject, r.PathValue("id"), "user_revoked", httpserver.Meta(r)); err != nil {
 		return err
 	}
 	httpserver.WriteJSON(w, http.StatusOK, revoked{Revoked: 1})
@@ -205,9 +205,9 @@ func (h Handler) logout(w http.ResponseWriter, r *http.Request) error {
 	}
 	n := 1
 	if all {
-		n, err = h.Sessions.RevokeUserSessions(r.Context(), c.Project.ID, c.Claims.Subject, "logout_all", meta(r))
+		n, err = h.Sessions.RevokeUserSessions(r.Context(), c.Project.ID, c.Claims.Subject, "logout_all", httpserver.Meta(r))
 	} else {
-		err = h.Sessions.RevokeSession(r.Context(), c.Project.ID, c.Claims.Subject, c.Session.ID, "logout", meta(r))
+		err = h.Sessions.RevokeSession(r.Context(), c.Project.ID, c.Claims.Subject, c.Session.ID, "logout", httpserver.Meta(r))
 	}
 	if err != nil {
 		return err
@@ -236,7 +236,7 @@ func (h Handler) revokeUserSessions(w http.ResponseWriter, r *http.Request) erro
 	if err != nil {
 		return err
 	}
-	n, err := h.Sessions.RevokeUserSessions(r.Context(), p.ID, u.ID, "admin_revoked", meta(r))
+	n, err := h.Sessions.RevokeUserSessions(r.Context(), p.ID, u.ID, "admin_revoked", httpserver.Meta(r))
 	if err != nil {
 		return err
 	}
@@ -314,18 +314,6 @@ func boolQuery(r *http.Request, name string) (bool, error) {
 		return false, failure.InvalidField("invalid_request", name, "must be true or false")
 	}
 	return b, nil
-}
-
-// meta describes the request for sessions and audit events.
-func meta(r *http.Request) token.Meta {
-	return token.Meta{IPAddress: httpserver.ClientIP(r), UserAgent: truncate(r.UserAgent(), 512)}
-}
-
-func truncate(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	return s[:n]
 }
 
 func ts(t time.Time) string { return t.UTC().Format(time.RFC3339) }
