@@ -35,16 +35,8 @@ func (s *Store) ListAuditEvents(ctx context.Context, projectID string, f store.A
 		q += ` AND user_id = ?`
 		a = append(a, f.UserID)
 	}
-	if before != "" {
-		q += ` AND id < ?`
-		a = append(a, before)
-	}
-	q += ` ORDER BY id DESC`
-	if limit > 0 {
-		q += ` LIMIT ?`
-		a = append(a, limit)
-	}
-	rows, err := s.query(ctx, q, a...)
+	tail, ta := newestFirstClause(before, limit)
+	rows, err := s.query(ctx, q+tail, append(a, ta...)...)
 	if err != nil {
 		return nil, s.wrap(err, "list audit events of project %s", projectID)
 	}

@@ -37,16 +37,8 @@ func scanLoginLog(sc scanner) (store.LoginLog, error) {
 func (s *Store) ListLoginLogs(ctx context.Context, projectID, userID string, limit int, before string) ([]store.LoginLog, error) {
 	q := `SELECT ` + loginLogColumns + ` FROM login_logs WHERE project_id = ? AND user_id = ?`
 	a := []any{projectID, userID}
-	if before != "" {
-		q += ` AND id < ?`
-		a = append(a, before)
-	}
-	q += ` ORDER BY id DESC`
-	if limit > 0 {
-		q += ` LIMIT ?`
-		a = append(a, limit)
-	}
-	rows, err := s.query(ctx, q, a...)
+	tail, ta := newestFirstClause(before, limit)
+	rows, err := s.query(ctx, q+tail, append(a, ta...)...)
 	if err != nil {
 		return nil, s.wrap(err, "list login logs of user %s", userID)
 	}
