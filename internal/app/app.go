@@ -23,6 +23,7 @@ import (
 	"github.com/latchkey-dev/latchkey/internal/login"
 	"github.com/latchkey-dev/latchkey/internal/notify"
 	"github.com/latchkey-dev/latchkey/internal/notify/devinbox"
+	"github.com/latchkey-dev/latchkey/internal/outbox"
 	"github.com/latchkey-dev/latchkey/internal/passwordless"
 	"github.com/latchkey-dev/latchkey/internal/passwordless/passwordlesshttp"
 	"github.com/latchkey-dev/latchkey/internal/project"
@@ -57,7 +58,7 @@ type App struct {
 	sessions        *token.Service
 	login           *login.Service
 	passwordless    *passwordless.Service
-	worker          *notify.Worker
+	worker          *outbox.Worker
 	router          *httpserver.Router
 	handler         http.Handler
 	publicURL       string
@@ -238,7 +239,7 @@ func NewWithStore(st store.Store, opts ...Option) (*App, error) {
 			}
 		}
 	}
-	a.worker = notify.NewWorker(notify.Worker{Store: st, Opener: o.sealer, Senders: senders, KeepPayload: o.dev,
+	a.worker = outbox.NewWorker(outbox.Worker{Store: st, Opener: o.sealer, Senders: senders, KeepPayload: o.dev,
 		Now: o.now, Log: o.log})
 	a.passwordless = passwordless.New(passwordless.Deps{
 		Store: st, Login: a.login, Sealer: o.sealer, Settings: a.projects.Settings, PublicURL: o.publicURL,
@@ -298,7 +299,7 @@ func (a *App) Login() *login.Service { return a.login }
 func (a *App) Passwordless() *passwordless.Service { return a.passwordless }
 
 // Worker is the outbox worker; Serve runs it, tests may run it themselves.
-func (a *App) Worker() *notify.Worker { return a.worker }
+func (a *App) Worker() *outbox.Worker { return a.worker }
 
 // Store is the store the server runs on.
 func (a *App) Store() store.Store { return a.store }

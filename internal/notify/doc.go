@@ -1,3 +1,3 @@
-// Package notify delivers email and SMS messages: the senders (SMTP, Twilio, log), the message
-// templates with their built-in defaults, and the outbox worker that drives the senders.
+// Package notify sends email and SMS messages: the senders (SMTP, Twilio, log) and the message
+// templates with their built-in defaults. Package outbox drives the senders.
 package notify

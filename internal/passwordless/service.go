@@ -20,6 +20,7 @@ import (
 	"github.com/latchkey-dev/latchkey/internal/ident"
 	"github.com/latchkey-dev/latchkey/internal/login"
 	"github.com/latchkey-dev/latchkey/internal/notify"
+	"github.com/latchkey-dev/latchkey/internal/outbox"
 	"github.com/latchkey-dev/latchkey/internal/project"
 	"github.com/latchkey-dev/latchkey/internal/store"
 	"github.com/latchkey-dev/latchkey/internal/token"
@@ -450,12 +451,12 @@ func (s *Service) enqueue(ctx context.Context, tx store.Store, p store.Project, 
 	if err != nil {
 		return fmt.Errorf("render template %s: %w", name, err)
 	}
-	content, err := json.Marshal(notify.Content{Subject: subject, Text: text, HTML: html})
+	content, err := json.Marshal(outbox.Content{Subject: subject, Text: text, HTML: html})
 	if err != nil {
 		return err
 	}
 	id := s.d.IDs.New()
-	sealed, err := s.d.Sealer.Seal(content, notify.OutboxAAD(id))
+	sealed, err := s.d.Sealer.Seal(content, outbox.AAD(id))
 	if err != nil {
 		return fmt.Errorf("seal message: %w", err)
 	}

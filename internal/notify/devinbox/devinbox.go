@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/latchkey-dev/latchkey/internal/httpserver"
-	"github.com/latchkey-dev/latchkey/internal/notify"
+	"github.com/latchkey-dev/latchkey/internal/outbox"
 	"github.com/latchkey-dev/latchkey/internal/store"
 )
 
@@ -17,7 +17,7 @@ import (
 // links to anyone who can reach the server.
 type Handler struct {
 	Store  store.Outbox
-	Opener notify.Opener
+	Opener outbox.Opener
 }
 
 // Mount registers the routes on rt.
@@ -48,8 +48,8 @@ func (h Handler) messages(r *http.Request) ([]Message, error) {
 	for _, m := range rows {
 		msg := Message{ID: m.ID, ProjectID: m.ProjectID, Channel: m.Channel, To: m.Recipient, CreatedAt: m.CreatedAt, SentAt: m.SentAt}
 		if len(m.Payload) > 0 {
-			if raw, err := h.Opener.Open(m.Payload, notify.OutboxAAD(m.ID)); err == nil {
-				var c notify.Content
+			if raw, err := h.Opener.Open(m.Payload, outbox.AAD(m.ID)); err == nil {
+				var c outbox.Content
 				if json.Unmarshal(raw, &c) == nil {
 					msg.Subject, msg.Text, msg.HTML = c.Subject, c.Text, c.HTML
 				}

@@ -1,4 +1,4 @@
-package notify
+package outbox
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/latchkey-dev/latchkey/internal/notify"
 	"github.com/latchkey-dev/latchkey/internal/store"
 )
 
@@ -23,9 +24,9 @@ type Content struct {
 	HTML    string `json:"html"`
 }
 
-// OutboxAAD binds a sealed payload to its outbox row, so a payload copied onto another row
+// AAD binds a sealed payload to its outbox row, so a payload copied onto another row
 // does not open.
-func OutboxAAD(id string) []byte { return []byte("latchkey outbox\x00" + id) }
+func AAD(id string) []byte { return []byte("latchkey outbox\x00" + id) }
 
 // Worker delivers the outbox: it claims messages with a lease, sends them, and records the
 // outcome, retrying with backoff. Delivery is at least once; the message id travels with every
@@ -33,7 +34,7 @@ func OutboxAAD(id string) []byte { return []byte("latchkey outbox\x00" + id) }
 type Worker struct {
 	Store   store.Outbox
 	Opener  Opener
-	Senders map[Channel]Sender
+	Senders map[notify.Channel]notify.Sender
 	// KeepPayload keeps delivered content (the development inbox shows it); otherwise it is
 	// dropped once sent.
 	KeepPayload bool
@@ -123,7 +124,7 @@ func (w *Worker) deliver(ctx context.Context, m store.OutboxMessage) {
 		}
 		return
 	}
-	giveUp := errors.Is(err, ErrPermanent) || m.Attempts >= w.MaxAttempts
+	giveUp := errors.Is(err, notify.ErrPermanent) || m.Attempts >= w.MaxAttempts
 	w.Log.WarnContext(ctx, "outbox: delivery failed", "message_id", m.ID, "project_id", m.ProjectID,
 		"channel", m.Channel, "attempt", m.Attempts, "give_up", giveUp, "err", err)
 	if err := w.Store.MarkMessageFailed(ctx, m.ID, now.Add(retryDelay(m.Attempts)), clipError(err.Error(), 500), giveUp); err != nil {
@@ -132,19 +133,19 @@ func (w *Worker) deliver(ctx context.Context, m store.OutboxMessage) {
 }
 
 func (w *Worker) send(ctx context.Context, m store.OutboxMessage) error {
-	sender, ok := w.Senders[Channel(m.Channel)]
+	sender, ok := w.Senders[notify.Channel(m.Channel)]
 	if !ok || sender == nil {
-		return Permanent(fmt.Errorf("no sender for channel %q", m.Channel))
+		return notify.Permanent(fmt.Errorf("no sender for channel %q", m.Channel))
 	}
-	raw, err := w.Opener.Open(m.Payload, OutboxAAD(m.ID))
+	raw, err := w.Opener.Open(m.Payload, AAD(m.ID))
 	if err != nil {
-		return Permanent(fmt.Errorf("open payload: %w", err))
+		return notify.Permanent(fmt.Errorf("open payload: %w", err))
 	}
 	var c Content
 	if err := json.Unmarshal(raw, &c); err != nil {
-		return Permanent(fmt.Errorf("decode payload: %w", err))
+		return notify.Permanent(fmt.Errorf("decode payload: %w", err))
 	}
-	return sender.Send(ctx, Message{ID: m.ID, ProjectID: m.ProjectID, Channel: Channel(m.Channel), To: m.Recipient,
+	return sender.Send(ctx, notify.Message{ID: m.ID, ProjectID: m.ProjectID, Channel: notify.Channel(m.Channel), To: m.Recipient,
 		Subject: c.Subject, Text: c.Text, HTML: c.HTML})
 }
 
