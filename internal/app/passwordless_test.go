@@ -15,7 +15,9 @@ import (
 
 	"github.com/latchkey-dev/latchkey/internal/app"
 	"github.com/latchkey-dev/latchkey/internal/notify"
+	"github.com/latchkey-dev/latchkey/internal/outbox"
 	"github.com/latchkey-dev/latchkey/internal/project"
+	"github.com/latchkey-dev/latchkey/internal/store"
 	"github.com/latchkey-dev/latchkey/internal/store/sqlstore"
 	"github.com/latchkey-dev/latchkey/internal/testdb"
 	"github.com/latchkey-dev/latchkey/internal/testmail"
@@ -502,5 +504,90 @@ func TestSMSCodeThroughATwilioCompatibleAPI(t *testing.T) {
 			t.Error("a second login by the same phone created another user")
 		}
 		w.want(w.post("phone-otp/send", `{"phone_id":"555-0100"}`), 400, "invalid_phone")
+	})
+}
+
+// recordingSender keeps what it is asked to send.
+type recordingSender struct {
+	mu   sync.Mutex
+	sent []notify.Message
+}
+
+func (s *recordingSender) Send(_ context.Context, m notify.Message) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sent = append(s.sent, m)
+	return nil
+}
+
+func (s *recordingSender) count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.sent)
+}
+
+// TestCodeMessagesExpireWithTheirFlow: a code's outbox message carries the flow's expiry, a
+// resend's the new one, and a worker that gets to it only after the code expired never
+// sends it.
+func TestCodeMessagesExpireWithTheirFlow(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, st *sqlstore.Store) {
+		sender := &recordingSender{}
+		w := newFlowWorld(t, st, app.WithSenders(map[notify.Channel]notify.Sender{notify.Email: sender}))
+		ctx := t.Context()
+		pid := w.proj.Project.ID
+		outboxTo := func(to string) []store.OutboxMessage {
+			all, err := w.a.Store().ListOutbox(ctx, 100)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var out []store.OutboxMessage
+			for _, m := range all {
+				if m.Recipient == to {
+					out = append(out, m)
+				}
+			}
+			return out
+		}
+
+		r := w.post("email-otp/send", `{"email":"late@example.com"}`)
+		w.want(r, 200, "")
+		f, err := w.a.Store().GetFlow(ctx, pid, r.body["state"].(string))
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs := outboxTo("late@example.com")
+		if len(msgs) != 1 || msgs[0].ExpiresAt == nil || !msgs[0].ExpiresAt.Equal(f.ExpiresAt) || !f.ExpiresAt.Equal(w.clock.Now().Add(5*time.Minute)) {
+			t.Fatalf("message expiry %v, flow expiry %v: want both 5 minutes from now", msgs[0].ExpiresAt, f.ExpiresAt)
+		}
+
+		// The worker gets to it only once the code has expired: it is given up, not sent.
+		w.clock.Advance(5 * time.Minute)
+		w.deliver()
+		if n := sender.count(); n != 0 {
+			t.Fatalf("%d messages were sent after the code expired", n)
+		}
+		if m := outboxTo("late@example.com")[0]; m.SentAt != nil || m.FailedAt == nil || m.LastError != outbox.ExpiredReason {
+			t.Errorf("expired message: sent %v failed %v last error %q", m.SentAt, m.FailedAt, m.LastError)
+		}
+
+		// A fresh code is sent; its resend's message expires with the renewed flow.
+		r = w.post("email-otp/send", `{"email":"prompt@example.com"}`)
+		w.want(r, 200, "")
+		w.deliver()
+		w.clock.Advance(31 * time.Second)
+		w.want(w.post("email-otp/resend", `{"state":"`+r.body["state"].(string)+`"}`), 200, "")
+		w.deliver()
+		if n := sender.count(); n != 2 {
+			t.Errorf("%d messages sent, want the code and its resend", n)
+		}
+		f, err = w.a.Store().GetFlow(ctx, pid, r.body["state"].(string))
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs = outboxTo("prompt@example.com")
+		if len(msgs) != 2 || msgs[0].ExpiresAt == nil || msgs[1].ExpiresAt == nil ||
+			!msgs[0].ExpiresAt.Equal(f.ExpiresAt) || !msgs[1].ExpiresAt.Before(f.ExpiresAt) {
+			t.Fatalf("messages %+v, flow expiry %v: want the resend's message to expire with the renewed flow", msgs, f.ExpiresAt)
+		}
 	})
 }

@@ -30,7 +30,9 @@ func AAD(id string) []byte { return []byte("latchkey outbox\x00" + id) }
 
 // Worker delivers the outbox: it claims messages with a lease, sends them, and records the
 // outcome, retrying with backoff. Delivery is at least once; the message id travels with every
-// attempt as a dedupe id. Any number of workers may run, on any number of instances.
+// attempt as a dedupe id. A message past its expiry is given up unsent: its code or link no
+// longer works, and arriving late it would only confuse. Any number of workers may run, on any
+// number of instances.
 type Worker struct {
 	Store   store.Outbox
 	Opener  Opener
@@ -115,6 +117,10 @@ func (w *Worker) RunOnce(ctx context.Context) (int, error) {
 }
 
 func (w *Worker) deliver(ctx context.Context, m store.OutboxMessage) {
+	if now := w.Now(); expired(m, now) {
+		w.expire(ctx, m, now)
+		return
+	}
 	err := w.send(ctx, m)
 	now := w.Now()
 	if err == nil {
@@ -124,12 +130,32 @@ func (w *Worker) deliver(ctx context.Context, m store.OutboxMessage) {
 		}
 		return
 	}
-	giveUp := errors.Is(err, notify.ErrPermanent) || m.Attempts >= w.MaxAttempts
+	retryAt := now.Add(retryDelay(m.Attempts))
+	// A retry that could only come after the expiry is not worth waiting for.
+	giveUp := errors.Is(err, notify.ErrPermanent) || m.Attempts >= w.MaxAttempts || expired(m, retryAt)
 	w.Log.WarnContext(ctx, "outbox: delivery failed", "message_id", m.ID, "project_id", m.ProjectID,
 		"channel", m.Channel, "attempt", m.Attempts, "give_up", giveUp, "err", err)
-	if err := w.Store.MarkMessageFailed(ctx, m.ID, now.Add(retryDelay(m.Attempts)), clipError(err.Error(), 500), giveUp); err != nil {
+	if err := w.Store.MarkMessageFailed(ctx, m.ID, retryAt, clipError(err.Error(), 500), giveUp); err != nil {
 		w.Log.ErrorContext(ctx, "outbox: record failure", "message_id", m.ID, "err", err)
 	}
+}
+
+// expire gives up a message that outlived its secret. It logs at info, not as a failure: the
+// outbox worked as meant. The content is never opened, let alone logged.
+func (w *Worker) expire(ctx context.Context, m store.OutboxMessage, now time.Time) {
+	w.Log.InfoContext(ctx, "outbox: message expired before delivery; given up", "message_id", m.ID,
+		"project_id", m.ProjectID, "channel", m.Channel, "attempt", m.Attempts, "expired_at", *m.ExpiresAt)
+	if err := w.Store.MarkMessageFailed(ctx, m.ID, now, ExpiredReason, true); err != nil {
+		w.Log.ErrorContext(ctx, "outbox: record expiry", "message_id", m.ID, "err", err)
+	}
+}
+
+// ExpiredReason is the LastError recorded on a message given up because it expired.
+const ExpiredReason = "expired before delivery"
+
+// expired reports whether m may no longer be delivered at t.
+func expired(m store.OutboxMessage, t time.Time) bool {
+	return m.ExpiresAt != nil && !t.Before(*m.ExpiresAt)
 }
 
 func (w *Worker) send(ctx context.Context, m store.OutboxMessage) error {

@@ -460,8 +460,10 @@ func (s *Service) enqueue(ctx context.Context, tx store.Store, p store.Project, 
 	if err != nil {
 		return fmt.Errorf("seal message: %w", err)
 	}
+	// The message dies with its secret: once the flow has expired a retry must not deliver it.
+	expires := f.ExpiresAt
 	m := store.OutboxMessage{ID: id, ProjectID: p.ID, Channel: string(channelOf(ch)), Recipient: f.Destination,
-		Payload: sealed, CreatedAt: now, AvailableAt: now}
+		Payload: sealed, CreatedAt: now, AvailableAt: now, ExpiresAt: &expires}
 	if err := tx.EnqueueMessage(ctx, m); err != nil {
 		return fmt.Errorf("enqueue message: %w", err)
 	}

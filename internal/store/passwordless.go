@@ -70,6 +70,9 @@ type OutboxMessage struct {
 	LastError   string
 	SentAt      *time.Time
 	FailedAt    *time.Time // gave up
+	// ExpiresAt is when the message stops being worth delivering, the expiry of the secret it
+	// carries: a worker that claims it at or after this gives it up unsent. Nil: never.
+	ExpiresAt *time.Time
 }
 
 // Outbox stores messages to deliver.
@@ -77,7 +80,8 @@ type Outbox interface {
 	EnqueueMessage(ctx context.Context, m OutboxMessage) error // ErrNotFound if the project does not exist
 	// ClaimMessages takes up to limit undelivered messages available at now, oldest first, and makes
 	// them unavailable to other workers until now+lease; each claim counts an attempt. Workers
-	// on many instances never claim the same message at once.
+	// on many instances never claim the same message at once. Expired messages are claimed
+	// like any other: the worker gives them up, so that the row records why nothing was sent.
 	ClaimMessages(ctx context.Context, now time.Time, lease time.Duration, limit int) ([]OutboxMessage, error)
 	// MarkMessageSent records delivery. keepPayload false drops the content, which no one needs
 	// once delivered.

@@ -11,14 +11,14 @@ import (
 )
 
 const outboxColumns = `id, project_id, channel, recipient, payload, created_at, available_at, attempts, last_error,
-	sent_at, failed_at`
+	sent_at, failed_at, expires_at`
 
 // EnqueueMessage stores m; ErrNotFound when its project does not exist.
 func (s *Store) EnqueueMessage(ctx context.Context, m store.OutboxMessage) error {
 	err := s.guarded(ctx, func(s *Store) error {
-		_, err := s.exec(ctx, `INSERT INTO outbox (`+outboxColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		_, err := s.exec(ctx, `INSERT INTO outbox (`+outboxColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			m.ID, m.ProjectID, m.Channel, m.Recipient, m.Payload, toMicros(m.CreatedAt), toMicros(m.AvailableAt),
-			m.Attempts, m.LastError, toNullMicros(m.SentAt), toNullMicros(m.FailedAt))
+			m.Attempts, m.LastError, toNullMicros(m.SentAt), toNullMicros(m.FailedAt), toNullMicros(m.ExpiresAt))
 		return err
 	})
 	return s.wrap(err, "enqueue message %s", m.ID)
@@ -86,13 +86,13 @@ func (s *Store) ListOutbox(ctx context.Context, limit int) ([]store.OutboxMessag
 func scanOutboxMessage(sc scanner) (store.OutboxMessage, error) {
 	var m store.OutboxMessage
 	var created, available int64
-	var sent, failed sql.NullInt64
+	var sent, failed, expires sql.NullInt64
 	if err := sc.Scan(&m.ID, &m.ProjectID, &m.Channel, &m.Recipient, &m.Payload, &created, &available, &m.Attempts,
-		&m.LastError, &sent, &failed); err != nil {
+		&m.LastError, &sent, &failed, &expires); err != nil {
 		return store.OutboxMessage{}, err
 	}
 	m.CreatedAt, m.AvailableAt = fromMicros(created), fromMicros(available)
-	m.SentAt, m.FailedAt = fromNullMicros(sent), fromNullMicros(failed)
+	m.SentAt, m.FailedAt, m.ExpiresAt = fromNullMicros(sent), fromNullMicros(failed), fromNullMicros(expires)
 	return m, nil
 }
 

@@ -189,6 +189,28 @@ func testOutbox(t *testing.T, newStore func(t *testing.T) store.Store) {
 		}
 	})
 
+	t.Run("Expiry", func(t *testing.T) {
+		st := newStore(t)
+		f := inNewProject(t, st)
+		expiring, forever := newMessage(f.pid, at(0)), newMessage(f.pid, at(time.Second))
+		expiring.ExpiresAt = ptr(at(5 * time.Minute))
+		for _, m := range []store.OutboxMessage{expiring, forever} {
+			must(t, st.EnqueueMessage(f.ctx, m), "EnqueueMessage")
+		}
+		list, err := st.ListOutbox(f.ctx, 10)
+		must(t, err, "ListOutbox")
+		wantRecords(t, []store.OutboxMessage{forever, expiring}, list, "ListOutbox (the expiry and its absence round-trip)")
+
+		// Claims do not filter on the expiry: the worker gives an expired message up and
+		// records that it did, which a message silently left behind would not show.
+		now := at(time.Hour)
+		got, err := st.ClaimMessages(f.ctx, now, time.Minute, 10)
+		must(t, err, "ClaimMessages")
+		expiring.AvailableAt, expiring.Attempts = now.Add(time.Minute), 1
+		forever.AvailableAt, forever.Attempts = now.Add(time.Minute), 1
+		wantRecords(t, []store.OutboxMessage{expiring, forever}, got, "ClaimMessages past the expiry")
+	})
+
 	t.Run("ConcurrentClaimsAreDisjoint", func(t *testing.T) {
 		st := newStore(t)
 		f := inNewProject(t, st)
