@@ -230,3 +230,45 @@ func BenchmarkEmailCode(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkSendSignupOff compares, over HTTP on SQLite, an email code sent to a known user
+// with one sent to an unknown email in a project that refuses sign-ups. The answers are the
+// same; so should the cost be, or the time of a send tells whether an account exists. The
+// known path renders, seals and enqueues a message; the unknown one renders and seals it too,
+// then drops it, so the gap left is the outbox INSERT.
+func BenchmarkSendSignupOff(b *testing.B) {
+	a, err := app.NewWithStore(testdb.SQLite(b), app.WithDev(true))
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	issued, err := a.Projects().Create(ctx, project.NewProject{Name: "Bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	p, err := a.Projects().Update(ctx, issued.Project.ID, project.Update{Settings: []byte(`{"allow_signup":false}`)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	known := "known@example.com"
+	if _, err := a.Directory().CreateUser(ctx, p.Project.ID, directory.UserInput{Email: &known}); err != nil {
+		b.Fatal(err)
+	}
+	h := a.Handler()
+	for _, c := range []struct{ name, email string }{{"known", known}, {"unknown", "stranger@example.com"}} {
+		b.Run(c.name, func(b *testing.B) {
+			body := `{"email":"` + c.email + `"}`
+			b.ReportAllocs()
+			for b.Loop() {
+				req := httptest.NewRequest("POST", "/api/v1/auth/passwordless/email-otp/send", strings.NewReader(body))
+				req.Header.Set("Content-Type", "application/json")
+				req.Header.Set("X-Client-Id", issued.Project.ClientID)
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, req)
+				if rec.Code != http.StatusOK {
+					b.Fatalf("send: %d %s", rec.Code, rec.Body)
+				}
+			}
+		})
+	}
+}

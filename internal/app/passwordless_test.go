@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -17,6 +19,7 @@ import (
 	"github.com/latchkey-dev/latchkey/internal/notify"
 	"github.com/latchkey-dev/latchkey/internal/outbox"
 	"github.com/latchkey-dev/latchkey/internal/project"
+	"github.com/latchkey-dev/latchkey/internal/secretbox"
 	"github.com/latchkey-dev/latchkey/internal/store"
 	"github.com/latchkey-dev/latchkey/internal/store/sqlstore"
 	"github.com/latchkey-dev/latchkey/internal/testdb"
@@ -308,6 +311,58 @@ func TestUnknownEmailsLookTheSame(t *testing.T) {
 	}
 	if n := len(w.inbox(known)); n != 4 {
 		t.Errorf("%d messages to the known user, want 4", n)
+	}
+}
+
+// countingSealer counts the payloads it seals.
+type countingSealer struct {
+	*secretbox.Keyring
+	n atomic.Int64
+}
+
+func (c *countingSealer) Seal(plaintext, aad []byte) ([]byte, error) {
+	c.n.Add(1)
+	return c.Keyring.Seal(plaintext, aad)
+}
+
+// TestUnknownEmailsCostTheSame: with sign-up off, a send or resend to an unknown email
+// composes and seals its message like one to a user (then drops it), so that the time of the
+// answer does not tell the two apart. BenchmarkSendSignupOff measures what is left.
+func TestUnknownEmailsCostTheSame(t *testing.T) {
+	key, err := secretbox.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ring, err := secretbox.NewKeyring(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealer := &countingSealer{Keyring: ring}
+	w := newFlowWorld(t, testdb.SQLite(t), app.WithDev(true), app.WithSealer(sealer))
+	w.want(w.call("PATCH", "/api/v1/project", `{"settings":{"allow_signup":false}}`, w.secret()), 200, "")
+	w.want(w.call("POST", "/api/v1/users", `{"email":"known@example.com"}`, w.secret()), 201, "")
+	seals := func(path, body string) int64 {
+		before := sealer.n.Load()
+		w.want(w.post(path, body), 200, "")
+		return sealer.n.Load() - before
+	}
+	for _, path := range []string{"email-otp/send", "magic-link/send"} {
+		known, unknown := w.post(path, `{"email":"known@example.com"}`), w.post(path, `{"email":"stranger@example.com"}`)
+		w.want(known, 200, "")
+		w.want(unknown, 200, "")
+		if k, u := seals(path, `{"email":"known@example.com"}`), seals(path, `{"email":"stranger@example.com"}`); k != 1 || u != 1 {
+			t.Errorf("%s sealed %d payloads for a user and %d for a stranger, want 1 and 1", path, k, u)
+		}
+		w.clock.Advance(31 * time.Second)
+		resend := strings.Replace(path, "send", "resend", 1)
+		k := seals(resend, `{"state":"`+known.body["state"].(string)+`"}`)
+		u := seals(resend, `{"state":"`+unknown.body["state"].(string)+`"}`)
+		if k != 1 || u != 1 {
+			t.Errorf("%s sealed %d payloads for a user and %d for a stranger, want 1 and 1", resend, k, u)
+		}
+	}
+	if n := len(w.inbox("stranger@example.com")); n != 0 {
+		t.Errorf("%d messages went to an email that may not sign up", n)
 	}
 }
 

@@ -103,7 +103,8 @@ type SendRequest struct {
 // Send starts a flow and queues its message in the same transaction, so the flow is never
 // usable before its message is committed. The answer is the same whether or not the
 // destination belongs to a user: a destination that may not sign up gets a flow that can never
-// be verified and no message. Errors: invalid_email, invalid_phone, invalid_redirect_url (400),
+// be verified and no message (composed all the same, so that the answer takes about as long).
+// Errors: invalid_email, invalid_phone, invalid_redirect_url (400),
 // login_method_disabled (403), delivery_not_configured (503).
 func (s *Service) Send(ctx context.Context, p store.Project, r SendRequest) (string, error) {
 	settings, err := s.d.Settings(p)
@@ -162,7 +163,7 @@ func (s *Service) Send(ctx context.Context, p store.Project, r SendRequest) (str
 			return fmt.Errorf("create flow: %w", err)
 		}
 		if !deliver {
-			return nil
+			return s.composeAndDrop(ctx, tx, p, settings, f, secret, now)
 		}
 		return s.enqueue(ctx, tx, p, settings, f, secret, now)
 	})
@@ -210,7 +211,8 @@ func (s *Service) Resend(ctx context.Context, p store.Project, channels []Channe
 			return fmt.Errorf("resend flow: %w", err)
 		}
 		if next.UserID == "" && !settings.AllowSignup {
-			return nil // a dead-end flow stays silent, as when it was sent
+			// A dead-end flow stays silent, as when it was sent, at the same cost.
+			return s.composeAndDrop(ctx, tx, p, settings, next, secret, now)
 		}
 		return s.enqueue(ctx, tx, p, settings, next, secret, now)
 	})
@@ -427,6 +429,27 @@ func (s *Service) flow(ctx context.Context, p store.Project, channels []Channel,
 
 // enqueue renders the flow's message and writes it to the outbox, sealed, through tx.
 func (s *Service) enqueue(ctx context.Context, tx store.Store, p store.Project, settings project.Settings, f store.Flow, secret string, now time.Time) error {
+	m, err := s.compose(ctx, tx, p, settings, f, secret, now)
+	if err != nil {
+		return err
+	}
+	if err := tx.EnqueueMessage(ctx, m); err != nil {
+		return fmt.Errorf("enqueue message: %w", err)
+	}
+	return nil
+}
+
+// composeAndDrop does a dead-end flow's share of the work of sending, loading the template,
+// rendering and sealing, and drops the message. Without it, a send to an address that may not
+// sign up would answer measurably sooner than one to a user, and its time alone would tell
+// whether an account exists. What is left between the two is the outbox INSERT.
+func (s *Service) composeAndDrop(ctx context.Context, tx store.Store, p store.Project, settings project.Settings, f store.Flow, secret string, now time.Time) error {
+	_, err := s.compose(ctx, tx, p, settings, f, secret, now)
+	return err
+}
+
+// compose renders the flow's message and seals it for the outbox row it is to be.
+func (s *Service) compose(ctx context.Context, tx store.Store, p store.Project, settings project.Settings, f store.Flow, secret string, now time.Time) (store.OutboxMessage, error) {
 	ch := Channel(f.Channel)
 	name := templateName(ch)
 	tmpl, _ := notify.DefaultTemplate(name)
@@ -434,7 +457,7 @@ func (s *Service) enqueue(ctx context.Context, tx store.Store, p store.Project, 
 	case err == nil:
 		tmpl = notify.Template{Subject: override.Subject, Text: override.Text, HTML: override.HTML}
 	case !errors.Is(err, store.ErrNotFound):
-		return fmt.Errorf("load template %s: %w", name, err)
+		return store.OutboxMessage{}, fmt.Errorf("load template %s: %w", name, err)
 	}
 	brand := settings.Branding.DisplayName
 	if brand == "" {
@@ -449,25 +472,21 @@ func (s *Service) enqueue(ctx context.Context, tx store.Store, p store.Project, 
 	}
 	subject, text, html, err := tmpl.Render(name, data)
 	if err != nil {
-		return fmt.Errorf("render template %s: %w", name, err)
+		return store.OutboxMessage{}, fmt.Errorf("render template %s: %w", name, err)
 	}
 	content, err := json.Marshal(outbox.Content{Subject: subject, Text: text, HTML: html})
 	if err != nil {
-		return err
+		return store.OutboxMessage{}, fmt.Errorf("encode message: %w", err)
 	}
 	id := s.d.IDs.New()
 	sealed, err := s.d.Sealer.Seal(content, outbox.AAD(id))
 	if err != nil {
-		return fmt.Errorf("seal message: %w", err)
+		return store.OutboxMessage{}, fmt.Errorf("seal message: %w", err)
 	}
 	// The message dies with its secret: once the flow has expired a retry must not deliver it.
 	expires := f.ExpiresAt
-	m := store.OutboxMessage{ID: id, ProjectID: p.ID, Channel: string(channelOf(ch)), Recipient: f.Destination,
-		Payload: sealed, CreatedAt: now, AvailableAt: now, ExpiresAt: &expires}
-	if err := tx.EnqueueMessage(ctx, m); err != nil {
-		return fmt.Errorf("enqueue message: %w", err)
-	}
-	return nil
+	return store.OutboxMessage{ID: id, ProjectID: p.ID, Channel: string(channelOf(ch)), Recipient: f.Destination,
+		Payload: sealed, CreatedAt: now, AvailableAt: now, ExpiresAt: &expires}, nil
 }
 
 // newSecret makes a code of the project's length, or a link secret of 256 bits.
