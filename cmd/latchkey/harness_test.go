@@ -108,9 +108,15 @@ var listeningRE = regexp.MustCompile(`msg="latchkey listening" addr=(\S+)`)
 // answers. The process is killed when the test ends if it still runs.
 func startServer(t *testing.T, args ...string) *server {
 	t.Helper()
+	return startServerEnv(t, nil, args...)
+}
+
+// startServerEnv is startServer with extra environment variables (KEY=value) for the process.
+func startServerEnv(t *testing.T, env []string, args ...string) *server {
+	t.Helper()
 	s := &server{t: t, stderr: newLogBuffer(), exited: make(chan struct{})}
 	s.cmd = exec.Command(binary, append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)...)
-	s.cmd.Env = cleanEnv()
+	s.cmd.Env = append(cleanEnv(), env...)
 	s.cmd.Stderr = s.stderr
 	if err := s.cmd.Start(); err != nil {
 		t.Fatalf("start latchkey serve: %v", err)
