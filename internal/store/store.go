@@ -37,6 +37,8 @@ type Store interface {
 	Flows
 	Outbox
 	MessageTemplates
+	Passkeys
+	Ceremonies
 
 	// InTx runs fn in one transaction: all of fn's writes commit together or not at all.
 	// The Store passed to fn is bound to the transaction; calling InTx on it runs fn inline.

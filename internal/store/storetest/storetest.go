@@ -47,6 +47,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Flows", testFlows},
 		{"Outbox", testOutbox},
 		{"MessageTemplates", testMessageTemplates},
+		{"Passkeys", testPasskeys},
+		{"Ceremonies", testCeremonies},
 		{"Paging", testPaging},
 		{"Isolation", testIsolation},
 		{"Races", testRaces},
