@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hkdf"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -67,6 +68,9 @@ type masterKey struct {
 // for concurrent use. Make one with NewKeyring.
 type Keyring struct {
 	keys []masterKey
+	// derive is a pseudo-random key extracted from the current master key, from which DeriveKey
+	// expands keys for other purposes; the ring keeps no raw master key.
+	derive []byte
 }
 
 // NewKeyring returns a key ring of keys, the first of which is current. Each key must be exactly
@@ -93,7 +97,23 @@ func NewKeyring(keys ...[]byte) (*Keyring, error) {
 		}
 		r.keys = append(r.keys, masterKey{id: id, aead: aead})
 	}
+	prk, err := hkdf.Extract(sha256.New, keys[0], []byte("latchkey secretbox derive"))
+	if err != nil {
+		return nil, fmt.Errorf("derive from the current master key: %w", err)
+	}
+	r.derive = prk
 	return r, nil
+}
+
+// DeriveKey returns a 32-byte key for purpose, derived from the current master key (HKDF-SHA256),
+// so that the same master key gives every instance the same key and keys for different purposes
+// are independent. A master key rotation changes every derived key.
+func (k *Keyring) DeriveKey(purpose string) ([]byte, error) {
+	key, err := hkdf.Expand(sha256.New, k.derive, purpose, KeySize)
+	if err != nil {
+		return nil, fmt.Errorf("derive a key for %s: %w", purpose, err)
+	}
+	return key, nil
 }
 
 // CurrentID returns the id of the master key that seals: the first 16 hex digits of its SHA-256.

@@ -381,3 +381,32 @@ func BenchmarkRewrap(b *testing.B) {
 		}
 	}
 }
+
+func TestDeriveKey(t *testing.T) {
+	a, b := bytes.Repeat([]byte{1}, KeySize), bytes.Repeat([]byte{2}, KeySize)
+	ring1, err := NewKeyring(a, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ring2, err := NewKeyring(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rotated, err := NewKeyring(b, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k1, _ := ring1.DeriveKey("x")
+	k2, _ := ring2.DeriveKey("x")
+	other, _ := ring1.DeriveKey("y")
+	after, _ := rotated.DeriveKey("x")
+	if len(k1) != KeySize || !bytes.Equal(k1, k2) {
+		t.Errorf("two rings with the same current key derive different keys")
+	}
+	if bytes.Equal(k1, other) || bytes.Equal(k1, after) {
+		t.Errorf("keys for another purpose or another current key are the same")
+	}
+	if bytes.Equal(k1, a) {
+		t.Errorf("derived key is the master key")
+	}
+}
