@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -28,6 +29,7 @@ type Settings struct {
 	Codes        CodeSettings      `json:"codes"`
 	MagicLink    MagicLinkSettings `json:"magic_link"`
 	MFA          MFASettings       `json:"mfa"`
+	Passkey      PasskeySettings   `json:"passkey"`
 	Branding     Branding          `json:"branding"`
 }
 
@@ -114,6 +116,40 @@ type MFASettings struct {
 	Factors []string `json:"factors"`
 }
 
+// User verification requirements a project may set for passkeys (WebAuthn's
+// UserVerificationRequirement).
+const (
+	UserVerificationPreferred = "preferred"
+	UserVerificationRequired  = "required"
+)
+
+// PasskeySettings shape the project's WebAuthn relying party.
+type PasskeySettings struct {
+	// RPID is the relying party id: a domain that every allowed origin is on (or lists in
+	// /.well-known/webauthn). "" means the host of the first allowed origin.
+	RPID string `json:"rp_id"`
+	// RPName is the name authenticators show; "" means the branding display name or the
+	// project name.
+	RPName string `json:"rp_name"`
+	// UserVerification is "preferred" or "required" (every passkey ceremony must verify the
+	// user: PIN or biometrics).
+	UserVerification string `json:"user_verification"`
+}
+
+// EffectiveRPID is the relying party id passkeys are created for: the setting, else the host of
+// the first allowed origin, else fallbackHost (the server's own host).
+func (s Settings) EffectiveRPID(fallbackHost string) string {
+	if s.Passkey.RPID != "" {
+		return s.Passkey.RPID
+	}
+	if len(s.AllowedOrigins) > 0 {
+		if u, err := url.Parse(s.AllowedOrigins[0]); err == nil && u.Hostname() != "" {
+			return u.Hostname()
+		}
+	}
+	return fallbackHost
+}
+
 // Branding is what the hosted pages show of the project.
 type Branding struct {
 	DisplayName     string `json:"display_name"`
@@ -149,6 +185,7 @@ func DefaultSettings() Settings {
 		Codes:     CodeSettings{Length: 6, TTLSeconds: 300, MaxAttempts: 5},
 		MagicLink: MagicLinkSettings{TTLSeconds: 900},
 		MFA:       MFASettings{Policy: MFAOff, Factors: []string{FactorOTP, FactorRecoveryCode}},
+		Passkey:   PasskeySettings{UserVerification: UserVerificationPreferred},
 		Branding:  Branding{PrimaryColor: "#4f46e5", BackgroundColor: "#ffffff"},
 	}
 }
@@ -206,6 +243,9 @@ func (s *Settings) normalize() {
 	s.AllowedOrigins = dedupe(s.AllowedOrigins)
 	s.RedirectURIs = dedupe(s.RedirectURIs)
 	s.MFA.Factors = dedupe(s.MFA.Factors)
+	s.Passkey.RPID = strings.ToLower(strings.TrimSpace(s.Passkey.RPID))
+	s.Passkey.RPName = strings.TrimSpace(s.Passkey.RPName)
+	s.Passkey.UserVerification = strings.ToLower(strings.TrimSpace(s.Passkey.UserVerification))
 	s.Branding.DisplayName = strings.TrimSpace(s.Branding.DisplayName)
 	s.Branding.LogoURL = strings.TrimSpace(s.Branding.LogoURL)
 	s.Branding.PrimaryColor = strings.TrimSpace(s.Branding.PrimaryColor)

@@ -2,6 +2,7 @@ package project
 
 import (
 	"fmt"
+	"net"
 	"net/url"
 	"regexp"
 	"slices"
@@ -72,6 +73,19 @@ func (s Settings) Validate() error {
 	}
 	if s.MFA.Policy != MFAOff && len(s.MFA.Factors) == 0 {
 		v.add("mfa.factors", "must name at least one factor when mfa.policy is not off")
+	}
+
+	pk := s.Passkey
+	if pk.RPID != "" {
+		if reason := checkRPID(pk.RPID); reason != "" {
+			v.add("passkey.rp_id", reason)
+		}
+	}
+	if n := utf8.RuneCountInString(pk.RPName); n > 100 || strings.IndexFunc(pk.RPName, unicode.IsControl) >= 0 {
+		v.add("passkey.rp_name", "must be at most 100 characters without control characters")
+	}
+	if !slices.Contains([]string{UserVerificationPreferred, UserVerificationRequired}, pk.UserVerification) {
+		v.add("passkey.user_verification", "must be one of preferred, required")
 	}
 
 	b := s.Branding
@@ -154,6 +168,26 @@ func parseAbsolute(s string) (*url.URL, string) {
 }
 
 // checkOrigin accepts scheme://host[:port] with https, or http on loopback.
+// checkRPID accepts a host name: a WebAuthn RP id is a domain, never an IP address, a URL or a
+// host with a port.
+func checkRPID(s string) string {
+	const reason = "must be a domain such as example.com (no scheme, port or path)"
+	if len(s) > 253 || net.ParseIP(s) != nil {
+		return reason
+	}
+	for _, label := range strings.Split(s, ".") {
+		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
+			return reason
+		}
+		for _, c := range label {
+			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
+				return reason
+			}
+		}
+	}
+	return ""
+}
+
 func checkOrigin(s string) string {
 	u, reason := parseAbsolute(s)
 	if reason != "" {

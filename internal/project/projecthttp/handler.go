@@ -13,9 +13,9 @@ import (
 // Handler serves the project routes.
 type Handler struct {
 	Projects *project.Service
-	// RPID is the WebAuthn relying party id published in the public configuration: the host of
-	// the server's public URL.
-	RPID string
+	// PublicHost is the host of the server's public URL: the WebAuthn relying party id of a
+	// project that sets none and names no allowed origin.
+	PublicHost string
 }
 
 // Mount registers the routes on rt.
@@ -75,7 +75,7 @@ func (h Handler) config(w http.ResponseWriter, r *http.Request) error {
 		AllowedOrigins:  s.AllowedOrigins,
 		Branding:        s.Branding,
 		SocialProviders: []string{},
-		Passkey:         passkeyConfig{RPID: h.RPID},
+		Passkey:         passkeyConfig{RPID: s.EffectiveRPID(h.PublicHost)},
 	})
 	return nil
 }

@@ -32,7 +32,7 @@ func setup(t *testing.T) fixture {
 	}
 	log := slog.New(slog.DiscardHandler)
 	rt := httpserver.NewRouter(svc, log)
-	projecthttp.Handler{Projects: svc, RPID: "auth.acme.example"}.Mount(rt)
+	projecthttp.Handler{Projects: svc, PublicHost: "auth.acme.example"}.Mount(rt)
 	srv := httptest.NewServer(httpserver.Wrap(rt, log, nil))
 	t.Cleanup(srv.Close)
 	return fixture{srv: srv, issued: issued}
@@ -165,7 +165,9 @@ func TestPublicConfig(t *testing.T) {
 			t.Errorf("config lacks %q: %s", k, raw)
 		}
 	}
-	if doc["display_name"] != "Acme" || doc["passkey"].(map[string]any)["rp_id"] != "auth.acme.example" ||
+	// The RP id defaults to the host of the first allowed origin (the server's host is the
+	// fallback for a project without origins).
+	if doc["display_name"] != "Acme" || doc["passkey"].(map[string]any)["rp_id"] != "app.acme.example" ||
 		doc["login_methods"].(map[string]any)["passkey"] != true {
 		t.Errorf("config %s", raw)
 	}
