@@ -12,6 +12,8 @@ export PATH
 
 # mailpit, the real SMTP server the delivery tests talk to (built once from the module proxy).
 scripts/mailpit.sh
+# Chromium, the browser of the passkey browser test (installed with apt-get when missing).
+scripts/chromium.sh
 
 # Start the local PostgreSQL cluster if it is installed but not running (a machine where the
 # service was stopped, or one that never started it).
