@@ -185,7 +185,7 @@ func TestSettingsJSONShape(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, k := range []string{"allowed_origins", "redirect_uris", "login_methods", "allow_signup",
-		"tokens", "codes", "magic_link", "mfa", "branding"} {
+		"tokens", "codes", "magic_link", "mfa", "passkey", "branding"} {
 		if _, ok := m[k]; !ok {
 			t.Errorf("settings document lacks %q", k)
 		}
@@ -194,5 +194,145 @@ func TestSettingsJSONShape(t *testing.T) {
 	want := map[string]any{"magic_link": true, "email_otp": true, "phone_otp": false, "passkey": true, "password": false}
 	if !reflect.DeepEqual(lm, want) {
 		t.Errorf("login_methods = %v, want %v", lm, want)
+	}
+	pk := m["passkey"].(map[string]any)
+	wantPK := map[string]any{"rp_id": "", "rp_name": "", "user_verification": "preferred"}
+	if !reflect.DeepEqual(pk, wantPK) {
+		t.Errorf("passkey = %v, want %v", pk, wantPK)
+	}
+}
+
+func TestValidatePasskeySettings(t *testing.T) {
+	cases := []struct {
+		name      string
+		passkey   PasskeySettings
+		badFields []string
+	}{
+		{"defaults", DefaultSettings().Passkey, nil},
+		{"a domain", PasskeySettings{RPID: "example.com", UserVerification: UserVerificationRequired}, nil},
+		{"a subdomain", PasskeySettings{RPID: "auth.acme.co.uk", UserVerification: UserVerificationPreferred}, nil},
+		{"localhost", PasskeySettings{RPID: "localhost", UserVerification: UserVerificationPreferred}, nil},
+		{"a punycode label", PasskeySettings{RPID: "xn--bcher-kva.example", UserVerification: UserVerificationPreferred}, nil},
+		{"labels of 63", PasskeySettings{RPID: strings.Repeat("a", 63) + ".example", UserVerification: UserVerificationPreferred}, nil},
+		{"a URL", PasskeySettings{RPID: "https://x.com", UserVerification: UserVerificationPreferred}, []string{"passkey.rp_id"}},
+		{"a port", PasskeySettings{RPID: "x.com:443", UserVerification: UserVerificationPreferred}, []string{"passkey.rp_id"}},
+		{"a path", PasskeySettings{RPID: "x.com/login", UserVerification: UserVerificationPreferred}, []string{"passkey.rp_id"}},
+		{"an IPv4 address", PasskeySettings{RPID: "127.0.0.1", UserVerification: UserVerificationPreferred}, []string{"passkey.rp_id"}},
+		{"an IPv6 address", PasskeySettings{RPID: "::1", UserVerification: UserVerificationPreferred}, []string{"passkey.rp_id"}},
+		{"a bracketed IPv6 address", PasskeySettings{RPID: "[::1]", UserVerification: UserVerificationPreferred}, []string{"passkey.rp_id"}},
+		{"an empty label", PasskeySettings{RPID: "x..com", UserVerification: UserVerificationPreferred}, []string{"passkey.rp_id"}},
+		{"a leading dot", PasskeySettings{RPID: ".x.com", UserVerification: UserVerificationPreferred}, []string{"passkey.rp_id"}},
+		{"a trailing dot", PasskeySettings{RPID: "x.com.", UserVerification: UserVerificationPreferred}, []string{"passkey.rp_id"}},
+		{"a hyphen at a label's edge", PasskeySettings{RPID: "-x.com", UserVerification: UserVerificationPreferred}, []string{"passkey.rp_id"}},
+		{"an underscore", PasskeySettings{RPID: "my_app.com", UserVerification: UserVerificationPreferred}, []string{"passkey.rp_id"}},
+		{"a space", PasskeySettings{RPID: "my app.com", UserVerification: UserVerificationPreferred}, []string{"passkey.rp_id"}},
+		{"upper case (Apply lower-cases it first)", PasskeySettings{RPID: "X.com", UserVerification: UserVerificationPreferred}, []string{"passkey.rp_id"}},
+		{"a label over 63", PasskeySettings{RPID: strings.Repeat("a", 64) + ".example", UserVerification: UserVerificationPreferred}, []string{"passkey.rp_id"}},
+		{"over 253 characters", PasskeySettings{RPID: strings.Repeat(strings.Repeat("a", 60)+".", 5) + "example", UserVerification: UserVerificationPreferred}, []string{"passkey.rp_id"}},
+		{"a name of 100", PasskeySettings{RPName: strings.Repeat("é", 100), UserVerification: UserVerificationPreferred}, nil},
+		{"a name over 100", PasskeySettings{RPName: strings.Repeat("x", 101), UserVerification: UserVerificationPreferred}, []string{"passkey.rp_name"}},
+		{"a control character in the name", PasskeySettings{RPName: "Acme\nBank", UserVerification: UserVerificationPreferred}, []string{"passkey.rp_name"}},
+		{"no user verification", PasskeySettings{}, []string{"passkey.user_verification"}},
+		{"discouraged user verification", PasskeySettings{UserVerification: "discouraged"}, []string{"passkey.user_verification"}},
+		{"everything wrong", PasskeySettings{RPID: "https://x.com", RPName: strings.Repeat("x", 101), UserVerification: "always"},
+			[]string{"passkey.rp_id", "passkey.rp_name", "passkey.user_verification"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s := DefaultSettings()
+			s.Passkey = c.passkey
+			err := s.Validate()
+			if c.badFields == nil {
+				if err != nil {
+					t.Fatalf("Validate(%+v) = %v, want nil", c.passkey, err)
+				}
+				return
+			}
+			var ve ValidationError
+			if !errors.As(err, &ve) {
+				t.Fatalf("Validate(%+v) = %v, want a ValidationError", c.passkey, err)
+			}
+			var got []string
+			for _, fe := range ve {
+				got = append(got, fe.Field)
+			}
+			if !reflect.DeepEqual(got, c.badFields) {
+				t.Errorf("Validate(%+v) refused %q, want %q", c.passkey, got, c.badFields)
+			}
+		})
+	}
+	// The RP id's reason says what is wanted.
+	s := DefaultSettings()
+	s.Passkey.RPID = "x.com:443"
+	var ve ValidationError
+	if err := s.Validate(); !errors.As(err, &ve) || !strings.Contains(ve[0].Reason, "domain") {
+		t.Errorf("Validate = %v, want a reason that asks for a domain", err)
+	}
+}
+
+func TestApplyPasskeySettings(t *testing.T) {
+	got, err := DefaultSettings().Apply([]byte(`{"passkey":{"rp_id":"  Auth.Example.COM ","rp_name":" Acme ","user_verification":"REQUIRED"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := PasskeySettings{RPID: "auth.example.com", RPName: "Acme", UserVerification: UserVerificationRequired}
+	if got.Passkey != want {
+		t.Errorf("passkey after Apply = %+v, want the normalised %+v", got.Passkey, want)
+	}
+	if err := got.Validate(); err != nil {
+		t.Errorf("normalised passkey settings invalid: %v", err)
+	}
+
+	// Keys merge one by one, and null resets to the default.
+	kept, err := got.Apply([]byte(`{"passkey":{"rp_name":"Acme Bank"}}`))
+	if err != nil || kept.Passkey.RPID != "auth.example.com" || kept.Passkey.RPName != "Acme Bank" {
+		t.Errorf("merge into passkey = %+v, %v", kept.Passkey, err)
+	}
+	reset, err := kept.Apply([]byte(`{"passkey":null}`))
+	if err != nil || reset.Passkey != DefaultSettings().Passkey {
+		t.Errorf("null passkey = %+v, %v; want the defaults", reset.Passkey, err)
+	}
+
+	for patch, field := range map[string]string{
+		`{"passkey":{"rpid":"x.com"}}`:           "passkey.rpid",
+		`{"passkey":{"user_verification":true}}`: "passkey.user_verification",
+		`{"passkey":"x.com"}`:                    "passkey",
+	} {
+		_, err := DefaultSettings().Apply([]byte(patch))
+		var fe *FieldError
+		if !errors.As(err, &fe) || fe.Field != field {
+			t.Errorf("Apply(%s) = %v, want a FieldError for %q", patch, err, field)
+		}
+	}
+
+	// A stored document from before passkey settings existed decodes with their defaults.
+	old, err := DecodeSettings([]byte(`{"allowed_origins":["https://a.example"]}`))
+	if err != nil || old.Passkey != DefaultSettings().Passkey || old.Passkey.UserVerification != UserVerificationPreferred {
+		t.Errorf("old document: passkey = %+v, %v", old.Passkey, err)
+	}
+}
+
+func TestEffectiveRPID(t *testing.T) {
+	const fallback = "auth.latchkey.example"
+	cases := []struct {
+		name    string
+		rpID    string
+		origins []string
+		want    string
+	}{
+		{"explicit setting wins over the origins", "acme.example", []string{"https://app.acme.example"}, "acme.example"},
+		{"the first allowed origin's host", "", []string{"https://app.acme.example:8443", "https://other.example"}, "app.acme.example"},
+		{"a loopback origin", "", []string{"http://localhost:3000"}, "localhost"},
+		{"no origin: the server's host", "", []string{}, fallback},
+		{"no origin list at all", "", nil, fallback},
+		{"an origin without a host", "", []string{"not a url"}, fallback},
+	}
+	for _, c := range cases {
+		s := DefaultSettings()
+		s.Passkey.RPID = c.rpID
+		s.AllowedOrigins = c.origins
+		if got := s.EffectiveRPID(fallback); got != c.want {
+			t.Errorf("%s: EffectiveRPID = %q, want %q", c.name, got, c.want)
+		}
 	}
 }

@@ -167,7 +167,6 @@ func parseAbsolute(s string) (*url.URL, string) {
 	return u, ""
 }
 
-// checkOrigin accepts scheme://host[:port] with https, or http on loopback.
 // checkRPID accepts a host name: a WebAuthn RP id is a domain, never an IP address, a URL or a
 // host with a port.
 func checkRPID(s string) string {
@@ -188,6 +187,7 @@ func checkRPID(s string) string {
 	return ""
 }
 
+// checkOrigin accepts scheme://host[:port] with https, or http on loopback.
 func checkOrigin(s string) string {
 	u, reason := parseAbsolute(s)
 	if reason != "" {

@@ -192,3 +192,29 @@ func TestPublicConfig(t *testing.T) {
 		t.Errorf("config of an unknown client: %d %v", status, doc)
 	}
 }
+
+// TestPublicConfigPasskeyRPID checks that the config shows the effective RP id: the setting,
+// else the first allowed origin's host, else the server's host.
+func TestPublicConfigPasskeyRPID(t *testing.T) {
+	f := setup(t)
+	for _, c := range []struct{ patch, want string }{
+		{`{"settings":{"passkey":{"rp_id":"Acme.Example"}}}`, "acme.example"},
+		{`{"settings":{"passkey":{"rp_id":null},"allowed_origins":["https://shop.acme.example:8443","https://app.acme.example"]}}`, "shop.acme.example"},
+		{`{"settings":{"allowed_origins":[]}}`, "auth.acme.example"},
+	} {
+		if status, doc, raw := f.do(t, "PATCH", "/api/v1/project", c.patch, f.secret()); status != http.StatusOK {
+			t.Fatalf("PATCH %s = %d %v %s", c.patch, status, doc, raw)
+		}
+		status, doc, raw := f.do(t, "GET", "/api/v1/config?client_id="+f.issued.Project.ClientID, "", nil)
+		if status != http.StatusOK {
+			t.Fatalf("config: %d %s", status, raw)
+		}
+		if got := doc["passkey"].(map[string]any)["rp_id"]; got != c.want {
+			t.Errorf("after %s: passkey.rp_id = %v, want %s", c.patch, got, c.want)
+		}
+	}
+	status, doc, _ := f.do(t, "PATCH", "/api/v1/project", `{"settings":{"passkey":{"rp_id":"https://acme.example"}}}`, f.secret())
+	if status != http.StatusBadRequest || doc["error_code"] != "invalid_setting" || doc["field"] != "passkey.rp_id" {
+		t.Errorf("PATCH a URL as rp_id: %d %v", status, doc)
+	}
+}
