@@ -3,19 +3,23 @@ package app_test
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/latchkey-dev/latchkey/internal/app"
 	"github.com/latchkey-dev/latchkey/internal/httpserver"
 	"github.com/latchkey-dev/latchkey/internal/ident"
 	"github.com/latchkey-dev/latchkey/internal/project"
+	"github.com/latchkey-dev/latchkey/internal/store"
 	"github.com/latchkey-dev/latchkey/internal/store/sqlstore"
 	"github.com/latchkey-dev/latchkey/internal/testdb"
 )
@@ -35,6 +39,8 @@ type credentials struct{ clientID, secret string }
 type world struct {
 	t    *testing.T
 	srv  *httptest.Server
+	st   store.Store // for what no management route makes, such as passkeys
+	aID  string      // project A's id
 	a, b credentials
 	seq  *int // fixtures made so far; shared by every copy from with
 }
@@ -72,6 +78,9 @@ type scenario struct {
 	typedField string
 	// extra lists the route's own failures: invalid email, conflicts, bad settings.
 	extra func(f fixture) []failCase
+	// prepare (optional) adds to the fixture what the route needs and no management route
+	// makes, before any request is sent.
+	prepare func(w *world, f fixture)
 }
 
 func scenarios() []scenario {
@@ -247,6 +256,59 @@ func scenarios() []scenario {
 			check: func(w *world, _ fixture, got any) {
 				if n := field[float64](w.t, got, "revoked"); n != 0 {
 					w.t.Errorf("revoked = %v, want 0 for a user without sessions", n)
+				}
+			},
+			notFound: "user_not_found",
+		},
+
+		// Passkeys: registering one takes a browser (passkey_test.go), so the fixture's are stored
+		// directly.
+		{
+			route: "GET /api/v1/users/{id}/passkeys", status: 200,
+			path: func(f fixture) string { return "/api/v1/users/" + f.user + "/passkeys" }, body: noBody,
+			prepare: addPasskeys,
+			check: func(w *world, f fixture, got any) {
+				list, ok := got.([]any)
+				if !ok || len(list) != 2 {
+					w.t.Fatalf("passkeys = %v, want the user's 2 as an array", got)
+				}
+				first := list[0]
+				if field[string](w.t, first, "Name") != "iCloud Keychain" || field[string](w.t, list[1], "Name") != "YubiKey" {
+					w.t.Errorf("passkeys not oldest first: %v", got)
+				}
+				if field[float64](w.t, first, "SignCount") != 7 || field[string](w.t, first, "aaguid") != "fbfc3007-154e-4ecc-8c0b-6e020557d7bd" ||
+					field[string](w.t, first, "credential_id") != base64.RawURLEncoding.EncodeToString([]byte("first credential of "+f.user)) ||
+					field[bool](w.t, first, "clone_suspected") ||
+					!field[bool](w.t, first, "backup_eligible") || field[string](w.t, first, "attestation_type") != "none" {
+					w.t.Errorf("first passkey = %v", first)
+				}
+				for _, k := range []string{"id", "LastUsedAt", "CreatedAt", "UpdatedAt", "public_key", "transports", "backup_state"} {
+					if _, ok := first.(map[string]any)[k]; !ok {
+						w.t.Errorf("passkey lacks %q: %v", k, first)
+					}
+				}
+				// A user without passkeys has an empty list, not null.
+				if other := w.okJSON("GET", "/api/v1/users/"+f.user2+"/passkeys", ""); mustJSON(w.t, other) != "[]" {
+					w.t.Errorf("passkeys of a user without any = %s, want []", mustJSON(w.t, other))
+				}
+			},
+			notFound: "user_not_found",
+		},
+		{
+			route: "DELETE /api/v1/users/{id}/passkeys", status: 200,
+			path: func(f fixture) string { return "/api/v1/users/" + f.user + "/passkeys" }, body: noBody,
+			prepare: addPasskeys,
+			check: func(w *world, f fixture, got any) {
+				if field[string](w.t, got, "status") != "success" || field[string](w.t, got, "message") == "" ||
+					field[float64](w.t, got, "deleted") != 2 {
+					w.t.Errorf("DELETE passkeys = %v, want success with deleted 2", got)
+				}
+				if left := w.okJSON("GET", "/api/v1/users/"+f.user+"/passkeys", ""); mustJSON(w.t, left) != "[]" {
+					w.t.Errorf("passkeys after DELETE = %s", mustJSON(w.t, left))
+				}
+				again := w.okJSON("DELETE", "/api/v1/users/"+f.user+"/passkeys", "")
+				if field[float64](w.t, again, "deleted") != 0 {
+					w.t.Errorf("second DELETE = %v, want deleted 0", again)
 				}
 			},
 			notFound: "user_not_found",
@@ -476,6 +538,40 @@ func scenarios() []scenario {
 	}
 }
 
+// addPasskeys stores two passkeys of the fixture's first user, a day apart, through the store:
+// making one through the API takes an authenticator. Credential ids are unique per project, so
+// they are made from the user id.
+func addPasskeys(w *world, f fixture) {
+	w.t.Helper()
+	// The store lists passkeys in id order, and ids made in the same second compare at random:
+	// the older passkey gets the smaller one.
+	ids := []string{ident.NewGenerator().New(), ident.NewGenerator().New()}
+	slices.Sort(ids)
+	created := time.Now().UTC().Truncate(time.Microsecond).Add(-48 * time.Hour)
+	used := created.Add(time.Hour)
+	pks := []store.Passkey{
+		{
+			ID: ids[0], ProjectID: w.aID, UserID: f.user, CredentialID: []byte("first credential of " + f.user),
+			PublicKey: []byte("cose key 1"), SignCount: 7,
+			AAGUID:     []byte{0xfb, 0xfc, 0x30, 0x07, 0x15, 0x4e, 0x4e, 0xcc, 0x8c, 0x0b, 0x6e, 0x02, 0x05, 0x57, 0xd7, 0xbd},
+			Transports: []string{"hybrid", "internal"}, BackupEligible: true, BackupState: true, UserVerified: true,
+			AttestationType: "none", AttestationFormat: "none", Name: "iCloud Keychain",
+			CreatedAt: created, UpdatedAt: used, LastUsedAt: &used,
+		},
+		{
+			ID: ids[1], ProjectID: w.aID, UserID: f.user, CredentialID: []byte("second credential of " + f.user),
+			PublicKey: []byte("cose key 2"), AAGUID: make([]byte, 16), Transports: []string{"usb"},
+			AttestationType: "none", AttestationFormat: "none", Name: "YubiKey",
+			CreatedAt: created.Add(24 * time.Hour), UpdatedAt: created.Add(24 * time.Hour),
+		},
+	}
+	for _, pk := range pks {
+		if err := w.st.CreatePasskey(context.Background(), pk); err != nil {
+			w.t.Fatalf("store a passkey: %v", err)
+		}
+	}
+}
+
 func expectOrg(w *world, f fixture, got any) {
 	orgs := field[[]any](w.t, got, "organizations")
 	if len(orgs) != 1 || !strings.Contains(mustJSON(w.t, orgs[0]), f.org) {
@@ -531,6 +627,10 @@ func TestEveryManagementRouteHasAScenario(t *testing.T) {
 		"DELETE /api/v1/auth/sessions/{id}": true, "POST /api/v1/auth/logout": true,
 		// Passwordless and template routes: passwordless_test.go.
 		"GET /api/v1/templates/{name}": true, "PUT /api/v1/templates/{name}": true, "DELETE /api/v1/templates/{name}": true,
+		// Public passkey routes: /.well-known/webauthn in passkey_test.go, the sign-in page and its
+		// script in passkey_browser_test.go. (The passkey API routes are under
+		// /api/v1/auth/passwordless/, below: passkey_test.go.)
+		"GET /.well-known/webauthn": true, "GET /login/passkey": true, "GET /login/passkey.js": true,
 	}
 	for _, p := range a.Router().Patterns() {
 		if strings.Contains(p, "/api/v1/auth/passwordless/") {
@@ -564,6 +664,9 @@ func runScenario(w *world, s scenario) {
 	t := w.t
 	method, _, _ := strings.Cut(s.route, " ")
 	f := w.newFixture()
+	if s.prepare != nil {
+		s.prepare(w, f)
+	}
 	path, body := s.path(f), s.body(f)
 	hasBody := method == "POST" || method == "PUT" || method == "PATCH" || body != ""
 
@@ -641,13 +744,16 @@ func newWorld(t *testing.T, st *sqlstore.Store) *world {
 	}
 	srv := httptest.NewServer(a.Handler())
 	t.Cleanup(srv.Close)
-	w := &world{t: t, srv: srv, seq: new(int)}
+	w := &world{t: t, srv: srv, st: st, seq: new(int)}
 	for _, c := range []*credentials{&w.a, &w.b} {
 		issued, err := a.Projects().Create(context.Background(), project.NewProject{Name: "Scenario"})
 		if err != nil {
 			t.Fatal(err)
 		}
 		*c = credentials{clientID: issued.Project.ClientID, secret: issued.ClientSecret}
+		if c == &w.a {
+			w.aID = issued.Project.ID
+		}
 	}
 	return w
 }
@@ -685,6 +791,7 @@ func (w *world) snapshot(f fixture) string {
 		"/api/v1/project", "/api/v1/users?limit=100", "/api/v1/organizations?limit=100",
 		"/api/v1/roles?limit=100", "/api/v1/permissions?limit=100",
 		"/api/v1/organization/" + f.org + "/users", "/api/v1/users/" + f.user + "/organizations",
+		"/api/v1/users/" + f.user + "/passkeys",
 	} {
 		status, got := w.do("GET", p, "", w.a)
 		fmt.Fprintf(&b, "%s %d %s\n", p, status, mustJSON(w.t, got))
