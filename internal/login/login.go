@@ -36,6 +36,10 @@ type Request struct {
 	ConnectionType string
 	AMR            []string // RFC 8176 values, e.g. ["otp"], ["hwk", "user"]
 	Meta           token.Meta
+	// Also, when set, runs first in the login's transaction, so what a method records about its
+	// factor (a passkey's new sign count) commits with the login or not at all. Its error ends
+	// the login.
+	Also func(ctx context.Context, tx store.Store) error
 }
 
 // Challenge is what a login that needs a second factor answers instead of tokens.
@@ -125,6 +129,11 @@ func (s *Service) Complete(ctx context.Context, r Request) (Result, error) {
 		}
 		if !u.Active {
 			return failure.New(failure.Forbidden, "user_inactive", "this user is deactivated")
+		}
+		if r.Also != nil {
+			if err := r.Also(ctx, tx); err != nil {
+				return err
+			}
 		}
 		if s.mfa != nil {
 			if challenge, err = s.mfa.Challenge(ctx, r, u); err != nil || challenge != nil {
