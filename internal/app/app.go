@@ -24,6 +24,8 @@ import (
 	"github.com/latchkey-dev/latchkey/internal/notify"
 	"github.com/latchkey-dev/latchkey/internal/notify/devinbox"
 	"github.com/latchkey-dev/latchkey/internal/outbox"
+	"github.com/latchkey-dev/latchkey/internal/passkey"
+	"github.com/latchkey-dev/latchkey/internal/passkey/passkeyhttp"
 	"github.com/latchkey-dev/latchkey/internal/passwordless"
 	"github.com/latchkey-dev/latchkey/internal/passwordless/passwordlesshttp"
 	"github.com/latchkey-dev/latchkey/internal/project"
@@ -58,6 +60,7 @@ type App struct {
 	sessions        *token.Service
 	login           *login.Service
 	passwordless    *passwordless.Service
+	passkeys        *passkey.Service
 	worker          *outbox.Worker
 	router          *httpserver.Router
 	handler         http.Handler
@@ -247,6 +250,18 @@ func NewWithStore(st store.Store, opts ...Option) (*App, error) {
 		Wake:     a.worker.Wake, IDs: idGenerator(o), Now: o.now, Rand: o.rand,
 	})
 
+	enumKey, err := enumerationKey(o.sealer)
+	if err != nil {
+		return nil, err
+	}
+	a.passkeys, err = passkey.New(passkey.Deps{
+		Store: st, Login: a.login, Settings: a.projects.Settings, PublicURL: o.publicURL, EnumerationKey: enumKey,
+		IDs: idGenerator(o), Now: o.now, Rand: o.rand, Log: o.log,
+	})
+	if err != nil {
+		return nil, err
+	}
+
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if c, ok := st.(interface{ Collectors() []prometheus.Collector }); ok {
@@ -260,12 +275,13 @@ func NewWithStore(st store.Store, opts ...Option) (*App, error) {
 	a.router.Handle("GET /readyz", httpserver.Public, a.readyz)
 	a.router.HandleHTTP("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	a.router.Handle("GET /api/v1/openapi.json", httpserver.Public, openAPI)
-	projecthttp.Handler{Projects: a.projects, RPID: pub.Hostname()}.Mount(a.router)
+	projecthttp.Handler{Projects: a.projects, PublicHost: pub.Hostname()}.Mount(a.router)
 	directoryhttp.Handler{Directory: a.directory}.Mount(a.router)
 	tokenhttp.Handler{Sessions: a.sessions, Keys: a.keys, Login: a.login, Users: a.directory, Secrets: a.projects,
 		Log: o.log}.Mount(a.router)
 	passwordlesshttp.Handler{Flows: a.passwordless}.Mount(a.router)
 	passwordlesshttp.TemplateHandler{Templates: a.passwordless}.Mount(a.router)
+	passkeyhttp.Handler{Passkeys: a.passkeys, Users: a.directory, Projects: projectLister{a.projects, st}}.Mount(a.router)
 	if o.dev {
 		devinbox.Handler{Store: st, Opener: o.sealer}.Mount(a.router)
 	}
@@ -297,6 +313,9 @@ func (a *App) Login() *login.Service { return a.login }
 
 // Passwordless is the magic link and one-time code service.
 func (a *App) Passwordless() *passwordless.Service { return a.passwordless }
+
+// Passkeys is the passkey (WebAuthn) service.
+func (a *App) Passkeys() *passkey.Service { return a.passkeys }
 
 // Worker is the outbox worker; Serve runs it, tests may run it themselves.
 func (a *App) Worker() *outbox.Worker { return a.worker }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"slices"
 	"strings"
@@ -137,15 +138,21 @@ type PasskeySettings struct {
 }
 
 // EffectiveRPID is the relying party id passkeys are created for: the setting, else the host of
-// the first allowed origin, else fallbackHost (the server's own host).
+// the first allowed origin that is a domain, else fallbackHost (the server's own host). An IP
+// address can never be an RP id, so a fallback that is one gives "localhost", which browsers
+// accept for local development. Set the RP id explicitly in production: passkeys are bound to
+// it, and a default drawn from the origin list moves when the list is reordered.
 func (s Settings) EffectiveRPID(fallbackHost string) string {
 	if s.Passkey.RPID != "" {
 		return s.Passkey.RPID
 	}
-	if len(s.AllowedOrigins) > 0 {
-		if u, err := url.Parse(s.AllowedOrigins[0]); err == nil && u.Hostname() != "" {
+	for _, o := range s.AllowedOrigins {
+		if u, err := url.Parse(o); err == nil && u.Hostname() != "" && net.ParseIP(u.Hostname()) == nil {
 			return u.Hostname()
 		}
+	}
+	if net.ParseIP(fallbackHost) != nil {
+		return "localhost"
 	}
 	return fallbackHost
 }

@@ -326,6 +326,8 @@ func TestEffectiveRPID(t *testing.T) {
 		{"no origin: the server's host", "", []string{}, fallback},
 		{"no origin list at all", "", nil, fallback},
 		{"an origin without a host", "", []string{"not a url"}, fallback},
+		{"an IP origin is skipped", "", []string{"http://127.0.0.1:5173", "https://app.acme.example"}, "app.acme.example"},
+		{"only IP origins: the server's host", "", []string{"http://[::1]:5173"}, fallback},
 	}
 	for _, c := range cases {
 		s := DefaultSettings()
@@ -334,5 +336,9 @@ func TestEffectiveRPID(t *testing.T) {
 		if got := s.EffectiveRPID(fallback); got != c.want {
 			t.Errorf("%s: EffectiveRPID = %q, want %q", c.name, got, c.want)
 		}
+	}
+	// An IP address is never an RP id: a server reached by IP offers localhost.
+	if got := DefaultSettings().EffectiveRPID("127.0.0.1"); got != "localhost" {
+		t.Errorf("EffectiveRPID with an IP fallback = %q, want localhost", got)
 	}
 }

@@ -39,7 +39,7 @@ func (s *Store) GetPasskeyByCredentialID(ctx context.Context, projectID string, 
 // ListPasskeys returns a user's credentials, oldest first.
 func (s *Store) ListPasskeys(ctx context.Context, projectID, userID string) ([]store.Passkey, error) {
 	rows, err := s.query(ctx, `SELECT `+passkeyColumns+` FROM passkeys
-		WHERE project_id = ? AND user_id = ? ORDER BY id`, projectID, userID)
+		WHERE project_id = ? AND user_id = ? ORDER BY created_at, id`, projectID, userID)
 	if err != nil {
 		return nil, s.wrap(err, "list passkeys of user %s", userID)
 	}
