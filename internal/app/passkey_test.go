@@ -577,7 +577,11 @@ func BenchmarkPasskeyLogin(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	res, err := a.Login().Complete(ctx, login.Request{Project: issued.Project, UserID: u.ID, ConnectionType: login.EmailOTP, AMR: []string{"otp"}})
+	p, err := a.Store().GetProject(ctx, issued.Project.ID) // with the EdDSA setting
+	if err != nil {
+		b.Fatal(err)
+	}
+	res, err := a.Login().Complete(ctx, login.Request{Project: p, UserID: u.ID, ConnectionType: login.EmailOTP, AMR: []string{"otp"}})
 	if err != nil {
 		b.Fatal(err)
 	}
