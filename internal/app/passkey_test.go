@@ -560,24 +560,10 @@ func TestPasskeyProjectSettings(t *testing.T) {
 //
 //	go test -run '^$' -bench PasskeyLogin -benchmem ./internal/app
 func BenchmarkPasskeyLogin(b *testing.B) {
-	a, err := app.NewWithStore(testdb.SQLite(b), app.WithPublicURL(testIssuer))
-	if err != nil {
-		b.Fatal(err)
-	}
+	a, p := newBenchApp(b, `{"tokens":{"signing_algorithm":"EdDSA"}}`, app.WithPublicURL(testIssuer))
 	ctx := context.Background()
-	issued, err := a.Projects().Create(ctx, project.NewProject{Name: "Bench"})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if _, err := a.Projects().Update(ctx, issued.Project.ID, project.Update{Settings: []byte(`{"tokens":{"signing_algorithm":"EdDSA"}}`)}); err != nil {
-		b.Fatal(err)
-	}
 	email := "bench@example.com"
-	u, err := a.Directory().CreateUser(ctx, issued.Project.ID, directory.UserInput{Email: &email})
-	if err != nil {
-		b.Fatal(err)
-	}
-	p, err := a.Store().GetProject(ctx, issued.Project.ID) // with the EdDSA setting
+	u, err := a.Directory().CreateUser(ctx, p.ID, directory.UserInput{Email: &email})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -592,7 +578,7 @@ func BenchmarkPasskeyLogin(b *testing.B) {
 			rd = strings.NewReader(body)
 		}
 		req := httptest.NewRequest(method, path, rd)
-		req.Header.Set("X-Client-Id", issued.Project.ClientID)
+		req.Header.Set("X-Client-Id", p.ClientID)
 		for k, v := range header {
 			req.Header.Set(k, v)
 		}
