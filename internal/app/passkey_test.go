@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -615,6 +616,51 @@ func BenchmarkPasskeyLogin(b *testing.B) {
 		b.ResetTimer()
 		for _, at := range attempts {
 			do("POST", passkeyBase+"login?auth_code="+at.code, at.body, nil, 200)
+		}
+	})
+}
+
+// Synced passkeys (iCloud Keychain, Google Password Manager) keep no signature counter: they
+// always report 0, and the same passkey signing in on two devices at once must work.
+func TestPasskeyConcurrentLoginsWithoutACounter(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, st *sqlstore.Store) {
+		w := newPasskeyWorld(t, st)
+		opts := w.beginRegistration(w.token)
+		auth, cred := newAuthenticator(opts, nil)
+		w.want(w.register(w.token, opts, w.rp, auth, cred), 201, "")
+		const n = 8
+		bodies := make([]string, n)
+		codes := make([]string, n)
+		for i := range bodies {
+			o := w.beginLogin("")
+			codes[i], bodies[i] = o.body["auth_code"].(string), assertion(t, w.rp, auth, cred, o)
+		}
+		var wg sync.WaitGroup
+		statuses := make([]int, n)
+		for i := range bodies {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				req, _ := http.NewRequest("POST", w.srv.URL+passkeyBase+"login?auth_code="+codes[i], strings.NewReader(bodies[i]))
+				req.Header.Set("X-Client-Id", w.proj.Project.ClientID)
+				resp, err := w.srv.Client().Do(req)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				resp.Body.Close()
+				statuses[i] = resp.StatusCode
+			}()
+		}
+		wg.Wait()
+		for i, s := range statuses {
+			if s != 200 {
+				t.Errorf("concurrent login %d: %d, want 200", i, s)
+			}
+		}
+		pks, err := w.a.Store().ListPasskeys(t.Context(), w.proj.Project.ID, w.userID)
+		if err != nil || len(pks) != 1 || pks[0].CloneSuspected || pks[0].SignCount != 0 {
+			t.Errorf("passkey after concurrent logins: %+v %v", pks, err)
 		}
 	})
 }
