@@ -65,6 +65,7 @@ func scanSigningKey(sc scanner) (store.SigningKey, error) {
 var sealedColumns = []struct{ table, column string }{
 	{"signing_keys", "private_key"},
 	{"outbox", "payload"},
+	{"mfa_factors", "secret"},
 }
 
 // RewrapSealed rewraps every sealed value. Each change is a compare-and-set on the value read,

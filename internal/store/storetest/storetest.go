@@ -49,6 +49,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"MessageTemplates", testMessageTemplates},
 		{"Passkeys", testPasskeys},
 		{"Ceremonies", testCeremonies},
+		{"MFAFactors", testMFAFactors},
 		{"Paging", testPaging},
 		{"Isolation", testIsolation},
 		{"Races", testRaces},

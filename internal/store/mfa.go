@@ -1,0 +1,50 @@
+package store
+
+import (
+	"context"
+	"time"
+)
+
+// MFAFactorOTP is the type of a TOTP factor (RFC 6238), named as the MFA API names it.
+const MFAFactorOTP = "otp"
+
+// MFAFactor is a second factor enrolled by a user. A TOTP factor keeps its shared secret,
+// sealed by the caller (secretbox) because the server must read it back to check codes: a
+// hash would not do.
+type MFAFactor struct {
+	ID        string
+	ProjectID string
+	UserID    string
+	Type      string // MFAFactorOTP
+	Secret    []byte // sealed by the caller; the store never sees the clear secret
+	// Confirmed is set by the first valid code: until then the factor proves nothing, since
+	// the user may never have stored the secret in an authenticator.
+	Confirmed bool
+	// LastUsedStep is the newest time step accepted for the factor (0 for none): a step is
+	// accepted once, so a code seen by someone else cannot be replayed within its window.
+	LastUsedStep int64
+	CreatedAt    time.Time
+	ConfirmedAt  *time.Time
+	LastUsedAt   *time.Time
+}
+
+// MFAFactors stores users' second factors.
+type MFAFactors interface {
+	// CreateMFAFactor stores f: ErrNotFound when the user does not exist in the project.
+	CreateMFAFactor(ctx context.Context, f MFAFactor) error
+	// GetMFAFactor returns one of the user's factors.
+	GetMFAFactor(ctx context.Context, projectID, userID, id string) (MFAFactor, error)
+	// ListMFAFactors returns the user's factors, confirmed or not, oldest first.
+	ListMFAFactors(ctx context.Context, projectID, userID string) ([]MFAFactor, error)
+	// ConfirmMFAFactor marks an unconfirmed factor confirmed and records step as used, in one
+	// statement: ErrNotFound when the user has no such factor, ErrConflict when it is already
+	// confirmed, ErrReused when step is not newer than the last step used.
+	ConfirmMFAFactor(ctx context.Context, projectID, userID, id string, step int64, at time.Time) (MFAFactor, error)
+	// UseMFAFactorStep records step as used by a confirmed factor, in one statement that
+	// succeeds only if step is newer than the last step used, so a step is accepted once even
+	// when many callers present it at the same time: ErrReused when it is not newer (the losers
+	// of such a race get it), ErrNotFound when the user has no such confirmed factor.
+	UseMFAFactorStep(ctx context.Context, projectID, userID, id string, step int64, at time.Time) (MFAFactor, error)
+	// DeleteMFAFactor removes one of the user's factors.
+	DeleteMFAFactor(ctx context.Context, projectID, userID, id string) error
+}
