@@ -48,3 +48,29 @@ type MFAFactors interface {
 	// DeleteMFAFactor removes one of the user's factors.
 	DeleteMFAFactor(ctx context.Context, projectID, userID, id string) error
 }
+
+// RecoveryCode is one of a user's backup codes: a look-up secret that stands in for a second
+// factor once. Only its hash is kept (the caller hashes); UsedAt is set by its one use.
+type RecoveryCode struct {
+	ID        string
+	ProjectID string
+	UserID    string
+	Hash      []byte // computed by the caller; unique per user
+	CreatedAt time.Time
+	UsedAt    *time.Time // nil while the code is unused
+}
+
+// RecoveryCodes stores users' recovery (backup) codes.
+type RecoveryCodes interface {
+	// ReplaceRecoveryCodes deletes the user's codes, used or not, and stores codes in their
+	// place, all or nothing: ErrNotFound, and nothing changed, when the user is not in the
+	// project. Concurrent replacements of one user's set leave exactly one of the sets.
+	ReplaceRecoveryCodes(ctx context.Context, projectID, userID string, codes []RecoveryCode) error
+	// UseRecoveryCode marks the user's unused code with this hash used at `at` and returns it,
+	// in one statement, so of concurrent callers presenting one code exactly one succeeds:
+	// ErrNotFound when the user has no unused code with this hash (the losers of such a race
+	// get it).
+	UseRecoveryCode(ctx context.Context, projectID, userID string, hash []byte, at time.Time) (RecoveryCode, error)
+	// CountRecoveryCodes returns how many of the user's codes are unused.
+	CountRecoveryCodes(ctx context.Context, projectID, userID string) (int, error)
+}

@@ -50,6 +50,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Passkeys", testPasskeys},
 		{"Ceremonies", testCeremonies},
 		{"MFAFactors", testMFAFactors},
+		{"RecoveryCodes", testRecoveryCodes},
 		{"Paging", testPaging},
 		{"Isolation", testIsolation},
 		{"Races", testRaces},
