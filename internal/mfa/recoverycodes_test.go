@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/latchkey-dev/latchkey/internal/failure"
 	"github.com/latchkey-dev/latchkey/internal/ident"
 	"github.com/latchkey-dev/latchkey/internal/mfa"
 	"github.com/latchkey-dev/latchkey/internal/store"
@@ -293,36 +292,7 @@ func TestRecoveryCodesUseRace(t *testing.T) {
 		e := newRecoveryEnv(t, st)
 		code := e.generate(t, e.user.ID)[0]
 
-		const n = 50
-		var ready, done sync.WaitGroup
-		start := make(chan struct{})
-		errs := make([]error, n)
-		for i := range n {
-			ready.Add(1)
-			done.Add(1)
-			go func() {
-				defer done.Done()
-				ready.Done()
-				<-start
-				errs[i] = e.svc.Use(t.Context(), e.project.ID, e.user.ID, code)
-			}()
-		}
-		ready.Wait()
-		close(start)
-		done.Wait()
-		wins := 0
-		for i, err := range errs {
-			if err == nil {
-				wins++
-				continue
-			}
-			if fe, ok := failure.As(err); !ok || fe.Code != "invalid_recovery_code" {
-				t.Errorf("racer %d: %v, want invalid_recovery_code", i, err)
-			}
-		}
-		if wins != 1 {
-			t.Errorf("%d concurrent Use of one code: %d succeeded, want exactly 1", n, wins)
-		}
+		checkOneWins(t, 50, "invalid_recovery_code", func() error { return e.svc.Use(t.Context(), e.project.ID, e.user.ID, code) })
 		e.wantRemaining(t, e.user.ID, 9, "after the race")
 		if ev := e.usedEvents(t, e.user.ID); len(ev) != 1 {
 			t.Errorf("%d audit events after the race, want 1 (the winner's)", len(ev))

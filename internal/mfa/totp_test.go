@@ -245,35 +245,9 @@ func TestVerifyRace(t *testing.T) {
 		e.clock.set(now)
 		code := codeAt(t, en.Secret, now)
 
-		const n = 50
-		var ready, done sync.WaitGroup
-		start := make(chan struct{})
-		errs := make([]error, n)
-		for i := range n {
-			ready.Add(1)
-			done.Add(1)
-			go func() {
-				defer done.Done()
-				ready.Done()
-				<-start
-				_, errs[i] = e.svc.Verify(t.Context(), e.project.ID, e.user.ID, code)
-			}()
-		}
-		ready.Wait()
-		close(start)
-		done.Wait()
-		wins := 0
-		for i, err := range errs {
-			if err == nil {
-				wins++
-				continue
-			}
-			if fe, ok := failure.As(err); !ok || fe.Code != "otp_already_used" {
-				t.Errorf("racer %d: %v, want otp_already_used", i, err)
-			}
-		}
-		if wins != 1 {
-			t.Errorf("%d concurrent Verify of one code: %d succeeded, want exactly 1", n, wins)
-		}
+		checkOneWins(t, 50, "otp_already_used", func() error {
+			_, err := e.svc.Verify(t.Context(), e.project.ID, e.user.ID, code)
+			return err
+		})
 	})
 }
