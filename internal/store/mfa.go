@@ -74,3 +74,40 @@ type RecoveryCodes interface {
 	// CountRecoveryCodes returns how many of the user's codes are unused.
 	CountRecoveryCodes(ctx context.Context, projectID, userID string) (int, error)
 }
+
+// Statuses of an MFA challenge.
+const (
+	MFAChallengePending   = "pending"
+	MFAChallengeCompleted = "completed"
+	MFAChallengeDead      = "dead" // too many wrong second factors
+)
+
+// MFAChallenge is a second-factor step in progress: what an mfa_token stands for. It remembers
+// the first factor that succeeded, so the login it completes can report both.
+type MFAChallenge struct {
+	ID             string
+	ProjectID      string
+	UserID         string
+	TokenHash      []byte // SHA-256 of the mfa_token; unique
+	ConnectionType string // how the first factor signed in, e.g. "EmailOTP"
+	AMR            []string
+	Attempts       int
+	MaxAttempts    int
+	Status         string
+	CreatedAt      time.Time
+	ExpiresAt      time.Time
+	CompletedAt    *time.Time
+}
+
+// MFAChallenges stores MFA challenges.
+type MFAChallenges interface {
+	// CreateMFAChallenge stores c: ErrNotFound when its user does not exist.
+	CreateMFAChallenge(ctx context.Context, c MFAChallenge) error
+	// GetMFAChallenge returns the project's challenge with the token hash, whatever its state.
+	GetMFAChallenge(ctx context.Context, projectID string, tokenHash []byte) (MFAChallenge, error)
+	// FailMFAChallenge counts a wrong second factor against a pending challenge and kills it at
+	// its limit, in one statement: ErrNotFound when it is not pending.
+	FailMFAChallenge(ctx context.Context, projectID, id string) (MFAChallenge, error)
+	// CompleteMFAChallenge ends a pending, unexpired challenge, once: ErrNotFound otherwise.
+	CompleteMFAChallenge(ctx context.Context, projectID, id string, at time.Time) (MFAChallenge, error)
+}

@@ -51,6 +51,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Ceremonies", testCeremonies},
 		{"MFAFactors", testMFAFactors},
 		{"RecoveryCodes", testRecoveryCodes},
+		{"MFAChallenges", testMFAChallenges},
 		{"Paging", testPaging},
 		{"Isolation", testIsolation},
 		{"Races", testRaces},
