@@ -2,6 +2,8 @@ package app_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -61,9 +63,27 @@ func newAuthenticator(opts response, mod func(*virtualwebauthn.AuthenticatorOpti
 		mod(&o)
 	}
 	auth := virtualwebauthn.NewAuthenticatorWithOptions(o)
-	cred := virtualwebauthn.NewCredential(virtualwebauthn.KeyTypeEC2)
+	cred := newCredential()
 	auth.AddCredential(cred)
 	return auth, cred
+}
+
+// newCredential returns a P-256 credential whose COSE key is well-formed. virtualwebauthn
+// writes the curve point's coordinates without their leading zero bytes, so about one key in
+// 128 has a short x or y, which RFC 9053 §7.1.1 forbids and go-webauthn rightly refuses; such
+// keys are drawn again rather than letting the tests fail at random.
+func newCredential() virtualwebauthn.Credential {
+	for {
+		cred := virtualwebauthn.NewCredential(virtualwebauthn.KeyTypeEC2)
+		k, err := x509.ParsePKCS8PrivateKey(cred.Key.Data)
+		if err != nil {
+			panic(err)
+		}
+		pub := k.(*ecdsa.PrivateKey).PublicKey
+		if len(pub.X.Bytes()) == 32 && len(pub.Y.Bytes()) == 32 {
+			return cred
+		}
+	}
 }
 
 // beginRegistration asks for creation options as the signed-in user tok.
@@ -385,7 +405,7 @@ func TestPasskeyCeremonyAttacks(t *testing.T) {
 		ro := w.beginRegistration(bobToken)
 		a, _ := newAuthenticator(ro, nil)
 		// Bob's authenticator presents Ada's credential id with a key of its own.
-		stolen := virtualwebauthn.NewCredential(virtualwebauthn.KeyTypeEC2)
+		stolen := newCredential()
 		stolen.ID = cred.ID
 		w.want(w.register(bobToken, ro, w.rp, a, stolen), 409, "passkey_exists")
 		if n, _ := w.a.Store().ListPasskeys(t.Context(), w.proj.Project.ID, bob.ID); len(n) != 0 {
