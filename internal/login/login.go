@@ -49,9 +49,10 @@ type Challenge struct {
 }
 
 // MFAPolicy decides whether a login needs a second factor; the MFA capability provides it.
-// A nil Challenge means no.
+// A nil Challenge means no. It runs inside the login's transaction and writes through tx: on
+// SQLite a write on another connection would wait for that transaction's own lock.
 type MFAPolicy interface {
-	Challenge(ctx context.Context, r Request, u store.User) (*Challenge, error)
+	Challenge(ctx context.Context, tx store.Store, r Request, u store.User) (*Challenge, error)
 }
 
 // Result is the outcome of a login (API.md §2): tokens and the user, or an MFA challenge.
@@ -136,7 +137,7 @@ func (s *Service) Complete(ctx context.Context, r Request) (Result, error) {
 			}
 		}
 		if s.mfa != nil {
-			if challenge, err = s.mfa.Challenge(ctx, r, u); err != nil || challenge != nil {
+			if challenge, err = s.mfa.Challenge(ctx, tx, r, u); err != nil || challenge != nil {
 				return err
 			}
 		}

@@ -20,7 +20,7 @@ import (
 // askForMFA is an MFA policy that challenges every login of one user.
 type askForMFA struct{ userID string }
 
-func (p askForMFA) Challenge(_ context.Context, _ login.Request, u store.User) (*login.Challenge, error) {
+func (p askForMFA) Challenge(_ context.Context, _ store.Store, _ login.Request, u store.User) (*login.Challenge, error) {
 	if u.ID != p.userID {
 		return nil, nil
 	}

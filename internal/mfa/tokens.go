@@ -66,6 +66,11 @@ type Issued struct {
 // Issue starts a second-factor step for a user whose first factor (connectionType, amr) has
 // just succeeded.
 func (t *Tokens) Issue(ctx context.Context, projectID, userID, connectionType string, amr []string) (Issued, error) {
+	return t.IssueIn(ctx, t.d.Store, projectID, userID, connectionType, amr)
+}
+
+// IssueIn is Issue writing through st, the transaction of the login that asks for the step.
+func (t *Tokens) IssueIn(ctx context.Context, st store.MFAChallenges, projectID, userID, connectionType string, amr []string) (Issued, error) {
 	raw := make([]byte, 32)
 	if _, err := io.ReadFull(t.d.Rand, raw); err != nil {
 		return Issued{}, fmt.Errorf("make an mfa_token: %w", err)
@@ -75,7 +80,7 @@ func (t *Tokens) Issue(ctx context.Context, projectID, userID, connectionType st
 	c := store.MFAChallenge{ID: t.d.IDs.New(), ProjectID: projectID, UserID: userID, TokenHash: hashToken(token),
 		ConnectionType: connectionType, AMR: append([]string{}, amr...), MaxAttempts: MaxTokenAttempts,
 		Status: store.MFAChallengePending, CreatedAt: now, ExpiresAt: now.Add(TokenTTL)}
-	if err := t.d.Store.CreateMFAChallenge(ctx, c); err != nil {
+	if err := st.CreateMFAChallenge(ctx, c); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return Issued{}, failure.New(failure.NotFound, "user_not_found", "no such user")
 		}
