@@ -2,7 +2,6 @@ package mfa
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -50,15 +49,7 @@ type RecoveryCodes struct {
 // NewRecoveryCodes returns the service; Now, Rand and IDs default to the real clock and
 // randomness.
 func NewRecoveryCodes(d RecoveryCodesDeps) *RecoveryCodes {
-	if d.Now == nil {
-		d.Now = time.Now
-	}
-	if d.Rand == nil {
-		d.Rand = rand.Reader
-	}
-	if d.IDs == nil {
-		d.IDs = ident.NewGenerator()
-	}
+	fillDefaults(&d.Now, &d.Rand, &d.IDs)
 	return &RecoveryCodes{d: d}
 }
 

@@ -2,7 +2,6 @@ package mfa
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
 	"errors"
@@ -44,15 +43,7 @@ type Tokens struct {
 
 // NewTokens returns the service; Now, Rand and IDs default to the real clock and randomness.
 func NewTokens(d TokensDeps) *Tokens {
-	if d.Now == nil {
-		d.Now = time.Now
-	}
-	if d.Rand == nil {
-		d.Rand = rand.Reader
-	}
-	if d.IDs == nil {
-		d.IDs = ident.NewGenerator()
-	}
+	fillDefaults(&d.Now, &d.Rand, &d.IDs)
 	return &Tokens{d: d}
 }
 

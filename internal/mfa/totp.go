@@ -2,7 +2,6 @@ package mfa
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/base32"
 	"errors"
 	"fmt"
@@ -54,15 +53,7 @@ type TOTP struct {
 
 // NewTOTP returns the service; Now, Rand and IDs default to the real clock and randomness.
 func NewTOTP(d TOTPDeps) *TOTP {
-	if d.Now == nil {
-		d.Now = time.Now
-	}
-	if d.Rand == nil {
-		d.Rand = rand.Reader
-	}
-	if d.IDs == nil {
-		d.IDs = ident.NewGenerator()
-	}
+	fillDefaults(&d.Now, &d.Rand, &d.IDs)
 	return &TOTP{d: d}
 }
 
