@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"regexp"
 	"slices"
 	"strings"
@@ -318,11 +319,16 @@ func scenarios() []scenario {
 		{
 			route: "POST /api/v1/organization", status: 201,
 			path: func(fixture) string { return "/api/v1/organization" },
-			body: func(fixture) string { return `{"name":"Globex","WhiteListDomains":["Globex.COM"]}` },
+			body: func(fixture) string {
+				return `{"name":"Globex","WhiteListDomains":["Globex.COM"],"mfa_policy":" Required "}`
+			},
 			check: func(w *world, _ fixture, got any) {
 				org := w.okJSON("GET", "/api/v1/organization/"+field[string](w.t, got, "id"), "")
 				if !strings.Contains(mustJSON(w.t, org), `"globex.com"`) {
 					w.t.Errorf("stored organization = %v, want the domain lower-cased", org)
+				}
+				if p := field[string](w.t, org, "mfa_policy"); p != "required" {
+					w.t.Errorf("stored mfa_policy = %q, want the trimmed, lower-cased \"required\"", p)
 				}
 			},
 			typedField: "name",
@@ -330,22 +336,41 @@ func scenarios() []scenario {
 				return []failCase{
 					{"invalid domain", "/api/v1/organization", `{"name":"X","WhiteListDomains":["not a domain"]}`, 400, "invalid_domain", "WhiteListDomains[0]"},
 					{"no name", "/api/v1/organization", `{}`, 400, "invalid_request", "name"},
+					{"invalid mfa_policy", "/api/v1/organization", `{"name":"X","mfa_policy":"sometimes"}`, 400, "invalid_request", "mfa_policy"},
 				}
 			},
 		},
 		{
 			route: "GET /api/v1/organization/{id}", status: 200, path: func(f fixture) string { return "/api/v1/organization/" + f.org }, body: noBody,
-			check:    expectID(func(f fixture) string { return f.org }),
+			check: func(w *world, f fixture, got any) {
+				expectID(func(f fixture) string { return f.org })(w, f, got)
+				// An organization made without one follows the project's policy.
+				if p := field[string](w.t, got, "mfa_policy"); p != "inherit" {
+					w.t.Errorf("mfa_policy = %q, want inherit", p)
+				}
+			},
 			notFound: "organization_not_found",
 		},
 		{
 			route: "PUT /api/v1/organization/{id}", status: 200,
-			path:     func(f fixture) string { return "/api/v1/organization/" + f.org },
-			body:     func(fixture) string { return `{"name":"Renamed","allow_profiles_outside_organization":true}` },
-			check:    expectOrgName("Renamed"),
+			path: func(f fixture) string { return "/api/v1/organization/" + f.org },
+			body: func(fixture) string {
+				return `{"name":"Renamed","allow_profiles_outside_organization":true,"mfa_policy":"optional"}`
+			},
+			check: func(w *world, f fixture, got any) {
+				expectOrgName("Renamed")(w, f, got)
+				expectOrgMFAPolicy(w, f, "optional")
+				// Setting it back to inherit (in any case) round-trips too.
+				w.okJSON("PUT", "/api/v1/organization/"+f.org, `{"mfa_policy":"INHERIT"}`)
+				expectOrgMFAPolicy(w, f, "inherit")
+			},
 			notFound: "organization_not_found", typedField: "allow_profiles_outside_organization",
 			extra: func(f fixture) []failCase {
-				return []failCase{{"invalid domain", "/api/v1/organization/" + f.org, `{"WhiteListDomains":["-bad-.com"]}`, 400, "invalid_domain", "WhiteListDomains[0]"}}
+				return []failCase{
+					{"invalid domain", "/api/v1/organization/" + f.org, `{"WhiteListDomains":["-bad-.com"]}`, 400, "invalid_domain", "WhiteListDomains[0]"},
+					{"invalid mfa_policy", "/api/v1/organization/" + f.org, `{"name":"Not Renamed","mfa_policy":"always"}`, 400, "invalid_request", "mfa_policy"},
+					{"mfa_policy not a string", "/api/v1/organization/" + f.org, `{"mfa_policy":true}`, 400, "invalid_request", "mfa_policy"},
+				}
 			},
 		},
 		{
@@ -601,6 +626,32 @@ func expectOrgName(name string) func(*world, fixture, any) {
 		if !strings.Contains(mustJSON(w.t, org), `"`+name+`"`) {
 			w.t.Errorf("organization after update = %v, want name %q", org, name)
 		}
+	}
+}
+
+// expectOrgMFAPolicy checks the fixture organization's mfa_policy as read back, alone and in the
+// list.
+func expectOrgMFAPolicy(w *world, f fixture, want string) {
+	if p := field[string](w.t, w.okJSON("GET", "/api/v1/organization/"+f.org, ""), "mfa_policy"); p != want {
+		w.t.Errorf("mfa_policy after update = %q, want %q", p, want)
+	}
+	// Project A holds every scenario's organizations, so the fixture's may be on any page.
+	for path := "/api/v1/organizations?limit=100"; ; {
+		page := w.okJSON("GET", path, "")
+		for _, o := range field[[]any](w.t, page, "organizations") {
+			if field[string](w.t, o, "id") == f.org {
+				if p := field[string](w.t, o, "mfa_policy"); p != want {
+					w.t.Errorf("listed mfa_policy after update = %q, want %q", p, want)
+				}
+				return
+			}
+		}
+		next, _ := page.(map[string]any)["next_cursor"].(string)
+		if next == "" {
+			w.t.Errorf("organization %s is not listed", f.org)
+			return
+		}
+		path = "/api/v1/organizations?limit=100&cursor=" + url.QueryEscape(next)
 	}
 }
 

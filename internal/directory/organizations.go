@@ -8,11 +8,17 @@ import (
 
 	"github.com/latchkey-dev/latchkey/internal/failure"
 	"github.com/latchkey-dev/latchkey/internal/ident"
+	"github.com/latchkey-dev/latchkey/internal/project"
 	"github.com/latchkey-dev/latchkey/internal/store"
 )
 
+// MFAPolicyInherit is the MFA policy of an organization that follows its project's mfa.policy.
+// It is stored as "", so that organizations made before the setting existed inherit too.
+const MFAPolicyInherit = "inherit"
+
 // OrganizationInput holds the organization fields to set. A nil field is left as it is on
-// update and takes its default on create (active, no domains, profiles outside not allowed).
+// update and takes its default on create (active, no domains, profiles outside not allowed,
+// the project's MFA policy).
 type OrganizationInput struct {
 	Name                             *string // required on create; never empty
 	Domain                           *string // a DNS name, or "" for none
@@ -20,6 +26,9 @@ type OrganizationInput struct {
 	WhiteListDomains                 *[]string // DNS names; lower-cased and de-duplicated
 	AllowProfilesOutsideOrganization *bool
 	Active                           *bool
+	// MFAPolicy is MFAPolicyInherit (or "") to follow the project's mfa.policy, or "off",
+	// "optional" or "required" to override it for logins into the organization.
+	MFAPolicy *string
 }
 
 // orgPatch is a validated, normalised OrganizationInput.
@@ -58,7 +67,29 @@ func (in OrganizationInput) validate() (orgPatch, error) {
 		}
 		p.WhiteListDomains = &ds
 	}
+	if in.MFAPolicy != nil {
+		m, err := normalizeMFAPolicy(*in.MFAPolicy)
+		if err != nil {
+			return p, err
+		}
+		p.MFAPolicy = &m
+	}
 	return p, nil
+}
+
+// normalizeMFAPolicy returns the stored form of an organization's MFA policy: "" for inherit,
+// else the project policy it names. Case and surrounding spaces are forgiven because the
+// value is typed by hand in API calls; anything else is refused rather than guessed, since a
+// misspelt "required" must not quietly weaken a login.
+func normalizeMFAPolicy(s string) (string, error) {
+	switch m := strings.ToLower(strings.TrimSpace(s)); m {
+	case "", MFAPolicyInherit:
+		return "", nil
+	case project.MFAOff, project.MFAOptional, project.MFARequired:
+		return m, nil
+	default:
+		return "", failure.InvalidField("invalid_request", "mfa_policy", "must be one of inherit, off, optional, required")
+	}
 }
 
 func (p orgPatch) apply(o *store.Organization) {
@@ -68,6 +99,7 @@ func (p orgPatch) apply(o *store.Organization) {
 	set(&o.WhiteListDomains, p.WhiteListDomains)
 	set(&o.AllowProfilesOutsideOrganization, p.AllowProfilesOutsideOrganization)
 	set(&o.Active, p.Active)
+	set(&o.MFAPolicy, p.MFAPolicy)
 }
 
 // CreateOrganization creates an organization. Errors: invalid_request, invalid_domain (400).

@@ -2,6 +2,7 @@ package directory_test
 
 import (
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -23,6 +24,8 @@ func TestOrganizationValidation(t *testing.T) {
 			{"bad whitelisted domain", directory.OrganizationInput{Name: ptr("A"), WhiteListDomains: &[]string{"ok.com", "-bad.com"}}, "invalid_domain", "WhiteListDomains[1]"},
 			{"too many domains", directory.OrganizationInput{Name: ptr("A"), WhiteListDomains: ptr(slices.Repeat([]string{"a.com"}, 101))}, "invalid_request", "WhiteListDomains"},
 			{"control in workspace", directory.OrganizationInput{Name: ptr("A"), WorkspaceName: ptr("a\nb")}, "invalid_request", "WorkspaceName"},
+			{"unknown mfa policy", directory.OrganizationInput{Name: ptr("A"), MFAPolicy: ptr("sometimes")}, "invalid_request", "mfa_policy"},
+			{"mfa policy with inner space", directory.OrganizationInput{Name: ptr("A"), MFAPolicy: ptr("re quired")}, "invalid_request", "mfa_policy"},
 		}
 		for _, c := range cases {
 			t.Run(c.name, func(t *testing.T) {
@@ -83,6 +86,58 @@ func TestOrganizationCRUD(t *testing.T) {
 			wantFailure(t, e.svc.DeleteOrganization(e.ctx, e.pid, id), failure.NotFound, "organization_not_found", "")
 			_, err = e.svc.ListMembers(e.ctx, e.pid, id, directory.PageQuery{})
 			wantFailure(t, err, failure.NotFound, "organization_not_found", "")
+		}
+	})
+}
+
+func TestOrganizationMFAPolicy(t *testing.T) {
+	each(t, func(t *testing.T, e *env) {
+		if o := e.org("Default"); o.MFAPolicy != "" {
+			t.Errorf("default MFAPolicy = %q, want \"\" (the project's)", o.MFAPolicy)
+		}
+		o := must(e.svc.CreateOrganization(e.ctx, e.pid, directory.OrganizationInput{Name: ptr("Strict"), MFAPolicy: ptr(" Required ")}))(t)
+		if o.MFAPolicy != "required" {
+			t.Errorf("created with \" Required \": MFAPolicy = %q, want trimmed and lower-cased", o.MFAPolicy)
+		}
+
+		steps := []struct {
+			in   *string
+			want string
+		}{
+			{nil, "required"}, // not sent: left as it is
+			{ptr("OFF"), "off"},
+			{ptr("inherit"), ""},
+			{ptr("optional"), "optional"},
+			{ptr(" Inherit"), ""},
+			{ptr("required"), "required"},
+			{ptr(""), ""},
+		}
+		for _, s := range steps {
+			got := must(e.svc.UpdateOrganization(e.ctx, e.pid, o.ID, directory.OrganizationInput{MFAPolicy: s.in}))(t)
+			read := must(e.svc.GetOrganization(e.ctx, e.pid, o.ID))(t)
+			if got.MFAPolicy != s.want || read.MFAPolicy != s.want {
+				sent := "no mfa_policy"
+				if s.in != nil {
+					sent = strconv.Quote(*s.in)
+				}
+				t.Errorf("update with %s: MFAPolicy = %q, read back %q, want %q", sent, got.MFAPolicy, read.MFAPolicy, s.want)
+			}
+		}
+
+		must(e.svc.UpdateOrganization(e.ctx, e.pid, o.ID, directory.OrganizationInput{MFAPolicy: ptr("optional")}))(t)
+		_, err := e.svc.UpdateOrganization(e.ctx, e.pid, o.ID, directory.OrganizationInput{Name: ptr("Renamed"), MFAPolicy: ptr("always")})
+		wantFailure(t, err, failure.Invalid, "invalid_request", "mfa_policy")
+		if read := must(e.svc.GetOrganization(e.ctx, e.pid, o.ID))(t); read.MFAPolicy != "optional" || read.Name != "Strict" {
+			t.Errorf("after a refused update = %+v, want it unchanged", read)
+		}
+
+		page := must(e.svc.ListOrganizations(e.ctx, e.pid, directory.PageQuery{}))(t)
+		policies := map[string]string{}
+		for _, org := range page.Organizations {
+			policies[org.Name] = org.MFAPolicy
+		}
+		if policies["Default"] != "" || policies["Strict"] != "optional" {
+			t.Errorf("listed MFA policies = %v", policies)
 		}
 	})
 }

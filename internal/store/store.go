@@ -161,8 +161,12 @@ type Organization struct {
 	WhiteListDomains                 []string
 	AllowProfilesOutsideOrganization bool
 	Active                           bool
-	CreatedAt                        time.Time
-	UpdatedAt                        time.Time
+	// MFAPolicy overrides the project's mfa.policy for logins into this organization: ""
+	// means the organization follows the project's policy; otherwise "off", "optional" or
+	// "required".
+	MFAPolicy string
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // Membership is a user's place in an organization, with the roles they hold there.

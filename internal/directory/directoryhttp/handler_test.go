@@ -136,7 +136,7 @@ var userKeys = []string{"_id", "id", "account_id", "connection_id", "email", "ph
 	"LastLoginAt", "tenants", "identities"}
 
 var orgKeys = []string{"id", "name", "Name", "WhiteListDomains", "allow_profiles_outside_organization", "domain",
-	"WorkspaceName", "is_active", "sso_connection_token", "created_at", "modified_at"}
+	"WorkspaceName", "is_active", "mfa_policy", "sso_connection_token", "created_at", "modified_at"}
 
 func wantTime(t *testing.T, what string, v any) {
 	t.Helper()
@@ -287,7 +287,7 @@ func TestOrganizationRoutes(t *testing.T) {
 	oid, _ := o["id"].(string)
 	if o["name"] != "Acme" || o["Name"] != "Acme" || o["WorkspaceName"] != "acme-ws" || o["domain"] != "acme.com" ||
 		o["is_active"] != true || o["allow_profiles_outside_organization"] != false || o["sso_connection_token"] != "" ||
-		len(o["WhiteListDomains"].([]any)) != 1 {
+		o["mfa_policy"] != "inherit" || len(o["WhiteListDomains"].([]any)) != 1 {
 		t.Errorf("organization = %v", o)
 	}
 	got := a.ok(200, "PUT", "/api/account/organization/"+oid, `{"white_list_domains":["b.com"],"allow_profiles_outside_organization":true}`)
@@ -298,7 +298,17 @@ func TestOrganizationRoutes(t *testing.T) {
 	if got["Name"] != "Acme Corp" || len(got["WhiteListDomains"].([]any)) != 0 {
 		t.Errorf("after PUT = %v", got)
 	}
-	a.ok(200, "GET", "/api/v1/organization/"+oid, nil)
+	got = a.ok(200, "PUT", "/api/v1/organization/"+oid, `{"mfa_policy":" Required "}`)
+	if got["mfa_policy"] != "required" || got["Name"] != "Acme Corp" {
+		t.Errorf("after setting mfa_policy = %v", got)
+	}
+	a.fails(400, "invalid_request", "mfa_policy", "PUT", "/api/v1/organization/"+oid, `{"mfa_policy":"always"}`)
+	if got = a.ok(200, "GET", "/api/v1/organization/"+oid, nil); got["mfa_policy"] != "required" {
+		t.Errorf("mfa_policy after a refused PUT = %v", got["mfa_policy"])
+	}
+	if got = a.ok(200, "PUT", "/api/v1/organization/"+oid, `{"mfa_policy":"inherit"}`); got["mfa_policy"] != "inherit" {
+		t.Errorf("mfa_policy after PUT inherit = %v", got["mfa_policy"])
+	}
 	list := a.ok(200, "GET", "/api/v1/organizations", nil)
 	wantKeys(t, "organization list", list, "organizations", "next_cursor")
 	wantKeys(t, "listed organization", list["organizations"].([]any)[0], orgKeys...)

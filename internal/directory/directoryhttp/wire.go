@@ -49,6 +49,7 @@ type orgIn struct {
 	WorkspaceName                    *string   `json:"WorkspaceName"`
 	WorkspaceNameSnake               *string   `json:"workspace_name"`
 	IsActive                         *bool     `json:"is_active"`
+	MFAPolicy                        *string   `json:"mfa_policy"`
 }
 
 func (in orgIn) input() directory.OrganizationInput {
@@ -59,6 +60,7 @@ func (in orgIn) input() directory.OrganizationInput {
 		Domain:                           in.Domain,
 		WorkspaceName:                    first(in.WorkspaceName, in.WorkspaceNameSnake),
 		Active:                           in.IsActive,
+		MFAPolicy:                        in.MFAPolicy,
 	}
 }
 
@@ -207,6 +209,7 @@ type orgOut struct {
 	Domain                           string   `json:"domain"`
 	WorkspaceName                    string   `json:"WorkspaceName"`
 	IsActive                         bool     `json:"is_active"`
+	MFAPolicy                        string   `json:"mfa_policy"`
 	SSOConnectionToken               string   `json:"sso_connection_token"`
 	CreatedAt                        string   `json:"created_at"`
 	ModifiedAt                       string   `json:"modified_at"`
@@ -216,8 +219,18 @@ func orgJSON(o store.Organization) orgOut {
 	return orgOut{
 		ID: o.ID, Name: o.Name, NameAlt: o.Name, WhiteListDomains: nonNil(o.WhiteListDomains),
 		AllowProfilesOutsideOrganization: o.AllowProfilesOutsideOrganization, Domain: o.Domain,
-		WorkspaceName: o.WorkspaceName, IsActive: o.Active, CreatedAt: ts(o.CreatedAt), ModifiedAt: ts(o.UpdatedAt),
+		WorkspaceName: o.WorkspaceName, IsActive: o.Active, MFAPolicy: orgMFAPolicy(o.MFAPolicy),
+		CreatedAt: ts(o.CreatedAt), ModifiedAt: ts(o.UpdatedAt),
 	}
+}
+
+// orgMFAPolicy names the stored "" (follow the project) as "inherit", so that a client reads
+// back the value it may send and never mistakes an unset policy for "off".
+func orgMFAPolicy(stored string) string {
+	if stored == "" {
+		return directory.MFAPolicyInherit
+	}
+	return stored
 }
 
 type userOrgOut struct {

@@ -8,14 +8,14 @@ import (
 )
 
 const organizationColumns = `id, project_id, name, domain, workspace_name, white_list_domains,
-	allow_profiles_outside_organization, active, created_at, updated_at`
+	allow_profiles_outside_organization, active, mfa_policy, created_at, updated_at`
 
 func scanOrganization(sc scanner) (store.Organization, error) {
 	var o store.Organization
 	var domains string
 	var created, updated int64
 	if err := sc.Scan(&o.ID, &o.ProjectID, &o.Name, &o.Domain, &o.WorkspaceName, &domains,
-		&o.AllowProfilesOutsideOrganization, &o.Active, &created, &updated); err != nil {
+		&o.AllowProfilesOutsideOrganization, &o.Active, &o.MFAPolicy, &created, &updated); err != nil {
 		return store.Organization{}, err
 	}
 	var err error
@@ -36,9 +36,9 @@ func (s *Store) CreateOrganization(ctx context.Context, o store.Organization) er
 	}
 	err = s.guarded(ctx, func(s *Store) error {
 		_, err := s.exec(ctx, `INSERT INTO organizations (`+organizationColumns+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			o.ID, o.ProjectID, o.Name, o.Domain, o.WorkspaceName, domains,
-			o.AllowProfilesOutsideOrganization, o.Active, toMicros(o.CreatedAt), toMicros(o.UpdatedAt))
+			o.AllowProfilesOutsideOrganization, o.Active, o.MFAPolicy, toMicros(o.CreatedAt), toMicros(o.UpdatedAt))
 		return err
 	})
 	return s.wrap(err, "create organization %s", o.ID)
@@ -75,10 +75,10 @@ func (s *Store) UpdateOrganization(ctx context.Context, o store.Organization) er
 	}
 	err = mustAffect(s.execAffected(ctx, `UPDATE organizations SET
 		name = ?, domain = ?, workspace_name = ?, white_list_domains = ?,
-		allow_profiles_outside_organization = ?, active = ?, updated_at = ?
+		allow_profiles_outside_organization = ?, active = ?, mfa_policy = ?, updated_at = ?
 		WHERE project_id = ? AND id = ?`,
 		o.Name, o.Domain, o.WorkspaceName, domains, o.AllowProfilesOutsideOrganization, o.Active,
-		toMicros(o.UpdatedAt), o.ProjectID, o.ID))
+		o.MFAPolicy, toMicros(o.UpdatedAt), o.ProjectID, o.ID))
 	return s.wrap(err, "update organization %s", o.ID)
 }
 

@@ -18,11 +18,13 @@ func testOrganizations(t *testing.T, newStore func(t *testing.T) store.Store) {
 		a := f.org(func(o *store.Organization) {
 			o.WhiteListDomains = []string{"acme.com", "acme.co.uk", "corp.acme.com"}
 			o.AllowProfilesOutsideOrganization = true
+			o.MFAPolicy = "required"
 			o.CreatedAt, o.UpdatedAt = at(-time.Hour), at(123*time.Microsecond)
 		})
 		b := f.org(func(o *store.Organization) {
 			o.Domain, o.WorkspaceName, o.WhiteListDomains = "", "", nil
 			o.AllowProfilesOutsideOrganization, o.Active = false, false
+			o.MFAPolicy = "" // follows the project's policy
 		})
 		for _, o := range []store.Organization{a, b} {
 			got, err := st.GetOrganization(f.ctx, f.pid, o.ID)
@@ -53,13 +55,17 @@ func testOrganizations(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Run("Update", func(t *testing.T) {
 		t.Parallel()
 		f := inNewProject(t, st)
-		orig := f.org(func(o *store.Organization) { o.WhiteListDomains = []string{"a.com", "b.com"} })
+		orig := f.org(func(o *store.Organization) {
+			o.WhiteListDomains = []string{"a.com", "b.com"}
+			o.MFAPolicy = "off"
+		})
 		upd := store.Organization{
 			ID: orig.ID, ProjectID: orig.ProjectID,
 			Name: "Renamed", Domain: "renamed.example", WorkspaceName: "renamed",
 			WhiteListDomains:                 []string{"c.com"},
 			AllowProfilesOutsideOrganization: true,
 			Active:                           false,
+			MFAPolicy:                        "optional",
 			CreatedAt:                        at(-time.Hour), // must be ignored
 			UpdatedAt:                        at(time.Hour),
 		}
@@ -69,14 +75,17 @@ func testOrganizations(t *testing.T, newStore func(t *testing.T) store.Store) {
 		got, err := st.GetOrganization(f.ctx, f.pid, orig.ID)
 		must(t, err, "GetOrganization")
 		wantEqual(t, want, got, "GetOrganization after UpdateOrganization")
+		list, err := st.ListOrganizations(f.ctx, f.pid, store.Page{Limit: 10})
+		must(t, err, "ListOrganizations")
+		wantRecords(t, []store.Organization{want}, list, "ListOrganizations after UpdateOrganization")
 
-		upd.WhiteListDomains, upd.AllowProfilesOutsideOrganization = nil, false
-		must(t, st.UpdateOrganization(f.ctx, upd), "UpdateOrganization clearing the white list")
+		upd.WhiteListDomains, upd.AllowProfilesOutsideOrganization, upd.MFAPolicy = nil, false, ""
+		must(t, st.UpdateOrganization(f.ctx, upd), "UpdateOrganization clearing the white list and the MFA policy")
 		want = upd
 		want.CreatedAt = orig.CreatedAt
 		got, err = st.GetOrganization(f.ctx, f.pid, orig.ID)
 		must(t, err, "GetOrganization")
-		wantEqual(t, want, got, "GetOrganization after clearing WhiteListDomains")
+		wantEqual(t, want, got, "GetOrganization after clearing WhiteListDomains and MFAPolicy")
 	})
 
 	t.Run("DeleteRemovesMemberships", func(t *testing.T) {
