@@ -5,6 +5,7 @@ package failure
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Kind classifies a failure; each kind has one HTTP status.
@@ -31,7 +32,10 @@ type Error struct {
 	Code        string
 	Description string
 	Field       string
-	Err         error // the cause, for logs; never shown to the caller
+	// RetryAfter, for a TooMany failure, says when the caller may try again (the Retry-After
+	// header); zero for no advice.
+	RetryAfter time.Duration
+	Err        error // the cause, for logs; never shown to the caller
 }
 
 func (e *Error) Error() string {
@@ -47,6 +51,11 @@ func (e *Error) Unwrap() error { return e.Err }
 // New returns a failure of the given kind.
 func New(kind Kind, code, format string, args ...any) *Error {
 	return &Error{Kind: kind, Code: code, Description: fmt.Sprintf(format, args...)}
+}
+
+// TooManyUntil returns a TooMany failure that tells the caller to wait retryAfter.
+func TooManyUntil(retryAfter time.Duration, code, format string, args ...any) *Error {
+	return &Error{Kind: TooMany, Code: code, Description: fmt.Sprintf(format, args...), RetryAfter: retryAfter}
 }
 
 // InvalidField returns an Invalid failure that names the field and the reason.

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/latchkey-dev/latchkey/internal/failure"
 	"github.com/latchkey-dev/latchkey/internal/store"
@@ -64,7 +66,19 @@ func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 		// RFC 6750 §3: tell a bearer client why its token was refused.
 		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
 	}
+	setRetryAfter(w, err)
 	WriteJSON(w, body.Status, body)
+}
+
+// setRetryAfter tells a throttled client when to come back (RFC 9110 §10.2.3), in whole
+// seconds rounded up, so that a client that waits exactly that long is not refused again.
+func setRetryAfter(w http.ResponseWriter, err error) {
+	fe, ok := failure.As(err)
+	if !ok || fe.Kind != failure.TooMany || fe.RetryAfter <= 0 {
+		return
+	}
+	secs := (fe.RetryAfter + time.Second - 1) / time.Second
+	w.Header().Set("Retry-After", strconv.FormatInt(int64(secs), 10))
 }
 
 // OAuthErrorBody is the error shape of OAuth endpoints (RFC 6749 §5.2), which OAuth client
@@ -86,5 +100,6 @@ func WriteOAuthError(w http.ResponseWriter, r *http.Request, log *slog.Logger, e
 		w.Header().Set("WWW-Authenticate", `Basic realm="latchkey"`)
 	}
 	w.Header().Set("Cache-Control", "no-store")
+	setRetryAfter(w, err)
 	WriteJSON(w, body.Status, OAuthErrorBody{Error: body.Code, Description: body.Description, Code: body.Code})
 }

@@ -88,6 +88,7 @@ type MFAChallenge struct {
 	ID             string
 	ProjectID      string
 	UserID         string
+	OrganizationID string // the organization the login is into; "" for none
 	TokenHash      []byte // SHA-256 of the mfa_token; unique
 	ConnectionType string // how the first factor signed in, e.g. "EmailOTP"
 	AMR            []string
@@ -97,6 +98,26 @@ type MFAChallenge struct {
 	CreatedAt      time.Time
 	ExpiresAt      time.Time
 	CompletedAt    *time.Time
+	LastFailedAt   *time.Time // the newest wrong answer; nil for none
+
+	// The out-of-band code last sent for the challenge, if any (SetMFAChallengeOOB).
+	OOBChannel    string // "sms" or "email"; "" when none was sent
+	OOBCodeHash   []byte // hash of the oob_code handle given to the client
+	OOBSecretHash []byte // hash of the code sent to the user
+	OOBSends      int
+	OOBSentAt     *time.Time
+}
+
+// OOBSend is a new out-of-band code for a challenge: it replaces the previous one.
+type OOBSend struct {
+	Channel    string
+	CodeHash   []byte
+	SecretHash []byte
+	At         time.Time
+	// The send is refused (ErrConflict) when the challenge has had MaxSends sends already, or
+	// its last send was after NotAfterLast.
+	MaxSends     int
+	NotAfterLast time.Time
 }
 
 // MFAChallenges stores MFA challenges.
@@ -105,9 +126,17 @@ type MFAChallenges interface {
 	CreateMFAChallenge(ctx context.Context, c MFAChallenge) error
 	// GetMFAChallenge returns the project's challenge with the token hash, whatever its state.
 	GetMFAChallenge(ctx context.Context, projectID string, tokenHash []byte) (MFAChallenge, error)
-	// FailMFAChallenge counts a wrong second factor against a pending challenge and kills it at
-	// its limit, in one statement: ErrNotFound when it is not pending.
-	FailMFAChallenge(ctx context.Context, projectID, id string) (MFAChallenge, error)
+	// FailMFAChallenge counts a wrong second factor, given at `at`, against a pending challenge
+	// and kills it at its limit, in one statement: ErrNotFound when it is not pending.
+	FailMFAChallenge(ctx context.Context, projectID, id string, at time.Time) (MFAChallenge, error)
+	// SetMFAChallengeOOB records an out-of-band code sent for a pending, unexpired challenge, in
+	// one statement that also enforces the send limits: ErrNotFound when the challenge is not
+	// pending or has expired, ErrConflict when a limit refuses the send.
+	SetMFAChallengeOOB(ctx context.Context, projectID, id string, send OOBSend) (MFAChallenge, error)
+	// CountMFAFailures returns how many wrong second factors the user's challenges counted
+	// whose newest wrong answer came at or after since, and the oldest such newest answer (nil
+	// when the count is 0): the per-user limit across mfa_tokens.
+	CountMFAFailures(ctx context.Context, projectID, userID string, since time.Time) (int, *time.Time, error)
 	// CompleteMFAChallenge ends a pending, unexpired challenge, once: ErrNotFound otherwise.
 	CompleteMFAChallenge(ctx context.Context, projectID, id string, at time.Time) (MFAChallenge, error)
 }
