@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -451,14 +450,6 @@ func (s *Service) composeAndDrop(ctx context.Context, tx store.Store, p store.Pr
 // compose renders the flow's message and seals it for the outbox row it is to be.
 func (s *Service) compose(ctx context.Context, tx store.Store, p store.Project, settings project.Settings, f store.Flow, secret string, now time.Time) (store.OutboxMessage, error) {
 	ch := Channel(f.Channel)
-	name := templateName(ch)
-	tmpl, _ := notify.DefaultTemplate(name)
-	switch override, err := tx.GetTemplate(ctx, p.ID, string(name)); {
-	case err == nil:
-		tmpl = notify.Template{Subject: override.Subject, Text: override.Text, HTML: override.HTML}
-	case !errors.Is(err, store.ErrNotFound):
-		return store.OutboxMessage{}, fmt.Errorf("load template %s: %w", name, err)
-	}
 	brand := settings.Branding.DisplayName
 	if brand == "" {
 		brand = p.Name
@@ -470,23 +461,9 @@ func (s *Service) compose(ctx context.Context, tx store.Store, p store.Project, 
 	} else {
 		data.Code = secret
 	}
-	subject, text, html, err := tmpl.Render(name, data)
-	if err != nil {
-		return store.OutboxMessage{}, fmt.Errorf("render template %s: %w", name, err)
-	}
-	content, err := json.Marshal(outbox.Content{Subject: subject, Text: text, HTML: html})
-	if err != nil {
-		return store.OutboxMessage{}, fmt.Errorf("encode message: %w", err)
-	}
-	id := s.d.IDs.New()
-	sealed, err := s.d.Sealer.Seal(content, outbox.AAD(id))
-	if err != nil {
-		return store.OutboxMessage{}, fmt.Errorf("seal message: %w", err)
-	}
-	// The message dies with its secret: once the flow has expired a retry must not deliver it.
-	expires := f.ExpiresAt
-	return store.OutboxMessage{ID: id, ProjectID: p.ID, Channel: string(channelOf(ch)), Recipient: f.Destination,
-		Payload: sealed, CreatedAt: now, AvailableAt: now, ExpiresAt: &expires}, nil
+	return outbox.Compose(ctx, tx, s.d.Sealer, outbox.Message{ID: s.d.IDs.New(), ProjectID: p.ID,
+		Channel: channelOf(ch), Recipient: f.Destination, Template: templateName(ch), Data: data, At: now,
+		ExpiresAt: f.ExpiresAt})
 }
 
 // newSecret makes a code of the project's length, or a link secret of 256 bits.
