@@ -26,19 +26,23 @@ func TestPolicy(t *testing.T) {
 		}
 		// The policy runs inside the login's transaction, as login.Complete calls it: on SQLite
 		// a write outside that transaction would wait on its lock for ever.
-		ask := func(p store.Project, amr ...string) *login.Challenge {
+		askAs := func(r login.Request) *login.Challenge {
 			t.Helper()
 			var ch *login.Challenge
 			err := st.InTx(t.Context(), func(tx store.Store) error {
 				var err error
-				ch, err = policy.Challenge(t.Context(), tx, login.Request{Project: p, UserID: e.user.ID,
-					ConnectionType: "EmailOTP", AMR: amr}, e.user)
+				r.UserID = e.user.ID
+				ch, err = policy.Challenge(t.Context(), tx, r, e.user)
 				return err
 			})
 			if err != nil {
 				t.Fatalf("Challenge: %v", err)
 			}
 			return ch
+		}
+		ask := func(p store.Project, amr ...string) *login.Challenge {
+			t.Helper()
+			return askAs(login.Request{Project: p, ConnectionType: "EmailOTP", AMR: amr})
 		}
 		types := func(ch *login.Challenge) []string {
 			var out []string
@@ -76,9 +80,13 @@ func TestPolicy(t *testing.T) {
 		if _, err := codes.Generate(t.Context(), e.project.ID, e.user.ID); err != nil {
 			t.Fatal(err)
 		}
-		ch = ask(optional, "otp")
+		ch = askAs(login.Request{Project: optional, ConnectionType: "PhoneOTP", AMR: []string{"otp", "sms"}})
 		if got := types(ch); ch == nil || len(got) != 3 || got[0] != "otp" || got[1] != "oob" || got[2] != "recovery-code" {
-			t.Fatalf("optional with a TOTP factor: %v", got)
+			t.Fatalf("optional with a TOTP factor, after an SMS code: %v", got)
+		}
+		// After an email code, a second code to the same inbox is not offered.
+		if got := types(ask(optional, "otp")); len(got) != 2 || got[0] != "otp" || got[1] != "recovery-code" {
+			t.Errorf("optional with a TOTP factor, after an email code: %v", got)
 		}
 		oob := ch.Authenticators[1].(mfa.Authenticator)
 		if oob.OOBChannel != "email" || oob.Name == e.user.Email || oob.Name[len(oob.Name)-len("@example.com"):] != "@example.com" {
@@ -86,6 +94,38 @@ func TestPolicy(t *testing.T) {
 		}
 		if got := types(ask(required, "otp")); len(got) != 2 || got[0] != "otp" || got[1] != "recovery-code" {
 			t.Errorf("required with the default factors: %v", got)
+		}
+
+		// Organizations: a login into one follows its own policy; a login into none the
+		// strictest of the project's and the user's organizations'.
+		now := e.clock.Now()
+		strict := store.Organization{ID: ident.NewGenerator().New(), ProjectID: e.project.ID, Name: "Strict",
+			WhiteListDomains: []string{}, MFAPolicy: project.MFARequired, Active: true, CreatedAt: now, UpdatedAt: now}
+		lax := strict
+		lax.ID, lax.Name, lax.MFAPolicy = ident.NewGenerator().New(), "Lax", project.MFAOff
+		for _, o := range []store.Organization{strict, lax} {
+			if err := st.CreateOrganization(t.Context(), o); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if ch := askAs(login.Request{Project: required, OrganizationID: lax.ID, ConnectionType: "EmailOTP"}); ch != nil {
+			t.Errorf("required project, login into an organization with policy off: %+v", ch)
+		}
+		if ch := ask(off, "otp"); ch != nil {
+			t.Errorf("policy off, user in no organization: %+v", ch)
+		}
+		if err := st.AddMembers(t.Context(), e.project.ID, strict.ID, []string{e.user.ID}, now); err != nil {
+			t.Fatal(err)
+		}
+		if ch := ask(off, "otp"); ch == nil {
+			t.Errorf("policy off, login into no organization by a member of one that requires MFA: no challenge")
+		}
+		ch = askAs(login.Request{Project: off, OrganizationID: strict.ID, ConnectionType: "EmailOTP"})
+		if ch == nil {
+			t.Fatal("policy off, login into an organization that requires MFA: no challenge")
+		}
+		if c, err := tokens.Check(t.Context(), e.project.ID, ch.MFAToken); err != nil || c.OrganizationID != strict.ID {
+			t.Errorf("the challenge of a login into an organization: %+v %v", c, err)
 		}
 	})
 }

@@ -93,13 +93,18 @@ func (s *RecoveryCodes) Generate(ctx context.Context, projectID, userID string) 
 // requests carrying one code exactly one passes; the use and its audit event (with the number
 // of codes left, so that the user can be told to make a new set) commit together.
 func (s *RecoveryCodes) Use(ctx context.Context, projectID, userID, code string) error {
+	return s.UseIn(ctx, s.d.Store, projectID, userID, code)
+}
+
+// UseIn is Use through st, the transaction of the login the code completes.
+func (s *RecoveryCodes) UseIn(ctx context.Context, st store.Store, projectID, userID, code string) error {
 	norm, ok := normalizeRecoveryCode(code)
 	if !ok {
 		return errInvalidRecoveryCode()
 	}
 	hash := hashRecoveryCode(projectID, userID, norm)
 	now := s.d.Now()
-	err := s.d.Store.InTx(ctx, func(tx store.Store) error {
+	err := st.InTx(ctx, func(tx store.Store) error {
 		c, err := tx.UseRecoveryCode(ctx, projectID, userID, hash, now)
 		if err != nil {
 			return err

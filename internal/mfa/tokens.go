@@ -54,23 +54,33 @@ type Issued struct {
 	Challenge store.MFAChallenge
 }
 
-// Issue starts a second-factor step for a user whose first factor (connectionType, amr) has
-// just succeeded.
-func (t *Tokens) Issue(ctx context.Context, projectID, userID, connectionType string, amr []string) (Issued, error) {
-	return t.IssueIn(ctx, t.d.Store, projectID, userID, connectionType, amr)
+// Step is a second-factor step to start: the user whose first factor (ConnectionType, AMR)
+// has just succeeded, and the organization they sign in to.
+type Step struct {
+	ProjectID      string
+	UserID         string
+	OrganizationID string
+	ConnectionType string
+	AMR            []string
+}
+
+// Issue starts a second-factor step.
+func (t *Tokens) Issue(ctx context.Context, s Step) (Issued, error) {
+	return t.IssueIn(ctx, t.d.Store, s)
 }
 
 // IssueIn is Issue writing through st, the transaction of the login that asks for the step.
-func (t *Tokens) IssueIn(ctx context.Context, st store.MFAChallenges, projectID, userID, connectionType string, amr []string) (Issued, error) {
+func (t *Tokens) IssueIn(ctx context.Context, st store.MFAChallenges, s Step) (Issued, error) {
 	raw := make([]byte, 32)
 	if _, err := io.ReadFull(t.d.Rand, raw); err != nil {
 		return Issued{}, fmt.Errorf("make an mfa_token: %w", err)
 	}
 	token := tokenPrefix + base64.RawURLEncoding.EncodeToString(raw)
 	now := t.now()
-	c := store.MFAChallenge{ID: t.d.IDs.New(), ProjectID: projectID, UserID: userID, TokenHash: hashToken(token),
-		ConnectionType: connectionType, AMR: append([]string{}, amr...), MaxAttempts: MaxTokenAttempts,
-		Status: store.MFAChallengePending, CreatedAt: now, ExpiresAt: now.Add(TokenTTL)}
+	c := store.MFAChallenge{ID: t.d.IDs.New(), ProjectID: s.ProjectID, UserID: s.UserID, OrganizationID: s.OrganizationID,
+		TokenHash: hashToken(token), ConnectionType: s.ConnectionType, AMR: append([]string{}, s.AMR...),
+		MaxAttempts: MaxTokenAttempts,
+		Status:      store.MFAChallengePending, CreatedAt: now, ExpiresAt: now.Add(TokenTTL)}
 	if err := st.CreateMFAChallenge(ctx, c); err != nil {
 		if errors.Is(err, store.ErrNotFound) {
 			return Issued{}, failure.New(failure.NotFound, "user_not_found", "no such user")
@@ -110,7 +120,7 @@ func (t *Tokens) Check(ctx context.Context, projectID, token string) (store.MFAC
 // with: wrong (the caller's own error for the factor) while tries are left, too_many_attempts
 // once the last one is spent.
 func (t *Tokens) Fail(ctx context.Context, c store.MFAChallenge, wrong error) error {
-	after, err := t.d.Store.FailMFAChallenge(ctx, c.ProjectID, c.ID)
+	after, err := t.d.Store.FailMFAChallenge(ctx, c.ProjectID, c.ID, t.now())
 	if errors.Is(err, store.ErrNotFound) {
 		// Another request completed or killed it meanwhile.
 		return errInvalidToken()

@@ -25,7 +25,7 @@ func TestMFATokens(t *testing.T) {
 		p, other := newProject(t, st), newProject(t, st)
 		u := newUser(t, st, p.ID)
 
-		iss, err := svc.Issue(t.Context(), p.ID, u.ID, "EmailOTP", []string{"otp"})
+		iss, err := svc.Issue(t.Context(), mfa.Step{ProjectID: p.ID, UserID: u.ID, ConnectionType: "EmailOTP", AMR: []string{"otp"}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -43,7 +43,7 @@ func TestMFATokens(t *testing.T) {
 		wantCode(t, err, "invalid_mfa_token", "an access token")
 		_, err = svc.Check(t.Context(), p.ID, "mfa_"+strings.Repeat("A", 43))
 		wantCode(t, err, "invalid_mfa_token", "an unknown token")
-		_, err = svc.Issue(t.Context(), p.ID, "nobody", "EmailOTP", nil)
+		_, err = svc.Issue(t.Context(), mfa.Step{ProjectID: p.ID, UserID: "nobody", ConnectionType: "EmailOTP"})
 		wantCode(t, err, "user_not_found", "Issue for an unknown user")
 
 		// Expiry on the service's clock.
@@ -66,7 +66,7 @@ func TestMFATokens(t *testing.T) {
 		wantCode(t, err, "invalid_mfa_token", "completing a dead token")
 
 		// A fresh token completes once, however many answer at the same moment.
-		iss, err = svc.Issue(t.Context(), p.ID, u.ID, "MagicLink", []string{"email"})
+		iss, err = svc.Issue(t.Context(), mfa.Step{ProjectID: p.ID, UserID: u.ID, ConnectionType: "MagicLink", AMR: []string{"email"}})
 		if err != nil {
 			t.Fatal(err)
 		}

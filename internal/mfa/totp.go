@@ -159,14 +159,22 @@ func (s *TOTP) Confirm(ctx context.Context, projectID, userID, factorID, code st
 // factor it came from. A time step is accepted once per factor: the store's conditioned update
 // decides, so of concurrent requests carrying one code exactly one passes.
 func (s *TOTP) Verify(ctx context.Context, projectID, userID, code string) (string, error) {
-	factors, err := s.d.Store.ListMFAFactors(ctx, projectID, userID)
+	return s.VerifyIn(ctx, s.d.Store, projectID, userID, code, false)
+}
+
+// VerifyIn is Verify through st, the transaction of the login the code completes. With
+// confirming, a code from a factor not yet confirmed also passes, and confirms it: the first
+// valid code of an enrollment made during a sign-in both proves the enrollment and answers the
+// sign-in's challenge.
+func (s *TOTP) VerifyIn(ctx context.Context, st store.MFAFactors, projectID, userID, code string, confirming bool) (string, error) {
+	factors, err := st.ListMFAFactors(ctx, projectID, userID)
 	if err != nil {
 		return "", fmt.Errorf("list mfa factors of user %s: %w", userID, err)
 	}
 	now := s.d.Now()
 	reused := false
 	for _, f := range factors {
-		if f.Type != store.MFAFactorOTP || !f.Confirmed {
+		if f.Type != store.MFAFactorOTP || (!f.Confirmed && !confirming) {
 			continue
 		}
 		step, ok, err := s.matchingStep(f, code, now)
@@ -176,12 +184,16 @@ func (s *TOTP) Verify(ctx context.Context, projectID, userID, code string) (stri
 		if !ok {
 			continue
 		}
-		_, err = s.d.Store.UseMFAFactorStep(ctx, projectID, userID, f.ID, step, now)
+		if f.Confirmed {
+			_, err = st.UseMFAFactorStep(ctx, projectID, userID, f.ID, step, now)
+		} else {
+			_, err = st.ConfirmMFAFactor(ctx, projectID, userID, f.ID, step, now)
+		}
 		switch {
 		case err == nil:
 			return f.ID, nil
-		case errors.Is(err, store.ErrReused):
-			reused = true
+		case errors.Is(err, store.ErrReused), errors.Is(err, store.ErrConflict):
+			reused = true // ErrConflict: a concurrent request confirmed it with this code
 		case errors.Is(err, store.ErrNotFound): // deleted meanwhile
 		default:
 			return "", fmt.Errorf("use a step of totp factor %s: %w", f.ID, err)
