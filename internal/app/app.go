@@ -21,6 +21,8 @@ import (
 	"github.com/latchkey-dev/latchkey/internal/directory/directoryhttp"
 	"github.com/latchkey-dev/latchkey/internal/httpserver"
 	"github.com/latchkey-dev/latchkey/internal/login"
+	"github.com/latchkey-dev/latchkey/internal/mfa"
+	"github.com/latchkey-dev/latchkey/internal/mfa/mfahttp"
 	"github.com/latchkey-dev/latchkey/internal/notify"
 	"github.com/latchkey-dev/latchkey/internal/notify/devinbox"
 	"github.com/latchkey-dev/latchkey/internal/outbox"
@@ -61,6 +63,7 @@ type App struct {
 	login           *login.Service
 	passwordless    *passwordless.Service
 	passkeys        *passkey.Service
+	mfa             *mfa.Service
 	worker          *outbox.Worker
 	router          *httpserver.Router
 	handler         http.Handler
@@ -229,7 +232,9 @@ func NewWithStore(st store.Store, opts ...Option) (*App, error) {
 		Store: st, Projects: a.projects, Keys: a.keys, Access: memberAccess{a.directory},
 		Policy: a.tokenPolicy, Issuer: o.publicURL, IDs: idGenerator(o), Now: o.now, Rand: o.rand, Log: o.log,
 	})
-	a.login = login.New(login.Deps{Store: st, Sessions: a.sessions, Users: a.directory, IDs: idGenerator(o), Now: o.now})
+	mfaTokens := mfa.NewTokens(mfa.TokensDeps{Store: st, Now: o.now, Rand: o.rand, IDs: idGenerator(o)})
+	a.login = login.New(login.Deps{Store: st, Sessions: a.sessions, Users: a.directory, IDs: idGenerator(o), Now: o.now,
+		MFA: mfa.NewPolicy(mfa.PolicyDeps{Settings: a.projects.Settings, Tokens: mfaTokens})})
 
 	senders := map[notify.Channel]notify.Sender{}
 	for ch, s := range o.senders {
@@ -262,6 +267,15 @@ func NewWithStore(st store.Store, opts ...Option) (*App, error) {
 		return nil, err
 	}
 
+	a.mfa = mfa.New(mfa.Deps{
+		Store: st, Login: a.login, Settings: a.projects.Settings, Tokens: mfaTokens,
+		TOTP:     mfa.NewTOTP(mfa.TOTPDeps{Store: st, Sealer: o.sealer, Now: o.now, Rand: o.rand, IDs: idGenerator(o)}),
+		Codes:    mfa.NewRecoveryCodes(mfa.RecoveryCodesDeps{Store: st, Now: o.now, Rand: o.rand, IDs: idGenerator(o)}),
+		Passkeys: a.passkeys, Sealer: o.sealer, Wake: a.worker.Wake,
+		Delivery: func(ch notify.Channel) bool { return senders[ch] != nil },
+		Now:      o.now, Rand: o.rand, IDs: idGenerator(o),
+	})
+
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if c, ok := st.(interface{ Collectors() []prometheus.Collector }); ok {
@@ -282,6 +296,7 @@ func NewWithStore(st store.Store, opts ...Option) (*App, error) {
 	passwordlesshttp.Handler{Flows: a.passwordless}.Mount(a.router)
 	passwordlesshttp.TemplateHandler{Templates: a.passwordless}.Mount(a.router)
 	passkeyhttp.Handler{Passkeys: a.passkeys, Users: a.directory, Projects: projectLister{a.projects, st}}.Mount(a.router)
+	mfahttp.Handler{MFA: a.mfa, Projects: a.projects, Bearer: a.sessions}.Mount(a.router)
 	if o.dev {
 		devinbox.Handler{Store: st, Opener: o.sealer}.Mount(a.router)
 	}
@@ -316,6 +331,9 @@ func (a *App) Passwordless() *passwordless.Service { return a.passwordless }
 
 // Passkeys is the passkey (WebAuthn) service.
 func (a *App) Passkeys() *passkey.Service { return a.passkeys }
+
+// MFA is the multi-factor authentication service.
+func (a *App) MFA() *mfa.Service { return a.mfa }
 
 // Worker is the outbox worker; Serve runs it, tests may run it themselves.
 func (a *App) Worker() *outbox.Worker { return a.worker }

@@ -226,6 +226,14 @@ func bearerFrom(r *http.Request) string {
 	return tok
 }
 
+// ClientIDOf returns the client id a request names (query client_id or header x-client-id),
+// for handlers of Public routes that check a credential of their own.
+func ClientIDOf(r *http.Request) (string, error) { return clientIDFrom(r) }
+
+// BearerOf returns the request's Bearer credential, unless it is a client secret, for
+// handlers of Public routes that check a credential of their own.
+func BearerOf(r *http.Request) string { return bearerFrom(r) }
+
 type callerKey struct{}
 
 // WithCaller returns ctx carrying the access token's caller.

@@ -3,31 +3,11 @@ package mfa
 import (
 	"bytes"
 	"image"
-	_ "image/png"
 	"strings"
 	"testing"
 
-	"github.com/makiuchi-d/gozxing"
-	gozxingqr "github.com/makiuchi-d/gozxing/qrcode"
+	"github.com/latchkey-dev/latchkey/internal/mfa/mfatest"
 )
-
-// decodeQR reads a QR code back with an independent decoder (a port of ZXing).
-func decodeQR(t *testing.T, png []byte) string {
-	t.Helper()
-	img, format, err := image.Decode(bytes.NewReader(png))
-	if err != nil || format != "png" {
-		t.Fatalf("decode image: %v (format %q)", err, format)
-	}
-	bmp, err := gozxing.NewBinaryBitmapFromImage(img)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := gozxingqr.NewQRCodeReader().Decode(bmp, nil)
-	if err != nil {
-		t.Fatalf("no QR code found: %v", err)
-	}
-	return res.GetText()
-}
 
 func TestQRCodePNGDecodesToTheURI(t *testing.T) {
 	uris := []string{
@@ -48,7 +28,7 @@ func TestQRCodePNGDecodesToTheURI(t *testing.T) {
 		if err != nil || cfg.Width != cfg.Height || cfg.Width%modulePixels != 0 || cfg.Width < 200 {
 			t.Errorf("PNG is %dx%d (%v), want a square of whole %d-pixel modules, at least 200 wide", cfg.Width, cfg.Height, err, modulePixels)
 		}
-		if got := decodeQR(t, png); got != uri {
+		if got := mfatest.DecodeQR(t, png); got != uri {
 			t.Errorf("QR code holds %q, want %q", got, uri)
 		}
 	}

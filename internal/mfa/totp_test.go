@@ -10,11 +10,11 @@ import (
 	"time"
 
 	"github.com/pquerna/otp"
-	"github.com/pquerna/otp/totp"
 
 	"github.com/latchkey-dev/latchkey/internal/failure"
 	"github.com/latchkey-dev/latchkey/internal/ident"
 	"github.com/latchkey-dev/latchkey/internal/mfa"
+	"github.com/latchkey-dev/latchkey/internal/mfa/mfatest"
 	"github.com/latchkey-dev/latchkey/internal/secretbox"
 	"github.com/latchkey-dev/latchkey/internal/store"
 	"github.com/latchkey-dev/latchkey/internal/store/sqlstore"
@@ -91,16 +91,6 @@ func newUser(t *testing.T, st *sqlstore.Store, projectID string) store.User {
 	return u
 }
 
-// codeAt is the code an authenticator app shows at time at.
-func codeAt(t *testing.T, secret string, at time.Time) string {
-	t.Helper()
-	code, err := totp.GenerateCodeCustom(secret, at, totp.ValidateOpts{Period: 30, Digits: otp.DigitsSix, Algorithm: otp.AlgorithmSHA1})
-	if err != nil {
-		t.Fatalf("GenerateCodeCustom: %v", err)
-	}
-	return code
-}
-
 // wantFailure reports an error unless err is a failure with that code.
 func wantFailure(t *testing.T, err error, code, what string) {
 	t.Helper()
@@ -117,7 +107,7 @@ func (e *env) enrolled(t *testing.T) mfa.Enrollment {
 	if err != nil {
 		t.Fatalf("Enroll: %v", err)
 	}
-	if err := e.svc.Confirm(t.Context(), e.project.ID, e.user.ID, en.FactorID, codeAt(t, en.Secret, t0)); err != nil {
+	if err := e.svc.Confirm(t.Context(), e.project.ID, e.user.ID, en.FactorID, mfatest.Code(t, en.Secret, t0)); err != nil {
 		t.Fatalf("Confirm: %v", err)
 	}
 	return en
@@ -162,26 +152,26 @@ func TestEnrollAndConfirm(t *testing.T) {
 		}
 
 		// An unconfirmed factor is not a second factor yet.
-		_, err = e.svc.Verify(ctx, e.project.ID, e.user.ID, codeAt(t, en.Secret, t0))
+		_, err = e.svc.Verify(ctx, e.project.ID, e.user.ID, mfatest.Code(t, en.Secret, t0))
 		wantFailure(t, err, "invalid_otp", "Verify with an unconfirmed factor")
 
-		wantFailure(t, e.svc.Confirm(ctx, e.project.ID, e.user.ID, en.FactorID, codeAt(t, en.Secret, t0.Add(2*step))),
+		wantFailure(t, e.svc.Confirm(ctx, e.project.ID, e.user.ID, en.FactorID, mfatest.Code(t, en.Secret, t0.Add(2*step))),
 			"invalid_otp", "Confirm with the code of 2 steps ahead")
 		wantFailure(t, e.svc.Confirm(ctx, e.project.ID, e.user.ID, en.FactorID, "12345"), "invalid_otp", "Confirm with 5 digits")
-		wantFailure(t, e.svc.Confirm(ctx, e.project.ID, e.user.ID, "nope", codeAt(t, en.Secret, t0)),
+		wantFailure(t, e.svc.Confirm(ctx, e.project.ID, e.user.ID, "nope", mfatest.Code(t, en.Secret, t0)),
 			"authenticator_not_found", "Confirm of an unknown factor")
 		other := newUser(t, st, e.project.ID)
-		wantFailure(t, e.svc.Confirm(ctx, e.project.ID, other.ID, en.FactorID, codeAt(t, en.Secret, t0)),
+		wantFailure(t, e.svc.Confirm(ctx, e.project.ID, other.ID, en.FactorID, mfatest.Code(t, en.Secret, t0)),
 			"authenticator_not_found", "Confirm through another user")
 
 		// A code one step late still confirms (±1 skew).
-		if err := e.svc.Confirm(ctx, e.project.ID, e.user.ID, en.FactorID, codeAt(t, en.Secret, t0.Add(-step))); err != nil {
+		if err := e.svc.Confirm(ctx, e.project.ID, e.user.ID, en.FactorID, mfatest.Code(t, en.Secret, t0.Add(-step))); err != nil {
 			t.Fatalf("Confirm with the previous step's code: %v", err)
 		}
-		wantFailure(t, e.svc.Confirm(ctx, e.project.ID, e.user.ID, en.FactorID, codeAt(t, en.Secret, t0)),
+		wantFailure(t, e.svc.Confirm(ctx, e.project.ID, e.user.ID, en.FactorID, mfatest.Code(t, en.Secret, t0)),
 			"authenticator_already_confirmed", "Confirm again")
 		// The confirming code cannot then log in too.
-		_, err = e.svc.Verify(ctx, e.project.ID, e.user.ID, codeAt(t, en.Secret, t0.Add(-step)))
+		_, err = e.svc.Verify(ctx, e.project.ID, e.user.ID, mfatest.Code(t, en.Secret, t0.Add(-step)))
 		wantFailure(t, err, "otp_already_used", "Verify with the confirming code")
 
 		_, err = e.svc.Enroll(ctx, e.project, "", e.user.Email, "no-such-user")
@@ -202,7 +192,7 @@ func TestVerify(t *testing.T) {
 			at   time.Time
 			what string
 		}{{now.Add(-step), "the previous step"}, {now, "the current step"}, {now.Add(step), "the next step"}} {
-			id, err := e.svc.Verify(ctx, e.project.ID, e.user.ID, codeAt(t, en.Secret, c.at))
+			id, err := e.svc.Verify(ctx, e.project.ID, e.user.ID, mfatest.Code(t, en.Secret, c.at))
 			if err != nil || id != en.FactorID {
 				t.Errorf("Verify with the code of %s = %q, %v; want factor %s", c.what, id, err, en.FactorID)
 			}
@@ -210,16 +200,16 @@ func TestVerify(t *testing.T) {
 
 		now = t0.Add(10 * step)
 		e.clock.set(now)
-		_, err := e.svc.Verify(ctx, e.project.ID, e.user.ID, codeAt(t, en.Secret, now.Add(-2*step)))
+		_, err := e.svc.Verify(ctx, e.project.ID, e.user.ID, mfatest.Code(t, en.Secret, now.Add(-2*step)))
 		wantFailure(t, err, "invalid_otp", "Verify with the code of 2 steps ago")
-		_, err = e.svc.Verify(ctx, e.project.ID, e.user.ID, codeAt(t, en.Secret, now.Add(2*step)))
+		_, err = e.svc.Verify(ctx, e.project.ID, e.user.ID, mfatest.Code(t, en.Secret, now.Add(2*step)))
 		wantFailure(t, err, "invalid_otp", "Verify with the code of 2 steps ahead")
 		for _, bad := range []string{"", "12345", "1234567", "abcdef"} {
 			_, err = e.svc.Verify(ctx, e.project.ID, e.user.ID, bad)
 			wantFailure(t, err, "invalid_otp", "Verify with "+bad)
 		}
 
-		code := codeAt(t, en.Secret, now)
+		code := mfatest.Code(t, en.Secret, now)
 		other := newUser(t, st, e.project.ID)
 		_, err = e.svc.Verify(ctx, e.project.ID, other.ID, code)
 		wantFailure(t, err, "invalid_otp", "Verify through another user")
@@ -232,7 +222,7 @@ func TestVerify(t *testing.T) {
 		_, err = e.svc.Verify(ctx, e.project.ID, e.user.ID, code)
 		wantFailure(t, err, "otp_already_used", "Verify replaying a code")
 		// An older step that was never used is stale once a newer one was.
-		_, err = e.svc.Verify(ctx, e.project.ID, e.user.ID, codeAt(t, en.Secret, now.Add(-step)))
+		_, err = e.svc.Verify(ctx, e.project.ID, e.user.ID, mfatest.Code(t, en.Secret, now.Add(-step)))
 		wantFailure(t, err, "otp_already_used", "Verify with an older step after a newer one")
 	})
 }
@@ -243,7 +233,7 @@ func TestVerifyRace(t *testing.T) {
 		en := e.enrolled(t)
 		now := t0.Add(5 * step)
 		e.clock.set(now)
-		code := codeAt(t, en.Secret, now)
+		code := mfatest.Code(t, en.Secret, now)
 
 		checkOneWins(t, 50, "otp_already_used", func() error {
 			_, err := e.svc.Verify(t.Context(), e.project.ID, e.user.ID, code)

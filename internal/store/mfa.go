@@ -134,7 +134,7 @@ type MFAChallenges interface {
 	// pending or has expired, ErrConflict when a limit refuses the send.
 	SetMFAChallengeOOB(ctx context.Context, projectID, id string, send OOBSend) (MFAChallenge, error)
 	// CountMFAFailures returns how many wrong second factors the user's challenges counted
-	// whose newest wrong answer came at or after since, and the oldest such newest answer (nil
+	// whose newest wrong answer came after since, and the oldest such newest answer (nil
 	// when the count is 0): the per-user limit across mfa_tokens.
 	CountMFAFailures(ctx context.Context, projectID, userID string, since time.Time) (int, *time.Time, error)
 	// CompleteMFAChallenge ends a pending, unexpired challenge, once: ErrNotFound otherwise.

@@ -21,9 +21,11 @@ type Body struct {
 	User          *user    `json:"user,omitempty"`
 	Profile       *profile `json:"profile,omitempty"`
 
-	MFARequired    bool   `json:"mfa_required,omitempty"`
-	MFAToken       string `json:"mfa_token,omitempty"`
-	Authenticators []any  `json:"authenticators,omitempty"`
+	MFARequired bool   `json:"mfa_required,omitempty"`
+	MFAToken    string `json:"mfa_token,omitempty"`
+	// Authenticators is a pointer so that a challenge lists none as [] while a login result
+	// leaves the field out.
+	Authenticators *[]any `json:"authenticators,omitempty"`
 }
 
 type oauth struct {
@@ -51,7 +53,8 @@ type profile struct {
 // NewBody renders r.
 func NewBody(r login.Result) Body {
 	if r.Challenge != nil {
-		return Body{MFARequired: true, MFAToken: r.Challenge.MFAToken, Authenticators: nonNil(r.Challenge.Authenticators)}
+		auths := nonNil(r.Challenge.Authenticators)
+		return Body{MFARequired: true, MFAToken: r.Challenge.MFAToken, Authenticators: &auths}
 	}
 	t := r.Tokens
 	expires := rfc3339(t.ExpiresAt)

@@ -86,7 +86,7 @@ func (s *Store) CountMFAFailures(ctx context.Context, projectID, userID string, 
 	var n int
 	var oldest sql.NullInt64
 	err := s.queryRow(ctx, `SELECT COALESCE(SUM(attempts), 0), MIN(last_failed_at) FROM mfa_challenges
-		WHERE project_id = ? AND user_id = ? AND last_failed_at >= ?`,
+		WHERE project_id = ? AND user_id = ? AND last_failed_at > ?`,
 		projectID, userID, toMicros(since)).Scan(&n, &oldest)
 	if err != nil {
 		return 0, nil, s.wrap(err, "count MFA failures of user %s", userID)
