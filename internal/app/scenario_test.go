@@ -315,6 +315,47 @@ func scenarios() []scenario {
 			notFound: "user_not_found",
 		},
 
+		// MFA: enrolling takes an authenticator app (mfa_test.go), so the fixture's factors are
+		// stored directly.
+		{
+			route: "GET /api/v1/users/{id}/mfa", status: 200,
+			path: func(f fixture) string { return "/api/v1/users/" + f.user + "/mfa" }, body: noBody,
+			prepare: addMFA,
+			check: func(w *world, f fixture, got any) {
+				list := field[[]any](w.t, got, "authenticators")
+				if field[string](w.t, got, "user_id") != f.user || len(list) != 2 ||
+					field[string](w.t, list[0], "authenticator_type") != "otp" || !field[bool](w.t, list[0], "active") ||
+					field[string](w.t, list[1], "authenticator_type") != "recovery-code" ||
+					field[string](w.t, list[1], "name") != "2 recovery codes left" {
+					w.t.Errorf("MFA of the user = %v, want an active otp and 2 recovery codes", got)
+				}
+				other := w.okJSON("GET", "/api/v1/users/"+f.user2+"/mfa", "")
+				if mustJSON(w.t, field[[]any](w.t, other, "authenticators")) != "[]" {
+					w.t.Errorf("MFA of a user without factors = %v, want []", other)
+				}
+			},
+			notFound: "user_not_found",
+		},
+		{
+			route: "DELETE /api/v1/users/{id}/mfa", status: 200,
+			path: func(f fixture) string { return "/api/v1/users/" + f.user + "/mfa" }, body: noBody,
+			prepare: addMFA,
+			check: func(w *world, f fixture, got any) {
+				if field[string](w.t, got, "status") != "success" || field[float64](w.t, got, "deleted") != 1 {
+					w.t.Errorf("DELETE mfa = %v, want success with deleted 1", got)
+				}
+				left := w.okJSON("GET", "/api/v1/users/"+f.user+"/mfa", "")
+				if mustJSON(w.t, field[[]any](w.t, left, "authenticators")) != "[]" {
+					w.t.Errorf("MFA after a reset = %v, want none", left)
+				}
+				events, err := w.st.ListAuditEvents(context.Background(), w.aID, store.AuditFilter{Type: "mfa.reset", UserID: f.user}, 10, "")
+				if err != nil || len(events) != 1 {
+					w.t.Errorf("mfa.reset audit events = %v, %v; want 1", events, err)
+				}
+			},
+			notFound: "user_not_found",
+		},
+
 		// Organizations.
 		{
 			route: "POST /api/v1/organization", status: 201,
@@ -566,6 +607,25 @@ func scenarios() []scenario {
 // addPasskeys stores two passkeys of the fixture's first user, a day apart, through the store:
 // making one through the API takes an authenticator. Credential ids are unique per project, so
 // they are made from the user id.
+// addMFA gives the fixture's user a confirmed authenticator app and two recovery codes.
+func addMFA(w *world, f fixture) {
+	w.t.Helper()
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Microsecond)
+	err := w.st.CreateMFAFactor(ctx, store.MFAFactor{ID: ident.NewGenerator().New(), ProjectID: w.aID, UserID: f.user,
+		Type: store.MFAFactorOTP, Secret: []byte("sealed secret"), Confirmed: true, CreatedAt: now, ConfirmedAt: &now})
+	if err != nil {
+		w.t.Fatalf("store an MFA factor: %v", err)
+	}
+	codes := []store.RecoveryCode{
+		{ID: ident.NewGenerator().New(), ProjectID: w.aID, UserID: f.user, Hash: []byte("hash 1"), CreatedAt: now},
+		{ID: ident.NewGenerator().New(), ProjectID: w.aID, UserID: f.user, Hash: []byte("hash 2"), CreatedAt: now},
+	}
+	if err := w.st.ReplaceRecoveryCodes(ctx, w.aID, f.user, codes); err != nil {
+		w.t.Fatalf("store recovery codes: %v", err)
+	}
+}
+
 func addPasskeys(w *world, f fixture) {
 	w.t.Helper()
 	// The store lists passkeys in id order, and ids made in the same second compare at random:
@@ -684,7 +744,8 @@ func TestEveryManagementRouteHasAScenario(t *testing.T) {
 		"GET /.well-known/webauthn": true, "GET /login/passkey": true, "GET /login/passkey.js": true,
 	}
 	for _, p := range a.Router().Patterns() {
-		if strings.Contains(p, "/api/v1/auth/passwordless/") {
+		// The MFA API for users signing in: mfa_test.go.
+		if strings.Contains(p, "/api/v1/auth/passwordless/") || strings.Contains(p, "/api/v1/auth/mfa/") {
 			own[p] = true
 		}
 	}
