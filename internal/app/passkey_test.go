@@ -358,7 +358,7 @@ func TestPasskeyCeremonyAttacks(t *testing.T) {
 		}
 	})
 	t.Run("auth_code of another kind", func(t *testing.T) {
-		ro := w.beginRegistration(w.token)
+		ro := w.beginRegistration(w.login().Tokens.AccessToken) // the clock moved past w.token's sign-in
 		lo := w.beginLogin("")
 		cred.Counter = 12
 		body := assertion(t, w.rp, auth, cred, lo)
@@ -412,7 +412,7 @@ func TestPasskeyCeremonyAttacks(t *testing.T) {
 			t.Errorf("bob has %d passkeys", len(n))
 		}
 		// An auth_code issued to Ada cannot register for Bob.
-		ao := w.beginRegistration(w.token)
+		ao := w.beginRegistration(w.login().Tokens.AccessToken)
 		a2, c2 := newAuthenticator(ao, nil)
 		w.want(w.register(bobToken, ao, w.rp, a2, c2), 401, "invalid_auth_code")
 	})
@@ -683,4 +683,14 @@ func TestPasskeyConcurrentLoginsWithoutACounter(t *testing.T) {
 			t.Errorf("passkey after concurrent logins: %+v %v", pks, err)
 		}
 	})
+}
+
+// A passkey is a lasting way in that also counts as two factors: an access token from an old
+// sign-in cannot add one.
+func TestPasskeyRegistrationNeedsARecentSignIn(t *testing.T) {
+	w := newPasskeyWorld(t, testdb.SQLite(t))
+	w.clock.Advance(10*time.Minute + time.Second)
+	w.want(w.call("GET", passkeyBase+"register", "", w.userAuth(w.token)), 403, "reauthentication_required")
+	fresh := w.login().Tokens.AccessToken
+	w.want(w.call("GET", passkeyBase+"register", "", w.userAuth(fresh)), 200, "")
 }

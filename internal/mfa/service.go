@@ -66,9 +66,9 @@ type Deps struct {
 	Wake   func()
 	// Delivery reports whether a channel has a sender; nil for all of them.
 	Delivery func(notify.Channel) bool
-	Now    func() time.Time
-	Rand   io.Reader
-	IDs    *ident.Generator
+	Now      func() time.Time
+	Rand     io.Reader
+	IDs      *ident.Generator
 }
 
 // Service is the MFA API: enrollment, challenges and their answers, and the management of a

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/go-webauthn/webauthn/protocol"
 	"github.com/go-webauthn/webauthn/protocol/webauthncose"
@@ -20,8 +21,17 @@ var credentialParameters = []protocol.CredentialParameter{
 	{Type: protocol.PublicKeyCredentialType, Algorithm: webauthncose.AlgRS256},
 }
 
-// BeginRegistration starts adding a passkey to a signed-in user's account.
-func (s *Service) BeginRegistration(ctx context.Context, p store.Project, userID string) (Options, error) {
+// FreshSignIn is how recent the sign-in behind a registration must be. A passkey is a lasting
+// way in that also counts as two factors, so a stolen access token alone must not add one.
+const FreshSignIn = 10 * time.Minute
+
+// BeginRegistration starts adding a passkey to a signed-in user's account; signedIn is when
+// the user's session began. Errors: reauthentication_required (403).
+func (s *Service) BeginRegistration(ctx context.Context, p store.Project, userID string, signedIn time.Time) (Options, error) {
+	if s.now().Sub(signedIn) > FreshSignIn {
+		return Options{}, failure.New(failure.Forbidden, "reauthentication_required",
+			"sign in again: adding a passkey needs a sign-in from the last %d minutes", int(FreshSignIn/time.Minute))
+	}
 	rp, err := s.relyingParty(p)
 	if err != nil {
 		return Options{}, err

@@ -27,7 +27,7 @@ import (
 
 // Passkeys is the passkey service.
 type Passkeys interface {
-	BeginRegistration(ctx context.Context, p store.Project, userID string) (passkey.Options, error)
+	BeginRegistration(ctx context.Context, p store.Project, userID string, signedIn time.Time) (passkey.Options, error)
 	FinishRegistration(ctx context.Context, p store.Project, userID, authCode string, response []byte) (store.Passkey, error)
 	BeginLogin(ctx context.Context, p store.Project, identifier string) (passkey.Options, error)
 	FinishLogin(ctx context.Context, p store.Project, authCode string, response []byte, meta token.Meta) (login.Result, error)
@@ -83,7 +83,7 @@ func (h Handler) Mount(rt *httpserver.Router) {
 
 func (h Handler) beginRegistration(w http.ResponseWriter, r *http.Request) error {
 	c, _ := httpserver.CallerFrom(r.Context())
-	opts, err := h.Passkeys.BeginRegistration(r.Context(), c.Project, c.Claims.Subject)
+	opts, err := h.Passkeys.BeginRegistration(r.Context(), c.Project, c.Claims.Subject, c.Session.CreatedAt)
 	if err != nil {
 		return err
 	}
