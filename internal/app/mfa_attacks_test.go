@@ -192,9 +192,10 @@ func TestMFAManagingFactors(t *testing.T) {
 		w.want(w.call("POST", mfaBase+"confirm", fmt.Sprintf(`{"authenticator_id":%q,"otp":%q}`, second, w.code(secret2)), userJSON(access)), 200, "")
 		w.want(w.call("DELETE", mfaBase+"authenticators/"+first, "", bearer(access)), 200, "")
 		w.want(w.call("DELETE", mfaBase+"authenticators/"+first, "", bearer(access)), 404, "authenticator_not_found")
-		// A stale session may not remove factors.
+		// A stale session may not remove factors, nor add one.
 		w.clock.Advance(11 * time.Minute)
 		w.want(w.call("DELETE", mfaBase+"authenticators/recovery-code", "", bearer(access)), 403, "reauthentication_required")
+		w.want(w.call("POST", mfaBase+"enroll", `{"authenticator_types":["otp"]}`, userJSON(access)), 403, "reauthentication_required")
 
 		// The management reset removes everything; the next sign-in enrolls again.
 		r := w.call("DELETE", "/api/v1/users/"+claims(t, access)["sub"].(string)+"/mfa", "", w.secret())

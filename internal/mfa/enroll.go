@@ -28,12 +28,19 @@ type Enrolled struct {
 // Enroll adds an authenticator app (TOTP) factor for the subject. With an mfa_token it is
 // allowed only to a user who has no second factor to answer the challenge with (under a
 // required policy, a user's first factor must not let anyone replace a second factor they
-// already have). Errors: unsupported_authenticator_type (400), factor_disabled,
-// mfa_enrollment_not_allowed (403), too_many_authenticators (409).
+// already have); with an access token, the sign-in must be from the last FreshSession.
+// Errors: unsupported_authenticator_type (400), factor_disabled, mfa_enrollment_not_allowed,
+// reauthentication_required (403), too_many_authenticators (409).
 func (s *Service) Enroll(ctx context.Context, sub Subject, types []string) (Enrolled, error) {
 	if len(types) != 1 || strings.TrimSpace(strings.ToLower(types[0])) != TypeOTP {
 		return Enrolled{}, failure.InvalidField("unsupported_authenticator_type", "authenticator_types",
 			`must be ["otp"]: out-of-band channels are the user's verified phone and email`)
+	}
+	if sub.Session != nil {
+		// A stolen access token must not be enough to plant a second factor of the thief's.
+		if err := s.requireFresh(sub); err != nil {
+			return Enrolled{}, err
+		}
 	}
 	st, u, err := s.subject(ctx, s.d.Store, sub)
 	if err != nil {
