@@ -42,6 +42,7 @@ type Store interface {
 	MFAFactors
 	RecoveryCodes
 	MFAChallenges
+	Counters
 
 	// InTx runs fn in one transaction: all of fn's writes commit together or not at all.
 	// The Store passed to fn is bound to the transaction; calling InTx on it runs fn inline.

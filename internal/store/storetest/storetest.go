@@ -52,6 +52,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"MFAFactors", testMFAFactors},
 		{"RecoveryCodes", testRecoveryCodes},
 		{"MFAChallenges", testMFAChallenges},
+		{"Counters", testCounters},
 		{"Paging", testPaging},
 		{"Isolation", testIsolation},
 		{"Races", testRaces},

@@ -1,0 +1,56 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"time"
+
+	"github.com/latchkey-dev/latchkey/internal/store"
+)
+
+// TakeCounters upserts each counter with a no-op update: on PostgreSQL the update locks the
+// row until the transaction ends, which SELECT ... FOR UPDATE could not do for a row that does
+// not exist yet; on SQLite the transaction holds the only writer connection already.
+func (s *Store) TakeCounters(ctx context.Context, projectID string, keys []store.CounterKey, at time.Time) ([]store.Counter, error) {
+	out := make([]store.Counter, 0, len(keys))
+	for _, k := range keys {
+		var c store.Counter
+		var window, updated int64
+		var last, locked sql.NullInt64
+		err := s.guarded(ctx, func(s *Store) error {
+			return s.writeRow(ctx, `INSERT INTO protect_counters
+				(project_id, scope, counter_key, count, window_start, last_at, locked_until, updated_at)
+				VALUES (?, ?, ?, 0, ?, NULL, NULL, ?)
+				ON CONFLICT (project_id, scope, counter_key) DO UPDATE SET count = protect_counters.count
+				RETURNING count, window_start, last_at, locked_until, updated_at`,
+				projectID, k.Scope, k.Key, toMicros(at), toMicros(at)).Scan(&c.Count, &window, &last, &locked, &updated)
+		})
+		if err != nil {
+			return nil, s.wrap(err, "take counter %s", k.Scope)
+		}
+		c.ProjectID, c.Scope, c.Key = projectID, k.Scope, k.Key
+		c.WindowStart, c.UpdatedAt = fromMicros(window), fromMicros(updated)
+		c.LastAt, c.LockedUntil = fromNullMicros(last), fromNullMicros(locked)
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// SaveCounter writes the counter back.
+func (s *Store) SaveCounter(ctx context.Context, c store.Counter) error {
+	err := s.guarded(ctx, func(s *Store) error {
+		return mustAffect(s.execAffected(ctx, `UPDATE protect_counters
+			SET count = ?, window_start = ?, last_at = ?, locked_until = ?, updated_at = ?
+			WHERE project_id = ? AND scope = ? AND counter_key = ?`,
+			c.Count, toMicros(c.WindowStart), toNullMicros(c.LastAt), toNullMicros(c.LockedUntil), toMicros(c.UpdatedAt),
+			c.ProjectID, c.Scope, c.Key))
+	})
+	return s.wrap(err, "save counter %s", c.Scope)
+}
+
+// DeleteIdleCounters sweeps counters nobody touched since before and that hold no lock past it.
+func (s *Store) DeleteIdleCounters(ctx context.Context, before time.Time) (int, error) {
+	n, err := s.execAffected(ctx, `DELETE FROM protect_counters
+		WHERE updated_at < ? AND (locked_until IS NULL OR locked_until < ?)`, toMicros(before), toMicros(before))
+	return int(n), s.wrap(err, "delete idle counters")
+}

@@ -1,0 +1,15 @@
+-- Attack protection (issue 7): counters of failed secrets and sent messages per account, IP,
+-- (account, IP) and destination, shared by every instance through the database.
+
+CREATE TABLE protect_counters (
+    project_id   TEXT COLLATE "C" NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
+    scope        TEXT    NOT NULL,
+    counter_key  TEXT    NOT NULL,
+    count        INTEGER NOT NULL,
+    window_start BIGINT  NOT NULL,
+    last_at      BIGINT,
+    locked_until BIGINT,
+    updated_at   BIGINT  NOT NULL,
+    PRIMARY KEY (project_id, scope, counter_key)
+);
+CREATE INDEX protect_counters_idle ON protect_counters (updated_at);
