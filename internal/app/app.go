@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"time"
 
@@ -84,6 +85,7 @@ type options struct {
 	keyCacheTTL     time.Duration
 	senders         map[notify.Channel]notify.Sender
 	dev             bool
+	trustedProxies  []netip.Prefix
 }
 
 // sealer seals and opens secrets at rest (secretbox.Keyring).
@@ -122,6 +124,9 @@ func WithSenders(s map[notify.Channel]notify.Sender) Option {
 // outbox, shown at /dev/inbox.
 func WithDev(dev bool) Option { return func(o *options) { o.dev = dev } }
 
+// WithTrustedProxies sets the reverse proxies whose X-Forwarded-For names the client.
+func WithTrustedProxies(p []netip.Prefix) Option { return func(o *options) { o.trustedProxies = p } }
+
 // WithKeyCacheTTL sets how long an instance trusts its cached signing keys (default 30s).
 func WithKeyCacheTTL(d time.Duration) Option { return func(o *options) { o.keyCacheTTL = d } }
 
@@ -151,7 +156,12 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		st.Close()
 		return nil, err
 	}
-	a, err := NewWithStore(st, WithLogger(log), WithPublicURL(cfg.EffectivePublicURL()),
+	proxies, err := cfg.Proxies()
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	a, err := NewWithStore(st, WithLogger(log), WithPublicURL(cfg.EffectivePublicURL()), WithTrustedProxies(proxies),
 		WithShutdownTimeout(cfg.ShutdownTimeout), WithSealer(keys.Ring), WithKeyCacheTTL(cfg.KeyCacheTTL),
 		WithSenders(senders), WithDev(cfg.Dev))
 	if err != nil {
@@ -301,7 +311,7 @@ func NewWithStore(st store.Store, opts ...Option) (*App, error) {
 		devinbox.Handler{Store: st, Opener: o.sealer}.Mount(a.router)
 	}
 
-	a.handler = httpserver.Wrap(a.router, o.log, metrics)
+	a.handler = httpserver.TrustProxies(httpserver.Wrap(a.router, o.log, metrics), o.trustedProxies)
 	return a, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -63,6 +64,11 @@ type Config struct {
 	TwilioAccountSID string
 	TwilioAuthToken  string
 	TwilioFrom       string
+
+	// TrustedProxies lists the proxies (IP addresses or CIDR prefixes, comma-separated) whose
+	// X-Forwarded-For header is believed: the client's IP, which login logs and throttling key
+	// on, is the right-most address in it that is not a trusted proxy. Empty: the peer's address.
+	TrustedProxies string
 
 	// loadErrs are problems found while reading the environment, reported by Validate with
 	// every other problem.
@@ -126,6 +132,8 @@ var settings = []setting{
 	{name: "twilio-auth-token", usage: "Twilio auth token (environment or _FILE only)",
 		str: func(c *Config) *string { return &c.TwilioAuthToken }, envOnly: true, fileOK: true},
 	{name: "twilio-from", usage: "sending phone `number` (E.164) or messaging service", str: func(c *Config) *string { return &c.TwilioFrom }},
+	{name: "trusted-proxies", usage: "`CIDRs` of reverse proxies whose X-Forwarded-For is believed (comma-separated)",
+		str: func(c *Config) *string { return &c.TrustedProxies }},
 	{name: "master-key", usage: "base64 master `keys` for secrets at rest, first current (environment only)",
 		str: func(c *Config) *string { return &c.MasterKey }, envOnly: true},
 	{name: "master-key-file", usage: "`file` of master keys for secrets at rest, one per line, first current (default: generated in the data dir with SQLite)",
@@ -279,6 +287,9 @@ func (c Config) Validate() error {
 	if c.SMTPTLS != "starttls" && c.SMTPTLS != "tls" && c.SMTPTLS != "none" {
 		add("smtp_tls", "%q must be starttls, tls or none", c.SMTPTLS)
 	}
+	if _, err := c.Proxies(); err != nil {
+		add("trusted_proxies", "%v", err)
+	}
 	switch c.SMSProvider {
 	case "", "log":
 	case "twilio":
@@ -385,6 +396,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("smtp_tls", c.SMTPTLS),
 		slog.Bool("smtp_password_set", c.SMTPPassword != ""),
 		slog.String("sms_provider", c.SMSProvider),
+		slog.String("trusted_proxies", c.TrustedProxies),
 		slog.Bool("twilio_auth_token_set", c.TwilioAuthToken != ""),
 		slog.Bool("master_key_set", c.MasterKey != ""),
 		slog.String("master_key_file", c.MasterKeyFile),
@@ -401,4 +413,21 @@ func RedactURL(u string) string {
 		return u
 	}
 	return parsed.Redacted()
+}
+
+// Proxies parses TrustedProxies: IP addresses (a single-address prefix) or CIDR prefixes.
+func (c Config) Proxies() ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.FieldsFunc(c.TrustedProxies, func(r rune) bool { return r == ',' || r == ' ' }) {
+		if p, err := netip.ParsePrefix(f); err == nil {
+			out = append(out, p.Masked())
+			continue
+		}
+		a, err := netip.ParseAddr(f)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not an IP address or CIDR prefix", f)
+		}
+		out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+	}
+	return out, nil
 }

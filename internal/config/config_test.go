@@ -82,18 +82,34 @@ func TestValidateReportsEveryProblem(t *testing.T) {
 	c.LogLevel = "loud"
 	c.LogFormat = "xml"
 	c.KeyCacheTTL = time.Hour
+	c.TrustedProxies = "10.0.0.0/8, proxy.internal"
 	err := c.Validate()
 	if err == nil {
 		t.Fatal("Validate accepted a bad config")
 	}
 	msg := err.Error()
-	for _, name := range []string{"shutdown_timeout", "addr:", "database_url:", "public_url:", "log_level:", "log_format:", "key_cache_ttl:"} {
+	for _, name := range []string{"shutdown_timeout", "addr:", "database_url:", "public_url:", "log_level:", "log_format:", "key_cache_ttl:", "trusted_proxies:"} {
 		if !strings.Contains(msg, name) {
 			t.Errorf("error does not name %s:\n%s", name, msg)
 		}
 	}
 	if strings.Contains(msg, "hunter2") {
 		t.Errorf("error reveals the database password:\n%s", msg)
+	}
+}
+
+func TestTrustedProxies(t *testing.T) {
+	c := Default()
+	c.TrustedProxies = "10.0.0.0/8, 192.0.2.7,::1 fd00::/8"
+	got, err := c.Proxies()
+	want := []string{"10.0.0.0/8", "192.0.2.7/32", "::1/128", "fd00::/8"}
+	if err != nil || len(got) != len(want) {
+		t.Fatalf("Proxies() = %v, %v", got, err)
+	}
+	for i := range want {
+		if got[i].String() != want[i] {
+			t.Errorf("proxy %d = %s, want %s", i, got[i], want[i])
+		}
 	}
 }
 
