@@ -32,7 +32,40 @@ type Settings struct {
 	MFA          MFASettings       `json:"mfa"`
 	Passkey      PasskeySettings   `json:"passkey"`
 	Branding     Branding          `json:"branding"`
+	Protect      ProtectSettings   `json:"protect"`
 }
+
+// HardLockAfter is the most consecutive failures an account may have (NIST SP 800-63B
+// §5.2.2): past it, it stays locked until its owner unlocks it through their verified email.
+const HardLockAfter = 100
+
+// ProtectSettings tune attack protection. The defaults stop online guessing and credential
+// stuffing without locking out people who mistype.
+type ProtectSettings struct {
+	// SlowAfter failures of one account from one IP, each further attempt waits longer
+	// (1 s, 2 s, 4 s ... up to 30 s).
+	SlowAfter int `json:"slow_after"`
+	// LockAfter failures of one account from one IP lock that pair for LockSeconds; other IPs,
+	// the owner's among them, are not affected.
+	LockAfter int `json:"lock_after"`
+	// AccountLockAfter failures of one account from all IPs lock the account for LockSeconds.
+	AccountLockAfter int `json:"account_lock_after"`
+	LockSeconds      int `json:"lock_seconds"`
+	// IPFailuresPerHour failures from one IP (an IPv6 /64) across accounts throttle the IP
+	// until the hour is over: the shape of credential stuffing.
+	IPFailuresPerHour int `json:"ip_failures_per_hour"`
+	// SendsPerDestinationPerHour bounds the codes and links sent to one address or number.
+	SendsPerDestinationPerHour int `json:"sends_per_destination_per_hour"`
+	// SMSPerPrefixPerHour bounds the SMS sent to numbers of one country calling code (its
+	// first three digits), against SMS pumping.
+	SMSPerPrefixPerHour int `json:"sms_per_prefix_per_hour"`
+	// AllowCIDRs are never throttled by IP (account locks still apply); BlockCIDRs are refused.
+	AllowCIDRs []string `json:"allow_cidrs"`
+	BlockCIDRs []string `json:"block_cidrs"`
+}
+
+// LockDuration is how long a lock lasts.
+func (p ProtectSettings) LockDuration() time.Duration { return seconds(p.LockSeconds) }
 
 // LoginMethods says which first factors the project offers.
 type LoginMethods struct {
@@ -194,6 +227,9 @@ func DefaultSettings() Settings {
 		MFA:       MFASettings{Policy: MFAOff, Factors: []string{FactorOTP, FactorRecoveryCode}},
 		Passkey:   PasskeySettings{UserVerification: UserVerificationPreferred},
 		Branding:  Branding{PrimaryColor: "#4f46e5", BackgroundColor: "#ffffff"},
+		Protect: ProtectSettings{SlowAfter: 3, LockAfter: 10, AccountLockAfter: 50, LockSeconds: 900,
+			IPFailuresPerHour: 100, SendsPerDestinationPerHour: 10, SMSPerPrefixPerHour: 200,
+			AllowCIDRs: []string{}, BlockCIDRs: []string{}},
 	}
 }
 
@@ -228,6 +264,8 @@ func (s Settings) clone() Settings {
 	s.AllowedOrigins = slices.Clone(s.AllowedOrigins)
 	s.RedirectURIs = slices.Clone(s.RedirectURIs)
 	s.MFA.Factors = slices.Clone(s.MFA.Factors)
+	s.Protect.AllowCIDRs = slices.Clone(s.Protect.AllowCIDRs)
+	s.Protect.BlockCIDRs = slices.Clone(s.Protect.BlockCIDRs)
 	return s
 }
 
@@ -250,6 +288,12 @@ func (s *Settings) normalize() {
 	s.AllowedOrigins = dedupe(s.AllowedOrigins)
 	s.RedirectURIs = dedupe(s.RedirectURIs)
 	s.MFA.Factors = dedupe(s.MFA.Factors)
+	for _, list := range []*[]string{&s.Protect.AllowCIDRs, &s.Protect.BlockCIDRs} {
+		for i, c := range *list {
+			(*list)[i] = strings.TrimSpace(c)
+		}
+		*list = dedupe(*list)
+	}
 	s.Passkey.RPID = strings.ToLower(strings.TrimSpace(s.Passkey.RPID))
 	s.Passkey.RPName = strings.TrimSpace(s.Passkey.RPName)
 	s.Passkey.UserVerification = strings.ToLower(strings.TrimSpace(s.Passkey.UserVerification))

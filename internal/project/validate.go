@@ -3,6 +3,7 @@ package project
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"regexp"
 	"slices"
@@ -75,6 +76,17 @@ func (s Settings) Validate() error {
 		v.add("mfa.factors", "must name at least one factor when mfa.policy is not off")
 	}
 
+	pr := s.Protect
+	v.between("protect.lock_after", pr.LockAfter, 3, HardLockAfter)
+	v.between("protect.slow_after", pr.SlowAfter, 1, max(pr.LockAfter, 1))
+	v.between("protect.account_lock_after", pr.AccountLockAfter, max(pr.LockAfter, 3), HardLockAfter)
+	v.between("protect.lock_seconds", pr.LockSeconds, 60, day)
+	v.between("protect.ip_failures_per_hour", pr.IPFailuresPerHour, 10, 1_000_000)
+	v.between("protect.sends_per_destination_per_hour", pr.SendsPerDestinationPerHour, 1, 1000)
+	v.between("protect.sms_per_prefix_per_hour", pr.SMSPerPrefixPerHour, 1, 1_000_000)
+	v.cidrs("protect.allow_cidrs", pr.AllowCIDRs)
+	v.cidrs("protect.block_cidrs", pr.BlockCIDRs)
+
 	pk := s.Passkey
 	if pk.RPID != "" {
 		if reason := checkRPID(pk.RPID); reason != "" {
@@ -132,6 +144,31 @@ func (v *validator) urlList(field string, list []string, check func(string) stri
 }
 
 var colorRE = regexp.MustCompile(`^#([0-9a-fA-F]{3}|[0-9a-fA-F]{6})$`)
+
+// cidrs checks a list of IP addresses or CIDR prefixes.
+func (v *validator) cidrs(field string, list []string) {
+	if len(list) > maxListLen {
+		v.add(field, fmt.Sprintf("must have at most %d entries", maxListLen))
+		return
+	}
+	for i, c := range list {
+		if _, err := ParseCIDR(c); err != nil {
+			v.add(fmt.Sprintf("%s[%d]", field, i), "must be an IP address or a CIDR prefix such as 192.0.2.0/24")
+		}
+	}
+}
+
+// ParseCIDR reads an IP address (a prefix of that one address) or a CIDR prefix.
+func ParseCIDR(s string) (netip.Prefix, error) {
+	if p, err := netip.ParsePrefix(s); err == nil {
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is not an IP address or CIDR prefix", s)
+	}
+	return netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()), nil
+}
 
 func (v *validator) color(field, c string) {
 	if c != "" && !colorRE.MatchString(c) {

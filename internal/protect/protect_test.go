@@ -1,0 +1,268 @@
+package protect_test
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/latchkey-dev/latchkey/internal/failure"
+	"github.com/latchkey-dev/latchkey/internal/ident"
+	"github.com/latchkey-dev/latchkey/internal/project"
+	"github.com/latchkey-dev/latchkey/internal/protect"
+	"github.com/latchkey-dev/latchkey/internal/store"
+	"github.com/latchkey-dev/latchkey/internal/store/sqlstore"
+	"github.com/latchkey-dev/latchkey/internal/testdb"
+)
+
+type clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func (c *clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+type env struct {
+	t       *testing.T
+	engine  *protect.Engine
+	clock   *clock
+	project store.Project
+}
+
+func newEnv(t *testing.T, st *sqlstore.Store, protectSettings string) *env {
+	t.Helper()
+	c := &clock{now: time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)}
+	id := ident.NewGenerator().New()
+	p := store.Project{ID: id, ClientID: "cli_" + id, Name: "Acme", Settings: []byte(`{"protect":` + protectSettings + `}`),
+		CreatedAt: c.now, UpdatedAt: c.now}
+	if err := st.CreateProject(t.Context(), p); err != nil {
+		t.Fatal(err)
+	}
+	e := protect.New(protect.Deps{Store: st, Now: c.Now, Settings: func(p store.Project) (project.Settings, error) {
+		return project.DecodeSettings(p.Settings)
+	}})
+	return &env{t: t, engine: e, clock: c, project: p}
+}
+
+// fail runs an attempt that fails (the secret was wrong), returning Begin's refusal if any.
+func (e *env) fail(account, ip string) error {
+	e.t.Helper()
+	_, err := e.engine.Begin(e.t.Context(), protect.Guard{Project: e.project, Kind: "password", Account: account, IP: ip})
+	return err
+}
+
+func (e *env) succeed(account, ip string) error {
+	e.t.Helper()
+	a, err := e.engine.Begin(e.t.Context(), protect.Guard{Project: e.project, Kind: "password", Account: account, IP: ip})
+	if err != nil {
+		return err
+	}
+	if err := a.Succeed(e.t.Context()); err != nil {
+		e.t.Fatal(err)
+	}
+	return nil
+}
+
+// refused checks that err is the refusal code with a Retry-After within [lo, hi].
+func refused(t *testing.T, err error, code string, lo, hi time.Duration) {
+	t.Helper()
+	fe, ok := failure.As(err)
+	if !ok || fe.Code != code || fe.RetryAfter < lo || fe.RetryAfter > hi {
+		t.Fatalf("got %v (retry after %v), want %s with Retry-After in [%v, %v]", err, retryAfter(err), code, lo, hi)
+	}
+}
+
+func retryAfter(err error) time.Duration {
+	if fe, ok := failure.As(err); ok {
+		return fe.RetryAfter
+	}
+	return 0
+}
+
+func TestProgressiveDelayThenPairLock(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, st *sqlstore.Store) {
+		e := newEnv(t, st, `{}`) // defaults: slow after 3, lock after 10 for 15 minutes
+		const ada, attacker, owner = "ada@example.com", "203.0.113.7", "198.51.100.1"
+		for range 3 {
+			if err := e.fail(ada, attacker); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// From the fourth, each failure must wait longer: 1 s, 2 s, 4 s, ...
+		refused(t, e.fail(ada, attacker), "too_many_attempts", time.Second, time.Second)
+		for _, wait := range []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 16 * time.Second, 30 * time.Second, 30 * time.Second} {
+			e.clock.Advance(wait - time.Millisecond)
+			refused(t, e.fail(ada, attacker), "too_many_attempts", time.Millisecond, time.Millisecond)
+			e.clock.Advance(time.Millisecond)
+			if err := e.fail(ada, attacker); err != nil {
+				t.Fatalf("after waiting %v: %v", wait, err)
+			}
+		}
+		// That was the tenth: the pair is locked for 15 minutes, even with the right secret.
+		e.clock.Advance(time.Minute)
+		refused(t, e.succeed(ada, attacker), "account_locked", 14*time.Minute, 14*time.Minute)
+		// The owner, from another IP, is not locked out, and a success ends the owner's run.
+		if err := e.succeed(ada, owner); err != nil {
+			t.Fatalf("owner from another IP: %v", err)
+		}
+		e.clock.Advance(14 * time.Minute)
+		if err := e.succeed(ada, attacker); err != nil {
+			t.Fatalf("after the lock: %v", err)
+		}
+		// A success ended the pair's run: three more failures go through at once.
+		for range 3 {
+			if err := e.fail(ada, attacker); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+}
+
+func TestAccountLockAcrossIPsAndHardLock(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, st *sqlstore.Store) {
+		e := newEnv(t, st, `{"slow_after":10,"lock_after":10,"account_lock_after":50}`)
+		const ada = "ada@example.com"
+		ip := func(i int) string { return fmt.Sprintf("198.51.%d.%d", i/200, i%200) }
+		for i := range 50 {
+			if err := e.fail(ada, ip(i)); err != nil {
+				t.Fatalf("failure %d: %v", i, err)
+			}
+		}
+		// Fifty failures from fifty IPs lock the account itself for 15 minutes.
+		refused(t, e.fail(ada, "192.0.2.1"), "account_locked", 15*time.Minute, 15*time.Minute)
+		e.clock.Advance(15 * time.Minute)
+		for i := 50; i < project.HardLockAfter; i++ {
+			if err := e.fail(ada, ip(i)); err != nil {
+				t.Fatalf("failure %d: %v", i, err)
+			}
+		}
+		// A hundred consecutive failures: locked until the owner unlocks it, however long.
+		e.clock.Advance(30 * 24 * time.Hour)
+		err := e.succeed(ada, "192.0.2.1")
+		if fe, ok := failure.As(err); !ok || fe.Code != "account_locked" || fe.RetryAfter != 0 {
+			t.Fatalf("after 100 failures and 30 days: %v", err)
+		}
+		if locked, err := e.engine.Locked(t.Context(), protect.Guard{Project: e.project, Kind: "password", Account: ada}); err != nil || !locked {
+			t.Errorf("Locked = %v, %v", locked, err)
+		}
+		// Other kinds of secret are unaffected: the owner can still sign in with an email code.
+		if _, err := e.engine.Begin(t.Context(), protect.Guard{Project: e.project, Kind: "code", Account: ada, IP: "192.0.2.1"}); err != nil {
+			t.Errorf("an email code while passwords are locked: %v", err)
+		}
+		if err := e.engine.Unlock(t.Context(), protect.Guard{Project: e.project, Kind: "password", Account: ada, IP: "192.0.2.1"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.succeed(ada, "192.0.2.1"); err != nil {
+			t.Errorf("after Unlock: %v", err)
+		}
+	})
+}
+
+func TestIPVelocityAcrossAccounts(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, st *sqlstore.Store) {
+		e := newEnv(t, st, `{"ip_failures_per_hour":100,"allow_cidrs":["10.0.0.0/8"],"block_cidrs":["192.0.2.0/24"]}`)
+		const stuffer = "203.0.113.9"
+		for i := range 100 {
+			if err := e.fail(fmt.Sprintf("user%d@example.com", i), stuffer); err != nil {
+				t.Fatalf("account %d: %v", i, err)
+			}
+		}
+		refused(t, e.fail("user100@example.com", stuffer), "ip_throttled", 59*time.Minute, time.Hour)
+		// IPv6 addresses count by /64: rotating within one is still one IP.
+		for i := range 100 {
+			if err := e.fail(fmt.Sprintf("v6user%d@example.com", i), fmt.Sprintf("2001:db8:1:2::%x", i+1)); err != nil {
+				t.Fatalf("v6 account %d: %v", i, err)
+			}
+		}
+		refused(t, e.fail("v6user100@example.com", "2001:db8:1:2:ffff::1"), "ip_throttled", 59*time.Minute, time.Hour)
+		// Other IPs are unaffected; an allow-listed one is never throttled; a blocked one never passes.
+		if err := e.fail("user100@example.com", "198.51.100.2"); err != nil {
+			t.Errorf("another IP: %v", err)
+		}
+		for i := range 150 {
+			if err := e.fail(fmt.Sprintf("office%d@example.com", i), "10.1.2.3"); err != nil {
+				t.Fatalf("allow-listed IP, account %d: %v", i, err)
+			}
+		}
+		if err := e.fail("user1@example.com", "192.0.2.44"); !failure.IsKind(err, failure.Forbidden) {
+			t.Errorf("blocked IP: %v", err)
+		}
+		e.clock.Advance(time.Hour)
+		if err := e.fail("user100@example.com", stuffer); err != nil {
+			t.Errorf("after the hour: %v", err)
+		}
+	})
+}
+
+// TestConcurrentGuessesCountExactly fires 500 wrong guesses at one account at once: exactly
+// the limit get through to a check, every other is refused, and the counter says so.
+func TestConcurrentGuessesCountExactly(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, st *sqlstore.Store) {
+		e := newEnv(t, st, `{"slow_after":10,"lock_after":10,"account_lock_after":50}`)
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		passed, other := 0, map[string]int{}
+		for range 500 {
+			wg.Go(func() {
+				_, err := e.engine.Begin(t.Context(), protect.Guard{Project: e.project, Kind: "password", Account: "ada@example.com", IP: "203.0.113.7"})
+				mu.Lock()
+				defer mu.Unlock()
+				if err == nil {
+					passed++
+				} else if fe, ok := failure.As(err); !ok || fe.Code != "account_locked" {
+					other[err.Error()]++
+				}
+			})
+		}
+		wg.Wait()
+		if passed != 10 || len(other) > 0 {
+			t.Errorf("500 concurrent attempts: %d passed, other errors %v; want exactly 10", passed, other)
+		}
+		cs, err := st.TakeCounters(t.Context(), e.project.ID, []store.CounterKey{{Scope: "password:account", Key: "ada@example.com"}}, e.clock.Now())
+		if err != nil || cs[0].Count != 10 {
+			t.Errorf("account counter = %+v, %v; want 10", cs, err)
+		}
+	})
+}
+
+func TestSendLimits(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, st *sqlstore.Store) {
+		e := newEnv(t, st, `{"sends_per_destination_per_hour":3,"sms_per_prefix_per_hour":5}`)
+		send := func(ch, dest string) error {
+			return e.engine.AllowSend(t.Context(), protect.Send{Project: e.project, Channel: ch, Destination: dest, IP: "198.51.100.1"})
+		}
+		for range 3 {
+			if err := send("email", "ada@example.com"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		refused(t, send("email", "ada@example.com"), "too_many_sends", 59*time.Minute, time.Hour)
+		if err := send("email", "bob@example.com"); err != nil {
+			t.Errorf("another address: %v", err)
+		}
+		// Five SMS to five numbers of one calling code, then that prefix is throttled.
+		for i := range 5 {
+			if err := send("sms", fmt.Sprintf("+88216000%03d", i)); err != nil {
+				t.Fatalf("sms %d: %v", i, err)
+			}
+		}
+		refused(t, send("sms", "+882160009999"), "too_many_sends", 59*time.Minute, time.Hour)
+		if err := send("sms", "+14155550100"); err != nil {
+			t.Errorf("another country: %v", err)
+		}
+		e.clock.Advance(time.Hour)
+		if err := send("email", "ada@example.com"); err != nil {
+			t.Errorf("after the hour: %v", err)
+		}
+	})
+}
