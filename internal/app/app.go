@@ -33,6 +33,7 @@ import (
 	"github.com/latchkey-dev/latchkey/internal/passwordless/passwordlesshttp"
 	"github.com/latchkey-dev/latchkey/internal/project"
 	"github.com/latchkey-dev/latchkey/internal/project/projecthttp"
+	"github.com/latchkey-dev/latchkey/internal/protect"
 	"github.com/latchkey-dev/latchkey/internal/store"
 	"github.com/latchkey-dev/latchkey/internal/store/sqlstore"
 	"github.com/latchkey-dev/latchkey/internal/token"
@@ -65,6 +66,7 @@ type App struct {
 	passwordless    *passwordless.Service
 	passkeys        *passkey.Service
 	mfa             *mfa.Service
+	protect         *protect.Engine
 	worker          *outbox.Worker
 	router          *httpserver.Router
 	handler         http.Handler
@@ -259,8 +261,9 @@ func NewWithStore(st store.Store, opts ...Option) (*App, error) {
 	}
 	a.worker = outbox.NewWorker(outbox.Worker{Store: st, Opener: o.sealer, Senders: senders, KeepPayload: o.dev,
 		Now: o.now, Log: o.log})
+	a.protect = protect.New(protect.Deps{Store: st, Settings: a.projects.Settings, Now: o.now})
 	a.passwordless = passwordless.New(passwordless.Deps{
-		Store: st, Login: a.login, Sealer: o.sealer, Settings: a.projects.Settings, PublicURL: o.publicURL,
+		Store: st, Login: a.login, Protect: a.protect, Sealer: o.sealer, Settings: a.projects.Settings, PublicURL: o.publicURL,
 		Delivery: func(ch notify.Channel) bool { return senders[ch] != nil },
 		Wake:     a.worker.Wake, IDs: idGenerator(o), Now: o.now, Rand: o.rand,
 	})
@@ -281,7 +284,7 @@ func NewWithStore(st store.Store, opts ...Option) (*App, error) {
 		Store: st, Login: a.login, Settings: a.projects.Settings, Tokens: mfaTokens,
 		TOTP:     mfa.NewTOTP(mfa.TOTPDeps{Store: st, Sealer: o.sealer, Now: o.now, Rand: o.rand, IDs: idGenerator(o)}),
 		Codes:    mfa.NewRecoveryCodes(mfa.RecoveryCodesDeps{Store: st, Now: o.now, Rand: o.rand, IDs: idGenerator(o)}),
-		Passkeys: a.passkeys, Sealer: o.sealer, Wake: a.worker.Wake,
+		Passkeys: a.passkeys, Protect: a.protect, Sealer: o.sealer, Wake: a.worker.Wake,
 		Delivery: func(ch notify.Channel) bool { return senders[ch] != nil },
 		Now:      o.now, Rand: o.rand, IDs: idGenerator(o),
 	})
@@ -344,6 +347,9 @@ func (a *App) Passkeys() *passkey.Service { return a.passkeys }
 
 // MFA is the multi-factor authentication service.
 func (a *App) MFA() *mfa.Service { return a.mfa }
+
+// Protect is the attack-protection engine.
+func (a *App) Protect() *protect.Engine { return a.protect }
 
 // Worker is the outbox worker; Serve runs it, tests may run it themselves.
 func (a *App) Worker() *outbox.Worker { return a.worker }

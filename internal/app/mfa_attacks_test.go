@@ -58,6 +58,8 @@ func TestMFAWrongAnswersAreLimited(t *testing.T) {
 		tok := w.challenged(w.emailLogin("ada@example.com"))
 		for range 4 {
 			w.want(w.validate(fmt.Sprintf(`{"mfa_token":%q,"otp":%q}`, tok, wrong)), 401, "invalid_otp")
+			// At a person's pace: quicker guesses are slowed down by attack protection.
+			w.clock.Advance(30 * time.Second)
 		}
 		locked := w.validate(fmt.Sprintf(`{"mfa_token":%q,"otp":%q}`, tok, wrong))
 		w.want(locked, 429, "too_many_attempts")

@@ -203,14 +203,16 @@ func TestCodeAbuse(t *testing.T) {
 		state := send("five@example.com")
 		code := w.lastCode("five@example.com")
 		wrong := fmt.Sprintf("%06d", (atoi(code)+1)%1000000)
+		// At a person's pace: attack protection slows down quicker guesses (TestCodeGuessesAreSlowedDown).
 		for i := 1; i <= 4; i++ {
 			r := verify(state, wrong)
 			if r.status != 401 || r.body["error_code"] != "invalid_code" {
 				t.Fatalf("wrong code %d: %d %s", i, r.status, r.raw)
 			}
+			w.clock.Advance(30 * time.Second)
 		}
 		w.want(verify(state, wrong), 401, "flow_dead")
-		w.want(verify(state, code), 404, "flow_not_found")
+		w.want(verify(state, code), 404, "flow_not_found") // a dead flow is refused before any wait
 
 		// 50 concurrent verifies of the right code: exactly one logs in.
 		state = send("race@example.com")
@@ -645,4 +647,38 @@ func TestCodeMessagesExpireWithTheirFlow(t *testing.T) {
 			t.Fatalf("messages %+v, flow expiry %v: want the resend's message to expire with the renewed flow", msgs, f.ExpiresAt)
 		}
 	})
+}
+
+// Guesses at a person's pace go through; quicker ones wait, across flows: a guesser gets no
+// fresh tries by starting new flows to the same address.
+func TestCodeGuessesAreSlowedDown(t *testing.T) {
+	w := newFlowWorld(t, testdb.SQLite(t), app.WithDev(true))
+	start := func() (string, string) {
+		w.clock.Advance(time.Second) // new messages sort after old ones in the dev inbox
+		r := w.post("email-otp/send", `{"email":"ada@example.com"}`)
+		w.want(r, 200, "")
+		code := w.lastCode("ada@example.com")
+		return r.body["state"].(string), fmt.Sprintf("%06d", (atoi(code)+1)%1000000)
+	}
+	guess := func(state, wrong string) response {
+		return w.post("email-otp/verify", fmt.Sprintf(`{"state":%q,"otp":%q}`, state, wrong))
+	}
+	state, wrong := start()
+	for range 3 {
+		w.want(guess(state, wrong), 401, "invalid_code")
+	}
+	slow := guess(state, wrong)
+	w.want(slow, 429, "too_many_attempts")
+	if slow.header.Get("Retry-After") != "1" {
+		t.Errorf("Retry-After = %q, want 1", slow.header.Get("Retry-After"))
+	}
+	// A refused guess is not a try of the flow's: after a second, the flow still answers.
+	state2, wrong2 := start()
+	w.want(guess(state2, wrong2), 401, "invalid_code")
+	w.want(guess(state, wrong), 429, "too_many_attempts") // the next wait is 2 s, on either flow
+	w.clock.Advance(2 * time.Second)
+	r := guess(state, wrong)
+	if r.status != 401 || !strings.Contains(r.body["error_description"].(string), "1 tries left") {
+		t.Errorf("the first flow after waiting: %d %s", r.status, r.raw)
+	}
 }

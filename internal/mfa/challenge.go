@@ -19,6 +19,7 @@ import (
 	"github.com/latchkey-dev/latchkey/internal/notify"
 	"github.com/latchkey-dev/latchkey/internal/outbox"
 	"github.com/latchkey-dev/latchkey/internal/project"
+	"github.com/latchkey-dev/latchkey/internal/protect"
 	"github.com/latchkey-dev/latchkey/internal/store"
 	"github.com/latchkey-dev/latchkey/internal/token"
 )
@@ -44,7 +45,7 @@ type Initiated struct {
 // outbox, and the answer carries the oob_code to validate it with. Errors: invalid_request
 // (400), invalid_mfa_token, mfa_token_expired (401), too_many_attempts, too_many_sends (429),
 // delivery_unavailable (503).
-func (s *Service) Initiate(ctx context.Context, p store.Project, mfaToken, authenticatorType, channel string) (Initiated, error) {
+func (s *Service) Initiate(ctx context.Context, p store.Project, mfaToken, authenticatorType, channel, ip string) (Initiated, error) {
 	authenticatorType = strings.ToLower(strings.TrimSpace(authenticatorType))
 	channel = strings.ToLower(strings.TrimSpace(channel))
 	if authenticatorType == "" && channel != "" {
@@ -88,6 +89,13 @@ func (s *Service) Initiate(ctx context.Context, p store.Project, mfaToken, authe
 	}
 	if s.d.Delivery != nil && !s.d.Delivery(ch) {
 		return Initiated{}, failure.New(failure.Unavailable, "delivery_unavailable", "no %s sender is configured", ch)
+	}
+	dest := u.Email
+	if ch == notify.SMS {
+		dest = u.Phone
+	}
+	if err := s.d.Protect.AllowSend(ctx, protect.Send{Project: p, Channel: string(ch), Destination: dest, IP: ip}); err != nil {
+		return Initiated{}, err
 	}
 	code, err := randomDigits(s.d.Rand, oobCodeDigits)
 	if err != nil {
@@ -203,6 +211,10 @@ func (s *Service) Validate(ctx context.Context, p store.Project, a Answer, meta 
 		return login.Result{}, err
 	}
 	sub := Subject{Project: p, UserID: c.UserID, Challenge: &c}
+	attempt, err := s.d.Protect.Begin(ctx, protect.Guard{Project: p, Kind: "mfa", Account: c.UserID, IP: meta.IPAddress})
+	if err != nil {
+		return login.Result{}, err
+	}
 	var wrong error
 	res, err := s.d.Login.Complete(ctx, login.Request{
 		Project: p, UserID: c.UserID, OrganizationID: c.OrganizationID, ConnectionType: c.ConnectionType,
@@ -227,7 +239,13 @@ func (s *Service) Validate(ctx context.Context, p store.Project, a Answer, meta 
 	if wrong != nil {
 		return login.Result{}, s.fail(ctx, sub, kind, wrong)
 	}
-	return res, err
+	if err != nil {
+		return login.Result{}, err
+	}
+	if err := attempt.Succeed(ctx); err != nil {
+		return login.Result{}, err
+	}
+	return res, nil
 }
 
 // answer checks the answer through tx and says what passed, for the audit event.

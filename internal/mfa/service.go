@@ -12,6 +12,7 @@ import (
 	"github.com/latchkey-dev/latchkey/internal/notify"
 	"github.com/latchkey-dev/latchkey/internal/outbox"
 	"github.com/latchkey-dev/latchkey/internal/project"
+	"github.com/latchkey-dev/latchkey/internal/protect"
 	"github.com/latchkey-dev/latchkey/internal/store"
 )
 
@@ -51,6 +52,12 @@ type Passkeys interface {
 	Delete(ctx context.Context, p store.Project, userID, id string) error
 }
 
+// Protector is attack protection (protect.Engine).
+type Protector interface {
+	Begin(ctx context.Context, g protect.Guard) (*protect.Attempt, error)
+	AllowSend(ctx context.Context, s protect.Send) error
+}
+
 // Deps are the MFA service's dependencies.
 type Deps struct {
 	Store    store.Store
@@ -60,6 +67,7 @@ type Deps struct {
 	TOTP     *TOTP
 	Codes    *RecoveryCodes
 	Passkeys Passkeys
+	Protect  Protector
 	// Sealer seals the out-of-band messages in the outbox; Wake tells the outbox worker a
 	// message is waiting.
 	Sealer outbox.Sealer

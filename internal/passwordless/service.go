@@ -21,6 +21,7 @@ import (
 	"github.com/latchkey-dev/latchkey/internal/notify"
 	"github.com/latchkey-dev/latchkey/internal/outbox"
 	"github.com/latchkey-dev/latchkey/internal/project"
+	"github.com/latchkey-dev/latchkey/internal/protect"
 	"github.com/latchkey-dev/latchkey/internal/store"
 	"github.com/latchkey-dev/latchkey/internal/token"
 )
@@ -52,10 +53,17 @@ type Completer interface {
 	Complete(ctx context.Context, r login.Request) (login.Result, error)
 }
 
+// Protector is attack protection (protect.Engine): codes are checked and messages sent through it.
+type Protector interface {
+	Begin(ctx context.Context, g protect.Guard) (*protect.Attempt, error)
+	AllowSend(ctx context.Context, s protect.Send) error
+}
+
 // Deps are the service's dependencies.
 type Deps struct {
 	Store     store.Store
 	Login     Completer
+	Protect   Protector
 	Sealer    Sealer
 	Settings  func(p store.Project) (project.Settings, error)
 	PublicURL string // the base of magic links
@@ -97,6 +105,7 @@ type SendRequest struct {
 	Channel     Channel
 	Destination string // email, or phone for PhoneOTP, as the client sent it
 	RedirectURL string // magic links only
+	IP          string // the client's, for attack protection
 }
 
 // Send starts a flow and queues its message in the same transaction, so the flow is never
@@ -129,6 +138,11 @@ func (s *Service) Send(ctx context.Context, p store.Project, r SendRequest) (str
 	if !s.d.Delivery(channelOf(r.Channel)) {
 		return "", failure.New(failure.Unavailable, "delivery_not_configured",
 			"no %s sender is configured on this server", channelOf(r.Channel))
+	}
+	// Counted whether or not the destination has an account: the limits reveal nothing.
+	if err := s.d.Protect.AllowSend(ctx, protect.Send{Project: p, Channel: string(channelOf(r.Channel)),
+		Destination: dest, IP: r.IP}); err != nil {
+		return "", err
 	}
 	now := s.clock()
 	secret, err := s.newSecret(r.Channel, settings)
@@ -175,7 +189,7 @@ func (s *Service) Send(ctx context.Context, p store.Project, r SendRequest) (str
 
 // Resend issues a new secret for a pending flow and sends it; the previous one stops working.
 // Errors: flow_not_found (404), resend_too_soon, resend_limit (429), delivery_not_configured (503).
-func (s *Service) Resend(ctx context.Context, p store.Project, channels []Channel, state string) error {
+func (s *Service) Resend(ctx context.Context, p store.Project, channels []Channel, state, ip string) error {
 	f, err := s.flow(ctx, p, channels, state)
 	if err != nil {
 		return err
@@ -195,6 +209,10 @@ func (s *Service) Resend(ctx context.Context, p store.Project, channels []Channe
 		return failure.New(failure.TooMany, "resend_limit", "this flow was resent %d times already; start a new one", MaxResends)
 	case now.Sub(f.SentAt) < ResendInterval:
 		return failure.New(failure.TooMany, "resend_too_soon", "wait %s between resends", ResendInterval)
+	}
+	if err := s.d.Protect.AllowSend(ctx, protect.Send{Project: p, Channel: string(channelOf(Channel(f.Channel))),
+		Destination: f.Destination, IP: ip}); err != nil {
+		return err
 	}
 	secret, err := s.newSecret(Channel(f.Channel), settings)
 	if err != nil {
@@ -234,8 +252,20 @@ func (s *Service) VerifyCode(ctx context.Context, p store.Project, channels []Ch
 	if code == "" {
 		return login.Result{}, failure.InvalidField("invalid_request", "otp", "is required")
 	}
+	if f.Status != store.FlowPending || !s.clock().Before(f.ExpiresAt) {
+		return login.Result{}, errFlowNotFound() // no secret is checked, so nothing to count
+	}
+	// Besides the flow's own tries, codes to one destination count across flows and IPs: a
+	// guesser cannot get fresh tries by starting new flows.
+	attempt, err := s.d.Protect.Begin(ctx, protect.Guard{Project: p, Kind: "code", Account: f.Destination, IP: meta.IPAddress})
+	if err != nil {
+		return login.Result{}, err
+	}
 	verified, err := s.verify(ctx, p, f, code)
 	if err != nil {
+		return login.Result{}, err
+	}
+	if err := attempt.Succeed(ctx); err != nil {
 		return login.Result{}, err
 	}
 	return s.d.Login.Complete(ctx, login.Request{Project: p, UserID: verified.UserID,

@@ -25,7 +25,7 @@ type MFA interface {
 	Enroll(ctx context.Context, sub mfa.Subject, types []string) (mfa.Enrolled, error)
 	Confirm(ctx context.Context, sub mfa.Subject, factorID, code string) error
 	QRCode(ctx context.Context, sub mfa.Subject, factorID string) ([]byte, error)
-	Initiate(ctx context.Context, p store.Project, mfaToken, authenticatorType, channel string) (mfa.Initiated, error)
+	Initiate(ctx context.Context, p store.Project, mfaToken, authenticatorType, channel, ip string) (mfa.Initiated, error)
 	Validate(ctx context.Context, p store.Project, a mfa.Answer, meta token.Meta) (login.Result, error)
 	NewRecoveryCodes(ctx context.Context, sub mfa.Subject) ([]string, error)
 	DeleteAuthenticator(ctx context.Context, sub mfa.Subject, id string) error
@@ -270,7 +270,8 @@ func (h Handler) initiate(w http.ResponseWriter, r *http.Request) error {
 	if tok == "" {
 		return failure.InvalidField("invalid_request", "mfa_token", "is required")
 	}
-	out, err := h.MFA.Initiate(r.Context(), httpserver.ProjectFrom(r.Context()), tok, in.AuthenticatorType, string(in.OOBChannels))
+	out, err := h.MFA.Initiate(r.Context(), httpserver.ProjectFrom(r.Context()), tok, in.AuthenticatorType, string(in.OOBChannels),
+		httpserver.ClientIP(r))
 	if err != nil {
 		return err
 	}

@@ -20,7 +20,7 @@ import (
 // Flows is the passwordless service.
 type Flows interface {
 	Send(ctx context.Context, p store.Project, r passwordless.SendRequest) (string, error)
-	Resend(ctx context.Context, p store.Project, channels []passwordless.Channel, state string) error
+	Resend(ctx context.Context, p store.Project, channels []passwordless.Channel, state, ip string) error
 	VerifyCode(ctx context.Context, p store.Project, channels []passwordless.Channel, state, code string, meta token.Meta) (login.Result, error)
 	VerifyLink(ctx context.Context, p store.Project, state, secret string) (string, error)
 	Status(ctx context.Context, p store.Project, state string, meta token.Meta) (login.Result, error)
@@ -75,7 +75,8 @@ func (h Handler) send(ch passwordless.Channel) httpserver.HandlerFunc {
 			}
 		}
 		state, err := h.Flows.Send(r.Context(), httpserver.ProjectFrom(r.Context()),
-			passwordless.SendRequest{Channel: ch, Destination: dest, RedirectURL: strings.TrimSpace(in.RedirectURL)})
+			passwordless.SendRequest{Channel: ch, Destination: dest, RedirectURL: strings.TrimSpace(in.RedirectURL),
+				IP: httpserver.ClientIP(r)})
 		if err != nil {
 			return err
 		}
@@ -103,7 +104,7 @@ func (h Handler) resend(ch passwordless.Channel) httpserver.HandlerFunc {
 		if err := httpserver.DecodeJSON(w, r, &in); err != nil {
 			return err
 		}
-		if err := h.Flows.Resend(r.Context(), httpserver.ProjectFrom(r.Context()), channels(ch), in.State); err != nil {
+		if err := h.Flows.Resend(r.Context(), httpserver.ProjectFrom(r.Context()), channels(ch), in.State, httpserver.ClientIP(r)); err != nil {
 			return err
 		}
 		httpserver.WriteJSON(w, http.StatusOK, struct{}{})
