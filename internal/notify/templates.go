@@ -20,6 +20,8 @@ const (
 	MagicLink TemplateName = "magic_link" // email with a sign-in link
 	EmailOTP  TemplateName = "email_otp"  // email with a one-time code
 	SMSOTP    TemplateName = "sms_otp"    // SMS with a one-time code
+	// PasswordReset is an email with a link to choose a new password.
+	PasswordReset TemplateName = "password_reset"
 )
 
 // Template is a message's source: Go templates for the subject and text (text/template) and
@@ -109,6 +111,33 @@ It expires in {{.expiry}}. Do not share it with anyone. If you did not ask for t
 	SMSOTP: {
 		Text: "{{.code}} is your {{.brand}} code. It expires in {{.expiry}}.",
 	},
+	PasswordReset: {
+		Subject: "Reset your {{.brand}} password",
+		Text: `Hello,
+
+Someone asked to reset the {{.brand}} password{{if .email}} of {{.email}}{{end}}. To choose a new one, open this link:
+
+{{.link}}
+
+The link works once and expires in {{.expiry}}. If you did not ask for this, ignore this email: your password stays as it is.
+
+{{.brand}}
+`,
+		HTML: `<!DOCTYPE html>
+<html lang="en">
+<body style="margin:0;padding:24px;background:#f4f5f7;font-family:Helvetica,Arial,sans-serif;color:#1f2328;">
+<div style="max-width:480px;margin:0 auto;background:#ffffff;border:1px solid #e1e4e8;border-radius:8px;padding:32px;">
+<h1 style="margin:0 0 16px;font-size:20px;">Reset your {{.brand}} password</h1>
+<p style="margin:0 0 24px;font-size:15px;line-height:1.5;">Someone asked to reset the password{{if .email}} of <strong>{{.email}}</strong>{{end}}. The link works once and expires in {{.expiry}}.</p>
+<p style="margin:0 0 24px;"><a href="{{.link}}" style="display:inline-block;padding:12px 20px;background:#1f6feb;color:#ffffff;text-decoration:none;border-radius:6px;font-weight:bold;">Choose a new password</a></p>
+<p style="margin:0 0 8px;font-size:13px;color:#57606a;">Or paste this link into your browser:</p>
+<p style="margin:0 0 24px;font-size:13px;word-break:break-all;"><a href="{{.link}}" style="color:#1f6feb;">{{.link}}</a></p>
+<p style="margin:0;font-size:13px;color:#57606a;">If you did not ask for this, ignore this email: your password stays as it is.</p>
+</div>
+</body>
+</html>
+`,
+	},
 }
 
 // DefaultTemplate returns the built-in template for name.
@@ -120,7 +149,7 @@ func DefaultTemplate(name TemplateName) (Template, bool) {
 // ParseTemplateName returns the template name s, or an error if there is no such template.
 func ParseTemplateName(s string) (TemplateName, error) {
 	if _, ok := defaultTemplates[TemplateName(s)]; !ok {
-		return "", fmt.Errorf("unknown template %q (want magic_link, email_otp or sms_otp)", s)
+		return "", fmt.Errorf("unknown template %q (want magic_link, email_otp, sms_otp or password_reset)", s)
 	}
 	return TemplateName(s), nil
 }

@@ -69,7 +69,7 @@ func (s *Service) ResetTemplate(ctx context.Context, projectID, name string) (Te
 func templateNameOf(name string) (notify.TemplateName, error) {
 	n, err := notify.ParseTemplateName(name)
 	if err != nil {
-		return "", failure.New(failure.NotFound, "template_not_found", "no template %q (magic_link, email_otp, sms_otp)", name)
+		return "", failure.New(failure.NotFound, "template_not_found", "no template %q (magic_link, email_otp, sms_otp, password_reset)", name)
 	}
 	return n, nil
 }

@@ -53,6 +53,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"RecoveryCodes", testRecoveryCodes},
 		{"MFAChallenges", testMFAChallenges},
 		{"Counters", testCounters},
+		{"Passwords", testPasswords},
 		{"Paging", testPaging},
 		{"Isolation", testIsolation},
 		{"Races", testRaces},
