@@ -44,7 +44,7 @@ type Initiated struct {
 // to send; for "oob" a code goes to the user's verified phone (sms) or email through the
 // outbox, and the answer carries the oob_code to validate it with. Errors: invalid_request
 // (400), invalid_mfa_token, mfa_token_expired (401), too_many_attempts, too_many_sends (429),
-// delivery_unavailable (503).
+// delivery_not_configured (503).
 func (s *Service) Initiate(ctx context.Context, p store.Project, mfaToken, authenticatorType, channel, ip string) (Initiated, error) {
 	authenticatorType = strings.ToLower(strings.TrimSpace(authenticatorType))
 	channel = strings.ToLower(strings.TrimSpace(channel))
@@ -88,7 +88,7 @@ func (s *Service) Initiate(ctx context.Context, p store.Project, mfaToken, authe
 		ch = notify.SMS
 	}
 	if s.d.Delivery != nil && !s.d.Delivery(ch) {
-		return Initiated{}, failure.New(failure.Unavailable, "delivery_unavailable", "no %s sender is configured", ch)
+		return Initiated{}, failure.New(failure.Unavailable, "delivery_not_configured", "no %s sender is configured on this server", ch)
 	}
 	dest := u.Email
 	if ch == notify.SMS {
@@ -270,7 +270,8 @@ func (s *Service) answer(ctx context.Context, tx store.Store, st project.Setting
 		}
 		detail["oob_channel"] = c.OOBChannel
 	case TypeRecoveryCode:
-		if !slices.Contains(st.MFA.Factors, project.FactorRecoveryCode) {
+		// Backup codes stand in for an authenticator app: without a confirmed one they answer nothing.
+		if !slices.Contains(st.MFA.Factors, project.FactorRecoveryCode) || !s.hasConfirmedApp(ctx, tx, c) {
 			return nil, errInvalidRecoveryCode()
 		}
 		if err := s.d.Codes.UseIn(ctx, tx, c.ProjectID, c.UserID, a.RecoveryCode); err != nil {
@@ -278,6 +279,13 @@ func (s *Service) answer(ctx context.Context, tx store.Store, st project.Setting
 		}
 	}
 	return detail, nil
+}
+
+func (s *Service) hasConfirmedApp(ctx context.Context, tx store.Store, c store.MFAChallenge) bool {
+	factors, err := tx.ListMFAFactors(ctx, c.ProjectID, c.UserID)
+	return err == nil && slices.ContainsFunc(factors, func(f store.MFAFactor) bool {
+		return f.Type == store.MFAFactorOTP && f.Confirmed
+	})
 }
 
 // fail counts a wrong answer against the mfa_token and records it; once the user's failures
