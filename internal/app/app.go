@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/latchkey-dev/latchkey/docs"
+	"github.com/latchkey-dev/latchkey/internal/breach"
 	"github.com/latchkey-dev/latchkey/internal/config"
 	"github.com/latchkey-dev/latchkey/internal/directory"
 	"github.com/latchkey-dev/latchkey/internal/directory/directoryhttp"
@@ -29,6 +30,9 @@ import (
 	"github.com/latchkey-dev/latchkey/internal/outbox"
 	"github.com/latchkey-dev/latchkey/internal/passkey"
 	"github.com/latchkey-dev/latchkey/internal/passkey/passkeyhttp"
+	"github.com/latchkey-dev/latchkey/internal/password"
+	"github.com/latchkey-dev/latchkey/internal/passwordauth"
+	"github.com/latchkey-dev/latchkey/internal/passwordauth/passwordauthhttp"
 	"github.com/latchkey-dev/latchkey/internal/passwordless"
 	"github.com/latchkey-dev/latchkey/internal/passwordless/passwordlesshttp"
 	"github.com/latchkey-dev/latchkey/internal/project"
@@ -67,6 +71,7 @@ type App struct {
 	passkeys        *passkey.Service
 	mfa             *mfa.Service
 	protect         *protect.Engine
+	passwords       *passwordauth.Service
 	worker          *outbox.Worker
 	router          *httpserver.Router
 	handler         http.Handler
@@ -88,6 +93,7 @@ type options struct {
 	senders         map[notify.Channel]notify.Sender
 	dev             bool
 	trustedProxies  []netip.Prefix
+	hibpURL         string
 }
 
 // sealer seals and opens secrets at rest (secretbox.Keyring).
@@ -128,6 +134,10 @@ func WithDev(dev bool) Option { return func(o *options) { o.dev = dev } }
 
 // WithTrustedProxies sets the reverse proxies whose X-Forwarded-For names the client.
 func WithTrustedProxies(p []netip.Prefix) Option { return func(o *options) { o.trustedProxies = p } }
+
+// WithHIBP turns on the Have I Been Pwned range check of new passwords, at baseURL (e.g.
+// https://api.pwnedpasswords.com); without it only the offline list is checked.
+func WithHIBP(baseURL string) Option { return func(o *options) { o.hibpURL = baseURL } }
 
 // WithKeyCacheTTL sets how long an instance trusts its cached signing keys (default 30s).
 func WithKeyCacheTTL(d time.Duration) Option { return func(o *options) { o.keyCacheTTL = d } }
@@ -289,6 +299,21 @@ func NewWithStore(st store.Store, opts ...Option) (*App, error) {
 		Now:      o.now, Rand: o.rand, IDs: idGenerator(o),
 	})
 
+	hasher, err := password.New(password.DefaultParams(), o.rand)
+	if err != nil {
+		return nil, err
+	}
+	var hibp *breach.HIBP
+	if o.hibpURL != "" {
+		hibp = &breach.HIBP{BaseURL: o.hibpURL}
+	}
+	a.passwords = passwordauth.New(passwordauth.Deps{
+		Store: st, Login: a.login, Protect: a.protect, Breached: breach.NewChecker(breach.NewOffline(), hibp),
+		Sessions: a.sessions, Hasher: hasher, Settings: a.projects.Settings, Sealer: o.sealer,
+		Delivery: func(ch notify.Channel) bool { return senders[ch] != nil }, Wake: a.worker.Wake, Log: o.log,
+		IDs: idGenerator(o), Now: o.now, Rand: o.rand,
+	})
+
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if c, ok := st.(interface{ Collectors() []prometheus.Collector }); ok {
@@ -310,6 +335,7 @@ func NewWithStore(st store.Store, opts ...Option) (*App, error) {
 	passwordlesshttp.TemplateHandler{Templates: a.passwordless}.Mount(a.router)
 	passkeyhttp.Handler{Passkeys: a.passkeys, Users: a.directory, Projects: projectLister{a.projects, st}}.Mount(a.router)
 	mfahttp.Handler{MFA: a.mfa, Projects: a.projects, Bearer: a.sessions}.Mount(a.router)
+	passwordauthhttp.Handler{Passwords: a.passwords}.Mount(a.router)
 	if o.dev {
 		devinbox.Handler{Store: st, Opener: o.sealer}.Mount(a.router)
 	}

@@ -315,6 +315,31 @@ func scenarios() []scenario {
 			notFound: "user_not_found",
 		},
 
+		// Passwords: the management API sets one, or imports a hash.
+		{
+			route: "PUT /api/v1/users/{id}/password", status: 200,
+			path:  func(f fixture) string { return "/api/v1/users/" + f.user + "/password" },
+			body:  func(fixture) string { return `{"password":"a fine long passphrase"}` },
+			check: func(w *world, f fixture, got any) {
+				hash, err := w.st.GetPasswordHash(context.Background(), w.aID, f.user)
+				if err != nil || !strings.HasPrefix(hash, "$argon2id$") || strings.Contains(hash, "passphrase") {
+					w.t.Errorf("stored password = %q, %v; want an argon2id hash", hash, err)
+				}
+			},
+			notFound:   "user_not_found",
+			typedField: "password",
+			extra: func(f fixture) []failCase {
+				path := "/api/v1/users/" + f.user + "/password"
+				return []failCase{
+					{"neither password nor hash", path, `{}`, 400, "invalid_request", ""},
+					{"both password and hash", path, `{"password":"a fine long passphrase","password_hash":"$2b$10$x"}`, 400, "invalid_request", ""},
+					{"common password", path, `{"password":"password123"}`, 400, "password_breached", "password"},
+					{"short password", path, `{"password":"short"}`, 400, "password_too_short", "password"},
+					{"unusable hash", path, `{"password_hash":"md5:5f4dcc3b5aa765d61d8327deb882cf99"}`, 400, "invalid_password_hash", "password_hash"},
+				}
+			},
+		},
+
 		// MFA: enrolling takes an authenticator app (mfa_test.go), so the fixture's factors are
 		// stored directly.
 		{
@@ -745,7 +770,9 @@ func TestEveryManagementRouteHasAScenario(t *testing.T) {
 	}
 	for _, p := range a.Router().Patterns() {
 		// The MFA API for users signing in: mfa_test.go.
-		if strings.Contains(p, "/api/v1/auth/passwordless/") || strings.Contains(p, "/api/v1/auth/mfa/") {
+		// The password routes for users signing in: password_test.go.
+		if strings.Contains(p, "/api/v1/auth/passwordless/") || strings.Contains(p, "/api/v1/auth/mfa/") ||
+			strings.Contains(p, "/api/v1/auth/password/") {
 			own[p] = true
 		}
 	}

@@ -33,6 +33,14 @@ type Settings struct {
 	Passkey      PasskeySettings   `json:"passkey"`
 	Branding     Branding          `json:"branding"`
 	Protect      ProtectSettings   `json:"protect"`
+	Password     PasswordSettings  `json:"password"`
+}
+
+// PasswordSettings shape passwords, when login_methods.password is on.
+type PasswordSettings struct {
+	// MinLength in code points: 8 at least (NIST SP 800-63B); 15 is recommended when the
+	// password is the only factor (mfa.policy off).
+	MinLength int `json:"min_length"`
 }
 
 // HardLockAfter is the most consecutive failures an account may have (NIST SP 800-63B
@@ -230,6 +238,7 @@ func DefaultSettings() Settings {
 		Protect: ProtectSettings{SlowAfter: 3, LockAfter: 10, AccountLockAfter: 50, LockSeconds: 900,
 			IPFailuresPerHour: 100, SendsPerDestinationPerHour: 10, SMSPerPrefixPerHour: 200,
 			AllowCIDRs: []string{}, BlockCIDRs: []string{}},
+		Password: PasswordSettings{MinLength: 8},
 	}
 }
 

@@ -87,6 +87,8 @@ func (s Settings) Validate() error {
 	v.cidrs("protect.allow_cidrs", pr.AllowCIDRs)
 	v.cidrs("protect.block_cidrs", pr.BlockCIDRs)
 
+	v.between("password.min_length", s.Password.MinLength, 8, 64)
+
 	pk := s.Passkey
 	if pk.RPID != "" {
 		if reason := checkRPID(pk.RPID); reason != "" {
