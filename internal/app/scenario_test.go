@@ -318,8 +318,8 @@ func scenarios() []scenario {
 		// Passwords: the management API sets one, or imports a hash.
 		{
 			route: "PUT /api/v1/users/{id}/password", status: 200,
-			path:  func(f fixture) string { return "/api/v1/users/" + f.user + "/password" },
-			body:  func(fixture) string { return `{"password":"a fine long passphrase"}` },
+			path: func(f fixture) string { return "/api/v1/users/" + f.user + "/password" },
+			body: func(fixture) string { return `{"password":"a fine long passphrase"}` },
 			check: func(w *world, f fixture, got any) {
 				hash, err := w.st.GetPasswordHash(context.Background(), w.aID, f.user)
 				if err != nil || !strings.HasPrefix(hash, "$argon2id$") || strings.Contains(hash, "passphrase") {
