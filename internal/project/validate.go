@@ -80,7 +80,7 @@ func (s Settings) Validate() error {
 	v.between("protect.lock_after", pr.LockAfter, 3, HardLockAfter)
 	v.between("protect.slow_after", pr.SlowAfter, 1, max(pr.LockAfter, 1))
 	v.between("protect.account_lock_after", pr.AccountLockAfter, max(pr.LockAfter, 3), HardLockAfter)
-	v.between("protect.lock_seconds", pr.LockSeconds, 60, day)
+	v.between("protect.lock_seconds", pr.LockSeconds, 10, day)
 	v.between("protect.ip_failures_per_hour", pr.IPFailuresPerHour, 10, 1_000_000)
 	v.between("protect.sends_per_destination_per_hour", pr.SendsPerDestinationPerHour, 1, 1000)
 	v.between("protect.sms_per_prefix_per_hour", pr.SMSPerPrefixPerHour, 1, 1_000_000)
