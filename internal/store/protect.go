@@ -41,3 +41,14 @@ type Counters interface {
 	// not locked past it: a counter nobody touched for its whole window counts nothing.
 	DeleteIdleCounters(ctx context.Context, before time.Time) (int, error)
 }
+
+// SpentChallenges records bot-check challenges that were accepted, so that each is accepted
+// once across every instance.
+type SpentChallenges interface {
+	// SpendChallenge records key as spent until expires, in one statement: true for the first
+	// caller, false for every later one (of any number of concurrent callers, one gets true).
+	SpendChallenge(ctx context.Context, key string, expires time.Time) (bool, error)
+	// DeleteSpentChallenges forgets challenges that expired before `before`: they could not
+	// verify again anyway.
+	DeleteSpentChallenges(ctx context.Context, before time.Time) (int, error)
+}

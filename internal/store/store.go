@@ -43,6 +43,7 @@ type Store interface {
 	RecoveryCodes
 	MFAChallenges
 	Counters
+	SpentChallenges
 	Passwords
 
 	// InTx runs fn in one transaction: all of fn's writes commit together or not at all.

@@ -54,3 +54,24 @@ func (s *Store) DeleteIdleCounters(ctx context.Context, before time.Time) (int, 
 		WHERE updated_at < ? AND (locked_until IS NULL OR locked_until < ?)`, toMicros(before), toMicros(before))
 	return int(n), s.wrap(err, "delete idle counters")
 }
+
+// SpendChallenge inserts the key unless it is there: the insert that lands is the first spend.
+func (s *Store) SpendChallenge(ctx context.Context, key string, expires time.Time) (bool, error) {
+	var n int64
+	err := s.guarded(ctx, func(s *Store) error {
+		var err error
+		n, err = s.execAffected(ctx, `INSERT INTO spent_challenges (challenge_key, expires_at) VALUES (?, ?)
+			ON CONFLICT (challenge_key) DO NOTHING`, key, toMicros(expires))
+		return err
+	})
+	if err != nil {
+		return false, s.wrap(err, "spend challenge")
+	}
+	return n == 1, nil
+}
+
+// DeleteSpentChallenges sweeps expired challenges.
+func (s *Store) DeleteSpentChallenges(ctx context.Context, before time.Time) (int, error) {
+	n, err := s.execAffected(ctx, `DELETE FROM spent_challenges WHERE expires_at < ?`, toMicros(before))
+	return int(n), s.wrap(err, "delete spent challenges")
+}

@@ -54,6 +54,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"MFAChallenges", testMFAChallenges},
 		{"Counters", testCounters},
 		{"Passwords", testPasswords},
+		{"SpentChallenges", testSpentChallenges},
 		{"Paging", testPaging},
 		{"Isolation", testIsolation},
 		{"Races", testRaces},
