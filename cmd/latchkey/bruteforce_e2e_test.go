@@ -41,7 +41,7 @@ func newAttackWorld(t *testing.T) *attackWorld {
 	w.servers[0] = startServer(t, common...)
 	w.clientID, w.secret = w.servers[0].credentials()
 	w.servers[1] = startServer(t, common...)
-	settings := fmt.Sprintf(`{"settings":{"login_methods":{"password":true},"protect":{"slow_after":10,"lock_after":10,"account_lock_after":50,"lock_seconds":%d}}}`, lockSeconds)
+	settings := fmt.Sprintf(`{"settings":{"login_methods":{"password":true},"protect":{"bot_check":"off","slow_after":10,"lock_after":10,"account_lock_after":50,"lock_seconds":%d}}}`, lockSeconds)
 	if status, body := w.do(0, "PATCH", "/api/v1/project", "", settings, true); status != 200 {
 		t.Fatalf("set project settings: %d %s", status, body)
 	}

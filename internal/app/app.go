@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/latchkey-dev/latchkey/docs"
+	"github.com/latchkey-dev/latchkey/internal/botcheck"
 	"github.com/latchkey-dev/latchkey/internal/breach"
 	"github.com/latchkey-dev/latchkey/internal/config"
 	"github.com/latchkey-dev/latchkey/internal/directory"
@@ -38,6 +39,7 @@ import (
 	"github.com/latchkey-dev/latchkey/internal/project"
 	"github.com/latchkey-dev/latchkey/internal/project/projecthttp"
 	"github.com/latchkey-dev/latchkey/internal/protect"
+	"github.com/latchkey-dev/latchkey/internal/protect/protecthttp"
 	"github.com/latchkey-dev/latchkey/internal/store"
 	"github.com/latchkey-dev/latchkey/internal/store/sqlstore"
 	"github.com/latchkey-dev/latchkey/internal/token"
@@ -94,6 +96,7 @@ type options struct {
 	dev             bool
 	trustedProxies  []netip.Prefix
 	hibpURL         string
+	captchas        map[string]botcheck.Verifier
 }
 
 // sealer seals and opens secrets at rest (secretbox.Keyring).
@@ -138,6 +141,17 @@ func WithTrustedProxies(p []netip.Prefix) Option { return func(o *options) { o.t
 // WithHIBP turns on the Have I Been Pwned range check of new passwords, at baseURL (e.g.
 // https://api.pwnedpasswords.com); without it only the offline list is checked.
 func WithHIBP(baseURL string) Option { return func(o *options) { o.hibpURL = baseURL } }
+
+// WithCaptcha sets the verifier of a CAPTCHA provider (project.BotProviderTurnstile or
+// project.BotProviderHCaptcha) for projects that choose it.
+func WithCaptcha(provider string, v botcheck.Verifier) Option {
+	return func(o *options) {
+		if o.captchas == nil {
+			o.captchas = map[string]botcheck.Verifier{}
+		}
+		o.captchas[provider] = v
+	}
+}
 
 // WithKeyCacheTTL sets how long an instance trusts its cached signing keys (default 30s).
 func WithKeyCacheTTL(d time.Duration) Option { return func(o *options) { o.keyCacheTTL = d } }
@@ -314,6 +328,12 @@ func NewWithStore(st store.Store, opts ...Option) (*App, error) {
 		IDs: idGenerator(o), Now: o.now, Rand: o.rand,
 	})
 
+	pow, err := newPoW(o, st)
+	if err != nil {
+		return nil, err
+	}
+	bots := protecthttp.Handler{PoW: pow, Captchas: o.captchas, Risk: a.protect, Settings: a.projects.Settings}
+
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if c, ok := st.(interface{ Collectors() []prometheus.Collector }); ok {
@@ -336,6 +356,10 @@ func NewWithStore(st store.Store, opts ...Option) (*App, error) {
 	passkeyhttp.Handler{Passkeys: a.passkeys, Users: a.directory, Projects: projectLister{a.projects, st}}.Mount(a.router)
 	mfahttp.Handler{MFA: a.mfa, Projects: a.projects, Bearer: a.sessions}.Mount(a.router)
 	passwordauthhttp.Handler{Passwords: a.passwords}.Mount(a.router)
+	bots.Mount(a.router)
+	// Sign-up and every route that sends a message prove, when the project asks, that a
+	// person is behind them: the routes bots abuse to create accounts and run up SMS bills.
+	a.router.Guard(bots.Gate, gatedRoutes(a.router.Patterns())...)
 	if o.dev {
 		devinbox.Handler{Store: st, Opener: o.sealer}.Mount(a.router)
 	}
@@ -415,6 +439,7 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	wctx, stopWorker := context.WithCancel(context.WithoutCancel(ctx))
 	workerDone := make(chan struct{})
 	go func() { defer close(workerDone); a.worker.Run(wctx) }()
+	go a.sweep(wctx)
 	defer func() { stopWorker(); <-workerDone }()
 	a.log.InfoContext(ctx, "latchkey listening", "addr", ln.Addr().String(), "public_url", a.publicURL)
 
@@ -435,6 +460,29 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	a.log.Info("stopped")
 	return nil
+}
+
+// sweepEvery is how often an instance deletes what no longer counts: idle attack-protection
+// counters and expired bot-check challenges. Several instances sweeping is harmless.
+const sweepEvery = 10 * time.Minute
+
+// sweep deletes expired protection state until ctx ends.
+func (a *App) sweep(ctx context.Context) {
+	t := time.NewTicker(sweepEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if _, err := a.protect.Sweep(ctx); err != nil && ctx.Err() == nil {
+			a.log.WarnContext(ctx, "sweep attack-protection counters", "err", err)
+		}
+		if _, err := a.store.DeleteSpentChallenges(ctx, time.Now()); err != nil && ctx.Err() == nil {
+			a.log.WarnContext(ctx, "sweep spent challenges", "err", err)
+		}
+	}
 }
 
 // Close releases the database when New opened it.

@@ -44,7 +44,8 @@ func newFlowWorld(t *testing.T, st *sqlstore.Store, opts ...app.Option) *flowWor
 	if w.proj, err = w.a.Projects().Create(t.Context(), project.NewProject{Name: "Acme", RedirectURIs: []string{"https://app.acme.test/done"}}); err != nil {
 		t.Fatal(err)
 	}
-	w.want(w.call("PATCH", "/api/v1/project", `{"settings":{"login_methods":{"phone_otp":true}}}`, w.secret()), 200, "")
+	// Every request comes from one IP here: the bot check's own tests turn it on.
+	w.want(w.call("PATCH", "/api/v1/project", `{"settings":{"login_methods":{"phone_otp":true},"protect":{"bot_check":"off"}}}`, w.secret()), 200, "")
 	return &flowWorld{w}
 }
 

@@ -767,6 +767,8 @@ func TestEveryManagementRouteHasAScenario(t *testing.T) {
 		// script in passkey_browser_test.go. (The passkey API routes are under
 		// /api/v1/auth/passwordless/, below: passkey_test.go.)
 		"GET /.well-known/webauthn": true, "GET /login/passkey": true, "GET /login/passkey.js": true,
+		// The bot check's challenge: botcheck_test.go.
+		"GET /api/v1/protect/challenge": true,
 	}
 	for _, p := range a.Router().Patterns() {
 		// The MFA API for users signing in: mfa_test.go.

@@ -2,9 +2,14 @@ package app
 
 import (
 	"context"
+	"crypto/rand"
+	"fmt"
 	"io"
 	"log/slog"
+	"strings"
+	"time"
 
+	"github.com/latchkey-dev/latchkey/internal/botcheck"
 	"github.com/latchkey-dev/latchkey/internal/config"
 	"github.com/latchkey-dev/latchkey/internal/ident"
 	"github.com/latchkey-dev/latchkey/internal/project"
@@ -62,4 +67,44 @@ type projectLister struct {
 
 func (p projectLister) ListProjects(ctx context.Context) ([]store.Project, error) {
 	return p.st.ListProjects(ctx)
+}
+
+// newPoW makes the proof-of-work issuer. Its HMAC key derives from the master key, so that
+// every instance verifies every other's challenges; each is spent once in the database.
+func newPoW(o options, st store.Store) (*botcheck.PoW, error) {
+	var key []byte
+	if d, ok := o.sealer.(interface {
+		DeriveKey(purpose string) ([]byte, error)
+	}); ok {
+		var err error
+		if key, err = d.DeriveKey("altcha proof of work"); err != nil {
+			return nil, err
+		}
+	} else {
+		key = make([]byte, 32)
+		if _, err := io.ReadFull(rand.Reader, key); err != nil {
+			return nil, fmt.Errorf("make a proof-of-work key: %w", err)
+		}
+	}
+	return botcheck.NewPoW(botcheck.PoWConfig{Key: key, Now: o.now, Rand: o.rand, Spent: spentChallenges{st}})
+}
+
+// spentChallenges is the database as the proof of work's Spender.
+type spentChallenges struct{ st store.SpentChallenges }
+
+func (s spentChallenges) Spend(ctx context.Context, key string, expires time.Time) (bool, error) {
+	return s.st.SpendChallenge(ctx, key, expires)
+}
+
+// gatedRoutes are the routes behind the bot check: sign-up, and every route that sends a
+// message (sends, resends, password reset).
+func gatedRoutes(patterns []string) []string {
+	var out []string
+	for _, p := range patterns {
+		if strings.HasPrefix(p, "POST /api/v1/auth/") &&
+			(strings.HasSuffix(p, "/send") || strings.HasSuffix(p, "/resend") || strings.HasSuffix(p, "/signup")) {
+			out = append(out, p)
+		}
+	}
+	return out
 }

@@ -55,11 +55,16 @@ type Router struct {
 	bearer   BearerAuthenticator
 	log      *slog.Logger
 	patterns []string
+	gates    map[string]Gate
 }
+
+// Gate is a check some routes make after their access check and before their handler, such
+// as a bot check on sign-up and send routes. It sees the request with its project resolved.
+type Gate func(r *http.Request) error
 
 // NewRouter returns an empty router.
 func NewRouter(auth ProjectAuthenticator, log *slog.Logger) *Router {
-	return &Router{mux: http.NewServeMux(), auth: auth, log: log}
+	return &Router{mux: http.NewServeMux(), auth: auth, log: log, corsRoutes: map[string]bool{}}
 }
 
 // UseBearer sets how access tokens are checked; without it, routes refuse them.
@@ -69,15 +74,40 @@ func (rt *Router) UseBearer(b BearerAuthenticator) { rt.bearer = b }
 // "GET /api/v1/users/{id}").
 func (rt *Router) Handle(pattern string, access Access, h HandlerFunc) {
 	rt.patterns = append(rt.patterns, pattern)
+	cors := access != Secret // a browser must never hold the secret: no CORS on management routes
+	rt.corsRoutes[pattern] = cors
 	rt.mux.Handle(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, err := rt.authorize(r, access)
+		if cors {
+			rt.corsResponse(ctx, w, r)
+		}
 		if err == nil {
-			err = h(w, r.WithContext(ctx))
+			r = r.WithContext(ctx)
+			if gate := rt.gates[pattern]; gate != nil {
+				err = gate(r)
+			}
+		}
+		if err == nil {
+			err = h(w, r)
 		}
 		if err != nil {
 			WriteError(w, r, rt.log, err)
 		}
 	}))
+}
+
+// Guard puts g in front of the routes with these patterns, which must be registered already.
+// Call it before serving: the gates are read without a lock.
+func (rt *Router) Guard(g Gate, patterns ...string) {
+	if rt.gates == nil {
+		rt.gates = map[string]Gate{}
+	}
+	for _, p := range patterns {
+		if !slices.Contains(rt.patterns, p) {
+			panic("httpserver: Guard on unregistered route " + p)
+		}
+		rt.gates[p] = g
+	}
 }
 
 // HandleHTTP registers a plain http.Handler (for handlers owned by libraries, such as metrics).
@@ -94,13 +124,18 @@ func (rt *Router) Patterns() []string {
 }
 
 // ServeHTTP serves the registered routes; unknown paths and methods answer in the documented
-// error shape rather than ServeMux's plain text.
+// error shape rather than ServeMux's plain text. OPTIONS on a known path answers 204 with its
+// methods (and CORS headers for a preflight that may have them).
 func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	_, pattern := rt.mux.Handler(r)
 	if pattern == "" {
 		// No route matched; let the mux decide between 404 and 405 and only reshape its answer.
 		rec := &statusOnly{header: http.Header{}}
 		rt.mux.ServeHTTP(rec, r)
+		if rec.status == http.StatusMethodNotAllowed && r.Method == http.MethodOptions {
+			rt.options(w, r, rec.header.Get("Allow"))
+			return
+		}
 		if rec.status == http.StatusMethodNotAllowed {
 			w.Header().Set("Allow", rec.header.Get("Allow"))
 			WriteError(w, r, rt.log, failure.New(failure.Invalid, "method_not_allowed", "method %s is not allowed here", r.Method))

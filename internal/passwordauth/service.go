@@ -62,6 +62,7 @@ type Protector interface {
 	Begin(ctx context.Context, g protect.Guard) (*protect.Attempt, error)
 	AllowSend(ctx context.Context, s protect.Send) error
 	Unlock(ctx context.Context, g protect.Guard) error
+	CheckIP(p store.Project, ip string) error
 }
 
 // Breached says whether a password is known from breaches or common-password lists
@@ -142,6 +143,9 @@ func (s *Service) SignUp(ctx context.Context, p store.Project, in Signup, meta t
 	if !st.AllowSignup {
 		return login.Result{}, failure.New(failure.Forbidden, "signup_disabled", "this project does not allow sign-up")
 	}
+	if err := s.d.Protect.CheckIP(p, meta.IPAddress); err != nil {
+		return login.Result{}, err
+	}
 	email, err := directory.NormalizeEmail("email", in.Email)
 	if err != nil {
 		return login.Result{}, err
@@ -185,7 +189,7 @@ func (s *Service) Login(ctx context.Context, p store.Project, emailIn, pw string
 	if err != nil {
 		return login.Result{}, err
 	}
-	attempt, err := s.d.Protect.Begin(ctx, protect.Guard{Project: p, Kind: "password", Account: store.EmailKey(email), IP: meta.IPAddress})
+	attempt, err := s.d.Protect.Begin(ctx, protect.Guard{Project: p, Kind: protect.KindPassword, Account: store.EmailKey(email), IP: meta.IPAddress})
 	if err != nil {
 		return login.Result{}, err
 	}
@@ -216,9 +220,9 @@ func (s *Service) Login(ctx context.Context, p store.Project, emailIn, pw string
 	return s.complete(ctx, p, u.ID, meta)
 }
 
-// SendReset emails a reset link to the user with this email, if there is one with a verified
-// or password-holding account; the answer is the same either way. The link is redirectURL (one
-// of the project's redirect URIs) with token and email added. Errors: invalid_email,
+// SendReset emails a reset link to the active user with this email, if there is one; the
+// answer is the same either way. The link is redirectURL (one of the project's redirect URIs)
+// with the token added as ?token=. Errors: invalid_email,
 // invalid_redirect_url (400), login_method_disabled (403), delivery_not_configured (503),
 // attack protection's send limits (429).
 func (s *Service) SendReset(ctx context.Context, p store.Project, emailIn, redirectURL, ip string) error {
@@ -319,7 +323,7 @@ func (s *Service) Reset(ctx context.Context, p store.Project, tok, newPassword s
 	if err != nil {
 		return err
 	}
-	if err := s.d.Protect.Unlock(ctx, protect.Guard{Project: p, Kind: "password", Account: store.EmailKey(u.Email), IP: meta.IPAddress}); err != nil {
+	if err := s.d.Protect.Unlock(ctx, protect.Guard{Project: p, Kind: protect.KindPassword, Account: store.EmailKey(u.Email), IP: meta.IPAddress}); err != nil {
 		return err
 	}
 	_, err = s.d.Sessions.RevokeUserSessions(ctx, p.ID, u.ID, "password_reset", meta)
@@ -342,7 +346,7 @@ func (s *Service) Change(ctx context.Context, p store.Project, sess store.Sessio
 	if err != nil {
 		return fmt.Errorf("get user %s: %w", sess.UserID, err)
 	}
-	attempt, err := s.d.Protect.Begin(ctx, protect.Guard{Project: p, Kind: "password", Account: store.EmailKey(u.Email), IP: meta.IPAddress})
+	attempt, err := s.d.Protect.Begin(ctx, protect.Guard{Project: p, Kind: protect.KindPassword, Account: store.EmailKey(u.Email), IP: meta.IPAddress})
 	if err != nil {
 		return err
 	}

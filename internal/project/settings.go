@@ -70,7 +70,24 @@ type ProtectSettings struct {
 	// AllowCIDRs are never throttled by IP (account locks still apply); BlockCIDRs are refused.
 	AllowCIDRs []string `json:"allow_cidrs"`
 	BlockCIDRs []string `json:"block_cidrs"`
+	// BotCheck says when sign-up and send requests must prove they are not a bot: "off",
+	// "risk" (when their IP has been failing or sending a lot) or "always".
+	BotCheck string `json:"bot_check"`
+	// BotProvider is how: "altcha" (a proof of work from GET /api/v1/protect/challenge, no
+	// third party), "turnstile" or "hcaptcha" (their secrets are the server's configuration).
+	BotProvider string `json:"bot_provider"`
 }
+
+// Bot checks and their providers.
+const (
+	BotCheckOff    = "off"
+	BotCheckRisk   = "risk"
+	BotCheckAlways = "always"
+
+	BotProviderAltcha    = "altcha"
+	BotProviderTurnstile = "turnstile"
+	BotProviderHCaptcha  = "hcaptcha"
+)
 
 // LockDuration is how long a lock lasts.
 func (p ProtectSettings) LockDuration() time.Duration { return seconds(p.LockSeconds) }
@@ -237,7 +254,7 @@ func DefaultSettings() Settings {
 		Branding:  Branding{PrimaryColor: "#4f46e5", BackgroundColor: "#ffffff"},
 		Protect: ProtectSettings{SlowAfter: 3, LockAfter: 10, AccountLockAfter: 50, LockSeconds: 900,
 			IPFailuresPerHour: 100, SendsPerDestinationPerHour: 10, SMSPerPrefixPerHour: 200,
-			AllowCIDRs: []string{}, BlockCIDRs: []string{}},
+			AllowCIDRs: []string{}, BlockCIDRs: []string{}, BotCheck: BotCheckRisk, BotProvider: BotProviderAltcha},
 		Password: PasswordSettings{MinLength: 8},
 	}
 }
@@ -306,6 +323,8 @@ func (s *Settings) normalize() {
 	s.Passkey.RPID = strings.ToLower(strings.TrimSpace(s.Passkey.RPID))
 	s.Passkey.RPName = strings.TrimSpace(s.Passkey.RPName)
 	s.Passkey.UserVerification = strings.ToLower(strings.TrimSpace(s.Passkey.UserVerification))
+	s.Protect.BotCheck = strings.ToLower(strings.TrimSpace(s.Protect.BotCheck))
+	s.Protect.BotProvider = strings.ToLower(strings.TrimSpace(s.Protect.BotProvider))
 	s.Branding.DisplayName = strings.TrimSpace(s.Branding.DisplayName)
 	s.Branding.LogoURL = strings.TrimSpace(s.Branding.LogoURL)
 	s.Branding.PrimaryColor = strings.TrimSpace(s.Branding.PrimaryColor)

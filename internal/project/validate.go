@@ -86,6 +86,12 @@ func (s Settings) Validate() error {
 	v.between("protect.sms_per_prefix_per_hour", pr.SMSPerPrefixPerHour, 1, 1_000_000)
 	v.cidrs("protect.allow_cidrs", pr.AllowCIDRs)
 	v.cidrs("protect.block_cidrs", pr.BlockCIDRs)
+	if !slices.Contains([]string{BotCheckOff, BotCheckRisk, BotCheckAlways}, pr.BotCheck) {
+		v.add("protect.bot_check", "must be one of off, risk, always")
+	}
+	if !slices.Contains([]string{BotProviderAltcha, BotProviderTurnstile, BotProviderHCaptcha}, pr.BotProvider) {
+		v.add("protect.bot_provider", "must be one of altcha, turnstile, hcaptcha")
+	}
 
 	v.between("password.min_length", s.Password.MinLength, 8, 64)
 

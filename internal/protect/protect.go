@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"strings"
 	"time"
@@ -48,6 +49,25 @@ func New(d Deps) *Engine {
 		d.Now = time.Now
 	}
 	return &Engine{d: d}
+}
+
+// KindPassword is the kind of secret whose run of failures can end in a lock that only its
+// owner lifts (Unlock, after a password reset proves control of the email). Other kinds (codes,
+// MFA answers) have no such way out, so at HardLockAfter they keep locking for LockSeconds at
+// a time: an owner is never locked out for good by a stranger's guesses.
+const KindPassword = "password"
+
+// CheckIP refuses an IP on the project's block list (403 ip_blocked), for routes that check no
+// secret and send nothing, such as sign-up.
+func (e *Engine) CheckIP(p store.Project, ip string) error {
+	st, err := e.d.Settings(p)
+	if err != nil {
+		return err
+	}
+	if inAny(parseIP(ip), st.Protect.BlockCIDRs) {
+		return failure.New(failure.Forbidden, "ip_blocked", "requests from this address are blocked")
+	}
+	return nil
 }
 
 // Guard names one attempt to check a secret.
@@ -129,7 +149,7 @@ func (e *Engine) Begin(ctx context.Context, g Guard) (*Attempt, error) {
 			cs[i].UpdatedAt = now
 		}
 		switch {
-		case account.Count >= project.HardLockAfter:
+		case account.Count >= project.HardLockAfter && g.Kind == KindPassword:
 			account.LockedUntil = ptr(now.Add(hardLockFor))
 		case account.Count%p.AccountLockAfter == 0:
 			account.LockedUntil = ptr(now.Add(p.LockDuration()))
@@ -241,6 +261,9 @@ func (e *Engine) AllowSend(ctx context.Context, s Send) error {
 		keys = append(keys, store.CounterKey{Scope: "send:sms-prefix", Key: callingPrefix(s.Destination)})
 		limits = append(limits, st.Protect.SMSPerPrefixPerHour)
 	}
+	// Sends per IP have no limit of their own; they raise the IP's risk (Risky).
+	keys = append(keys, store.CounterKey{Scope: "send:ip", Key: ipKey(ip, s.IP)})
+	limits = append(limits, math.MaxInt)
 	now := e.now()
 	return e.d.Store.InTx(ctx, func(tx store.Store) error {
 		cs, err := tx.TakeCounters(ctx, s.Project.ID, keys, now)
@@ -263,6 +286,33 @@ func (e *Engine) AllowSend(ctx context.Context, s Send) error {
 		}
 		return nil
 	})
+}
+
+// Risk thresholds: an IP with this many failed secrets or sends in the hour has to prove it
+// is not a bot where the project checks on risk.
+const (
+	riskyFailures = 10
+	riskySends    = 10
+)
+
+// Risky reports whether requests from ip look automated: recent failed secrets or many sends
+// from it. Bot checks on "risk" ask for a proof only then, so people rarely see one.
+func (e *Engine) Risky(ctx context.Context, p store.Project, ipRaw string) (bool, error) {
+	ip := parseIP(ipRaw)
+	now := e.now()
+	var risky bool
+	err := e.d.Store.InTx(ctx, func(tx store.Store) error {
+		cs, err := tx.TakeCounters(ctx, p.ID, []store.CounterKey{{Scope: "secret:ip", Key: ipKey(ip, ipRaw)},
+			{Scope: "send:ip", Key: ipKey(ip, ipRaw)}}, now)
+		if err != nil {
+			return fmt.Errorf("take counters: %w", err)
+		}
+		forget(&cs[0], now, ipWindow, false)
+		forget(&cs[1], now, sendWindow, false)
+		risky = cs[0].Count >= riskyFailures || cs[1].Count >= riskySends
+		return nil
+	})
+	return risky, err
 }
 
 // Sweep deletes counters idle for longer than any of their windows.

@@ -266,3 +266,21 @@ func TestSendLimits(t *testing.T) {
 		}
 	})
 }
+
+// Codes and MFA answers have no reset link to lift a lock, so their runs never hard-lock: at
+// HardLockAfter they lock for lock_seconds like before.
+func TestOnlyPasswordsHardLock(t *testing.T) {
+	e := newEnv(t, testdb.SQLite(t), `{"slow_after":100,"lock_after":100,"account_lock_after":100}`)
+	for i := range project.HardLockAfter {
+		if _, err := e.engine.Begin(t.Context(), protect.Guard{Project: e.project, Kind: "code", Account: "ada@example.com",
+			IP: fmt.Sprintf("198.51.100.%d", i)}); err != nil {
+			t.Fatalf("failure %d: %v", i, err)
+		}
+	}
+	_, err := e.engine.Begin(t.Context(), protect.Guard{Project: e.project, Kind: "code", Account: "ada@example.com", IP: "192.0.2.1"})
+	refused(t, err, "account_locked", 15*time.Minute, 15*time.Minute)
+	e.clock.Advance(15 * time.Minute)
+	if _, err := e.engine.Begin(t.Context(), protect.Guard{Project: e.project, Kind: "code", Account: "ada@example.com", IP: "192.0.2.1"}); err != nil {
+		t.Errorf("after the lock: %v", err)
+	}
+}
