@@ -23,6 +23,9 @@ async function call(method, path, { body, token } = {}) {
   const headers = { "Accept": "application/json" };
   if (body !== undefined) headers["Content-Type"] = "application/json";
   if (token) headers["Authorization"] = "Bearer " + token;
+  // The honeypot's value goes with every request; the server refuses requests that filled it.
+  const trap = $("website");
+  if (trap && trap.value) headers["X-Latchkey-Honeypot"] = trap.value;
   const res = await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
   const data = await res.json().catch(() => ({}));
   if (!res.ok) throw new Error(data.error_description || data.message || data.error_code || ("HTTP " + res.status));
