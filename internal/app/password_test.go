@@ -254,3 +254,30 @@ func TestHIBPRefusesAPwnedPassword(t *testing.T) {
 		t.Errorf("HIBP asked %d times, want 2", len(asked))
 	}
 }
+
+// BenchmarkPasswordLogin measures a password login over HTTP on SQLite with EdDSA tokens:
+// attack protection's check and reset (two short transactions), one argon2id verification at
+// the default parameters (19 MiB, t=2, p=1) and the login (login log, session, tokens).
+//
+//	go test -run '^$' -bench PasswordLogin -benchmem ./internal/app
+func BenchmarkPasswordLogin(b *testing.B) {
+	a, p := newBenchApp(b, `{"login_methods":{"password":true},"tokens":{"signing_algorithm":"EdDSA"},"protect":{"bot_check":"off"}}`)
+	h := a.Handler()
+	post := func(path, body string) *httptest.ResponseRecorder {
+		req := httptest.NewRequest("POST", passwordBase+path, strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("X-Client-Id", p.ClientID)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		return rec
+	}
+	if rec := post("signup", `{"email":"bench@example.com","password":"correct horse battery staple"}`); rec.Code != http.StatusOK {
+		b.Fatalf("signup: %d %s", rec.Code, rec.Body)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if rec := post("login", `{"email":"bench@example.com","password":"correct horse battery staple"}`); rec.Code != http.StatusOK {
+			b.Fatalf("login: %d %s", rec.Code, rec.Body)
+		}
+	}
+}
