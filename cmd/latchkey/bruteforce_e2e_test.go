@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latchkey-dev/latchkey/internal/mfa/mfatest"
 	"github.com/latchkey-dev/latchkey/internal/store"
 	"github.com/latchkey-dev/latchkey/internal/store/sqlstore"
 	"github.com/latchkey-dev/latchkey/internal/testdb"
@@ -229,5 +230,78 @@ func waitForNewCode(t *testing.T, s *server, to, old string) string {
 			t.Fatalf("no new code to %s", to)
 		}
 		time.Sleep(50 * time.Millisecond) // poll interval
+	}
+}
+
+func TestTOTPBruteForceAcrossTwoInstances(t *testing.T) {
+	w := newAttackWorld(t)
+	if status, body := w.do(0, "PATCH", "/api/v1/project", "", `{"settings":{"mfa":{"policy":"required","factors":["otp"]}}}`, true); status != 200 {
+		t.Fatalf("require MFA: %d %v", status, body)
+	}
+	// Ada signs in by email code, enrolls an authenticator app with the mfa_token, confirms it.
+	const owner = "198.51.100.9"
+	status, sent := w.do(0, "POST", "/api/v1/auth/passwordless/email-otp/send", owner, `{"email":"ada@example.com"}`, false)
+	if status != 200 {
+		t.Fatalf("send: %d %v", status, sent)
+	}
+	code := sixDigits.FindStringSubmatch(waitForInbox(t, w.servers[0], "ada@example.com").Text)[1]
+	status, first := w.do(1, "POST", "/api/v1/auth/passwordless/email-otp/verify", owner, fmt.Sprintf(`{"state":%q,"otp":%q}`, sent["state"], code), false)
+	mfaToken, _ := first["mfa_token"].(string)
+	if status != 200 || mfaToken == "" {
+		t.Fatalf("first factor: %d %v", status, first)
+	}
+	status, enr := w.do(0, "POST", "/api/v1/auth/mfa/enroll", owner, fmt.Sprintf(`{"authenticator_types":["otp"],"mfa_token":%q}`, mfaToken), false)
+	secret, _ := enr["secret"].(string)
+	if status != 200 || secret == "" {
+		t.Fatalf("enroll: %d %v", status, enr)
+	}
+	if status, res := w.do(1, "POST", "/api/v1/auth/mfa/validate", owner,
+		fmt.Sprintf(`{"mfa_token":%q,"otp":%q}`, mfaToken, mfatest.Code(t, secret, time.Now())), false); status != 200 || res["authenticated"] != true {
+		t.Fatalf("confirm by validating: %d %v", status, res)
+	}
+
+	// 500 wrong codes at once on a fresh mfa_token, through both instances.
+	status, started := w.do(0, "POST", "/api/v1/auth/mfa/token", "", `{"identifier":"ada@example.com"}`, true)
+	tok, _ := started["mfa_token"].(string)
+	if status != 200 || tok == "" {
+		t.Fatalf("mfa/token: %d %v", status, started)
+	}
+	right := mfatest.Code(t, secret, time.Now())
+	attack := w.burst(500, func(i int) (int, map[string]any) {
+		wrong := fmt.Sprintf("%06d", i)
+		if wrong == right {
+			wrong = "999999"
+		}
+		return w.do(i%2, "POST", "/api/v1/auth/mfa/validate", "203.0.113.88", fmt.Sprintf(`{"mfa_token":%q,"otp":%q}`, tok, wrong), false)
+	})
+	if attack["200 "] != 0 || attack["401 invalid_otp"] > 4 {
+		t.Errorf("500 wrong codes: %v; want none accepted and at most 4 answered as wrong", attack)
+	}
+	// The token's five wrong answers are counted exactly, and lock the user's step.
+	st, err := sqlstore.OpenPostgres(t.Context(), w.dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	p, err := st.GetProjectByClientID(t.Context(), w.clientID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := st.GetUserByEmail(t.Context(), p.ID, "ada@example.com")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _, err := st.CountMFAFailures(t.Context(), p.ID, u.ID, time.Now().Add(-time.Hour)); err != nil || n != 5 {
+		t.Errorf("wrong answers counted = %d, %v; want exactly 5", n, err)
+	}
+	// The right code is refused now, on that token and on a new one, on both instances.
+	status, again := w.do(1, "POST", "/api/v1/auth/mfa/token", "", `{"identifier":"ada@example.com"}`, true)
+	if status != 200 {
+		t.Fatalf("mfa/token: %d %v", status, again)
+	}
+	for i, tk := range []string{tok, again["mfa_token"].(string)} {
+		if status, body := w.do(i, "POST", "/api/v1/auth/mfa/validate", owner, fmt.Sprintf(`{"mfa_token":%q,"otp":%q}`, tk, right), false); status != 429 {
+			t.Errorf("the right code while locked (token %d): %d %v", i, status, body)
+		}
 	}
 }
