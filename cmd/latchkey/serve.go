@@ -2,12 +2,15 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"os/signal"
 	"runtime/debug"
 	"syscall"
+	"time"
 
 	"github.com/latchkey-dev/latchkey/internal/app"
 	"github.com/latchkey-dev/latchkey/internal/project"
@@ -31,7 +34,13 @@ func (c cli) serve(ctx context.Context, args []string) error {
 		stop()
 	}()
 
-	// Listen first: a taken port fails before any database work, and a picked port is known
+	// Load the certificate first: a missing or mismatched file is a configuration error,
+	// reported before anything else happens.
+	tlsConfig, err := cmd.cfg.TLSConfig()
+	if err != nil {
+		return err
+	}
+	// Listen next: a taken port fails before any database work, and a picked port is known
 	// before the public URL is derived from it.
 	ln, err := app.Listen(cmd.cfg)
 	if err != nil {
@@ -44,6 +53,12 @@ func (c cli) serve(ctx context.Context, args []string) error {
 	}
 	defer a.Close()
 	log.Info("starting latchkey", "version", versionString(), "config", *cmd.cfg)
+	if tlsConfig != nil {
+		// http.Server serves HTTPS (and HTTP/2, by ALPN) on a TLS listener; requests then carry
+		// r.TLS, which turns on HSTS.
+		ln = tls.NewListener(ln, tlsConfig)
+		logCertificate(log, tlsConfig.Certificates[0])
+	}
 
 	issued, created, err := a.Projects().Bootstrap(ctx)
 	if err != nil {
@@ -53,6 +68,25 @@ func (c cli) serve(ctx context.Context, args []string) error {
 		printBootstrap(c.stderr, issued)
 	}
 	return a.Serve(ctx, ln)
+}
+
+// logCertificate says which certificate the server presents, and warns when it has expired or
+// is about to: a renewed certificate takes effect on restart.
+func logCertificate(log *slog.Logger, cert tls.Certificate) {
+	leaf := cert.Leaf
+	if leaf == nil {
+		return
+	}
+	left := time.Until(leaf.NotAfter)
+	attrs := []any{"subject", leaf.Subject.String(), "dns_names", leaf.DNSNames, "not_after", leaf.NotAfter}
+	switch {
+	case left <= 0:
+		log.Warn("serving HTTPS with an expired certificate", attrs...)
+	case left < 14*24*time.Hour:
+		log.Warn("serving HTTPS with a certificate that expires soon", attrs...)
+	default:
+		log.Info("serving HTTPS", attrs...)
+	}
 }
 
 // printBootstrap shows the Default project's credentials, framed so that they stand out of the

@@ -364,7 +364,11 @@ func NewWithStore(st store.Store, opts ...Option) (*App, error) {
 		devinbox.Handler{Store: st, Opener: o.sealer}.Mount(a.router)
 	}
 
-	a.handler = httpserver.TrustProxies(httpserver.Wrap(a.router, o.log, metrics), o.trustedProxies)
+	a.router.UseCORS(func(_ context.Context, p store.Project) ([]string, error) {
+		s, err := a.projects.Settings(p)
+		return s.AllowedOrigins, err
+	})
+	a.handler = httpserver.TrustProxies(httpserver.SecureHeaders(httpserver.Wrap(a.router, o.log, metrics), o.publicURL), o.trustedProxies)
 	return a, nil
 }
 

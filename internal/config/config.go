@@ -1,6 +1,7 @@
 package config
 
 import (
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -70,6 +71,11 @@ type Config struct {
 	// on, is the right-most address in it that is not a trusted proxy. Empty: the peer's address.
 	TrustedProxies string
 
+	// TLSCert and TLSKey are PEM files (certificate chain, private key): with both, serve
+	// speaks HTTPS itself (TLS 1.2 or later) and the default public URL is https://Addr.
+	TLSCert string
+	TLSKey  string
+
 	// loadErrs are problems found while reading the environment, reported by Validate with
 	// every other problem.
 	loadErrs []error
@@ -134,6 +140,10 @@ var settings = []setting{
 	{name: "twilio-from", usage: "sending phone `number` (E.164) or messaging service", str: func(c *Config) *string { return &c.TwilioFrom }},
 	{name: "trusted-proxies", usage: "`CIDRs` of reverse proxies whose X-Forwarded-For is believed (comma-separated)",
 		str: func(c *Config) *string { return &c.TrustedProxies }},
+	{name: "tls-cert", usage: "PEM `file` of the certificate chain: serve HTTPS itself (with --tls-key)",
+		str: func(c *Config) *string { return &c.TLSCert }},
+	{name: "tls-key", usage: "PEM `file` of the certificate's private key (with --tls-cert)",
+		str: func(c *Config) *string { return &c.TLSKey }},
 	{name: "master-key", usage: "base64 master `keys` for secrets at rest, first current (environment only)",
 		str: func(c *Config) *string { return &c.MasterKey }, envOnly: true},
 	{name: "master-key-file", usage: "`file` of master keys for secrets at rest, one per line, first current (default: generated in the data dir with SQLite)",
@@ -290,6 +300,11 @@ func (c Config) Validate() error {
 	if _, err := c.Proxies(); err != nil {
 		add("trusted_proxies", "%v", err)
 	}
+	// The files are read when serve starts (TLSConfig), not here: migrate and the project
+	// commands share this configuration and need no certificate.
+	if (strings.TrimSpace(c.TLSCert) == "") != (strings.TrimSpace(c.TLSKey) == "") {
+		add("tls_cert", "%s (--tls-cert) and %s (--tls-key) must be set together", EnvName("tls-cert"), EnvName("tls-key"))
+	}
 	switch c.SMSProvider {
 	case "", "log":
 	case "twilio":
@@ -348,20 +363,48 @@ func (c Config) Database() (kind, dsn string, err error) {
 	return "", "", errors.New("database_url: must start with postgres://, postgresql:// or sqlite:, or be empty for SQLite in data_dir")
 }
 
-// EffectivePublicURL returns the public URL, defaulting to http:// and the listen address (with
-// localhost for an unspecified host).
+// EffectivePublicURL returns the public URL, defaulting to the listen address (with localhost
+// for an unspecified host), over https:// when the server terminates TLS and http:// otherwise.
 func (c Config) EffectivePublicURL() string {
 	if c.PublicURL != "" {
 		return strings.TrimSuffix(c.PublicURL, "/")
 	}
+	scheme := "http://"
+	if c.TLSEnabled() {
+		scheme = "https://"
+	}
 	host, port, err := net.SplitHostPort(c.Addr)
 	if err != nil {
-		return "http://" + c.Addr
+		return scheme + c.Addr
 	}
 	if host == "" || host == "0.0.0.0" || host == "::" {
 		host = "localhost"
 	}
-	return "http://" + net.JoinHostPort(host, port)
+	return scheme + net.JoinHostPort(host, port)
+}
+
+// TLSEnabled reports whether serve terminates TLS itself (TLSCert and TLSKey are set).
+func (c Config) TLSEnabled() bool {
+	return strings.TrimSpace(c.TLSCert) != "" && strings.TrimSpace(c.TLSKey) != ""
+}
+
+// TLSConfig loads the certificate and key and returns the server's TLS configuration (TLS 1.2
+// or later, Go's default cipher suites), or nil when TLS is off. The error names the settings
+// and the files; it never quotes a key.
+func (c Config) TLSConfig() (*tls.Config, error) {
+	if !c.TLSEnabled() {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(strings.TrimSpace(c.TLSCert), strings.TrimSpace(c.TLSKey))
+	if err != nil {
+		return nil, fmt.Errorf("tls_cert/tls_key: cannot use certificate %s with key %s: %w", c.TLSCert, c.TLSKey, err)
+	}
+	return &tls.Config{
+		MinVersion:   tls.VersionTLS12,
+		Certificates: []tls.Certificate{cert},
+		// HTTP/2 first; http.Server serves it on a TLS listener whose ALPN offers it.
+		NextProtos: []string{"h2", "http/1.1"},
+	}, nil
 }
 
 // Level returns the log level.
@@ -400,6 +443,8 @@ func (c Config) LogValue() slog.Value {
 		slog.Bool("twilio_auth_token_set", c.TwilioAuthToken != ""),
 		slog.Bool("master_key_set", c.MasterKey != ""),
 		slog.String("master_key_file", c.MasterKeyFile),
+		slog.String("tls_cert", c.TLSCert),
+		slog.String("tls_key", c.TLSKey),
 	)
 }
 

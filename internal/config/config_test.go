@@ -2,10 +2,19 @@ package config
 
 import (
 	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/big"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -270,6 +279,103 @@ func TestDeliverySettings(t *testing.T) {
 	for _, name := range []string{"dev", "smtp_addr", "smtp_from", "smtp_tls", "sms_provider", "twilio_base_url"} {
 		if !strings.Contains(err.Error(), name) {
 			t.Errorf("error does not name %s:\n%v", name, err)
+		}
+	}
+}
+
+// writeSelfSigned writes a fresh self-signed certificate for 127.0.0.1 and its key as PEM files.
+func writeSelfSigned(t *testing.T, dir string) (certFile, keyFile string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "latchkey test"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pkcs8, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: pkcs8}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile
+}
+
+func TestTLSSettings(t *testing.T) {
+	dir := t.TempDir()
+	certFile, keyFile := writeSelfSigned(t, dir)
+
+	// Off by default.
+	c := Load(env(nil))
+	if c.TLSEnabled() {
+		t.Fatal("TLS on by default")
+	}
+	if cfg, err := c.TLSConfig(); cfg != nil || err != nil {
+		t.Fatalf("TLSConfig without files = %v, %v", cfg, err)
+	}
+
+	// From the environment, overridden by flags; the default public URL becomes https.
+	c = Load(env(map[string]string{"LATCHKEY_TLS_CERT": "/from/env.pem", "LATCHKEY_TLS_KEY": keyFile}))
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	c.RegisterFlags(fs)
+	if err := fs.Parse([]string{"--tls-cert", certFile, "--addr", "0.0.0.0:8443"}); err != nil {
+		t.Fatal(err)
+	}
+	if c.TLSCert != certFile || c.TLSKey != keyFile || !c.TLSEnabled() {
+		t.Fatalf("tls settings = %q, %q", c.TLSCert, c.TLSKey)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.EffectivePublicURL(); got != "https://localhost:8443" {
+		t.Errorf("public URL with TLS = %q", got)
+	}
+	cfg, err := c.TLSConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.MinVersion != tls.VersionTLS12 || len(cfg.Certificates) != 1 || cfg.Certificates[0].Leaf == nil {
+		t.Errorf("TLSConfig = %+v", cfg)
+	}
+	if !strings.Contains(fmt.Sprint(c.LogValue()), certFile) {
+		t.Errorf("LogValue does not name the certificate file: %v", c.LogValue())
+	}
+
+	// One without the other is refused, naming both settings.
+	for _, m := range []map[string]string{{"LATCHKEY_TLS_CERT": certFile}, {"LATCHKEY_TLS_KEY": keyFile}} {
+		err := Load(env(m)).Validate()
+		if err == nil || !strings.Contains(err.Error(), "tls_cert") || !strings.Contains(err.Error(), "LATCHKEY_TLS_KEY") {
+			t.Errorf("%v: Validate = %v", m, err)
+		}
+	}
+
+	// Unreadable or mismatched files fail with an error naming the settings and the file.
+	other, _ := writeSelfSigned(t, t.TempDir())
+	for name, files := range map[string][2]string{
+		"missing certificate": {filepath.Join(dir, "nope.pem"), keyFile},
+		"key as certificate":  {keyFile, keyFile},
+		"another key's cert":  {other, keyFile},
+	} {
+		c := Default()
+		c.TLSCert, c.TLSKey = files[0], files[1]
+		_, err := c.TLSConfig()
+		if err == nil || !strings.Contains(err.Error(), "tls_cert/tls_key") || !strings.Contains(err.Error(), files[0]) {
+			t.Errorf("%s: TLSConfig error %v", name, err)
+		}
+		if err != nil && strings.Contains(err.Error(), "PRIVATE KEY") {
+			t.Errorf("%s: error quotes the key: %v", name, err)
 		}
 	}
 }

@@ -56,6 +56,10 @@ type Router struct {
 	log      *slog.Logger
 	patterns []string
 	gates    map[string]Gate
+	// origins, when set (UseCORS), are the browser origins of a project; corsRoutes are the
+	// patterns that answer CORS (every route but Secret ones).
+	origins    OriginsFunc
+	corsRoutes map[string]bool
 }
 
 // Gate is a check some routes make after their access check and before their handler, such

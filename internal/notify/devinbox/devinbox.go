@@ -77,18 +77,28 @@ func (h Handler) page(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	// The page is static apart from its messages: no script, its one stylesheet by nonce. It
+	// shows live codes and links, so it is never cached (a stored copy would also reuse the
+	// nonce).
+	nonce := httpserver.SetPageHeaders(w, r, pagePolicy)
 	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	return inbox.Execute(w, ms)
+	return inbox.Execute(w, inboxPage{Nonce: nonce, Messages: ms})
+}
+
+var pagePolicy = httpserver.PagePolicy{Style: []string{httpserver.NonceSource}}
+
+type inboxPage struct {
+	Nonce    string
+	Messages []Message
 }
 
 // The HTML body of a message is shown as text: this page is not a mail client, and rendering
 // stored HTML here would run whatever a template put there.
 var inbox = template.Must(template.New("inbox").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Latchkey dev inbox</title>
-<style>body{font-family:system-ui,sans-serif;margin:2rem;color:#1f2937}article{border:1px solid #d1d5db;border-radius:6px;padding:1rem;margin:0 0 1rem}pre{white-space:pre-wrap}small{color:#6b7280}</style>
+<style nonce="{{.Nonce}}">body{font-family:system-ui,sans-serif;margin:2rem;color:#1f2937}article{border:1px solid #d1d5db;border-radius:6px;padding:1rem;margin:0 0 1rem}pre{white-space:pre-wrap}small{color:#6b7280}</style>
 </head><body><h1>Dev inbox</h1><p><small>Development mode: messages are kept here instead of sent. Newest first.</small></p>
-{{range .}}<article><small>{{.CreatedAt.Format "2006-01-02 15:04:05"}} · {{.Channel}} · project {{.ProjectID}}</small>
+{{range .Messages}}<article><small>{{.CreatedAt.Format "2006-01-02 15:04:05"}} · {{.Channel}} · project {{.ProjectID}}</small>
 <h2>To {{.To}}{{if .Subject}}: {{.Subject}}{{end}}</h2><pre>{{.Text}}</pre></article>
 {{else}}<p>No messages yet.</p>{{end}}
 </body></html>

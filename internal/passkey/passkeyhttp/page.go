@@ -3,6 +3,8 @@ package passkeyhttp
 import (
 	_ "embed"
 	"net/http"
+
+	"github.com/latchkey-dev/latchkey/internal/httpserver"
 )
 
 var (
@@ -12,28 +14,34 @@ var (
 	pageScript []byte
 )
 
-// pageCSP lets the page run its own module and call its own origin, nothing else: it handles
-// access tokens, so no third-party script may ever run on it.
-const pageCSP = "default-src 'none'; script-src 'self'; style-src 'unsafe-inline'; connect-src 'self'; " +
-	"img-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+// pagePolicy lets the page run its own module and call its own origin, nothing else: it handles
+// access tokens, so no third-party script and no inline script may ever run on it. The module is
+// an external file, so 'self' suffices and the page needs no nonce. Styles stay 'unsafe-inline'
+// (the page's stylesheet and the honeypot's style attribute are inline; a nonce would disable
+// 'unsafe-inline' and nonces do not cover style attributes); CSS cannot run script.
+var pagePolicy = httpserver.PagePolicy{
+	Script:     []string{"'self'"},
+	Style:      []string{"'unsafe-inline'"},
+	Connect:    []string{"'self'"},
+	Img:        []string{"'self'"},
+	FormAction: []string{"'self'"},
+}
 
-func servePage(w http.ResponseWriter, _ *http.Request) error {
-	writeAsset(w, "text/html; charset=utf-8", pageHTML)
+func servePage(w http.ResponseWriter, r *http.Request) error {
+	httpserver.SetPageHeaders(w, r, pagePolicy)
+	writeAsset(w, pageHTML)
 	return nil
 }
 
 func serveScript(w http.ResponseWriter, _ *http.Request) error {
-	writeAsset(w, "text/javascript; charset=utf-8", pageScript)
+	w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	writeAsset(w, pageScript)
 	return nil
 }
 
-func writeAsset(w http.ResponseWriter, contentType string, body []byte) {
-	h := w.Header()
-	h.Set("Content-Type", contentType)
-	h.Set("Content-Security-Policy", pageCSP)
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("Cache-Control", "no-cache")
+func writeAsset(w http.ResponseWriter, body []byte) {
+	w.Header().Set("Cache-Control", "no-cache")
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(body) // the status is sent; a failed write means the client went away
 }
