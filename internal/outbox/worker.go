@@ -48,8 +48,18 @@ type Worker struct {
 	Poll        time.Duration
 	Lease       time.Duration
 	MaxAttempts int
+	// Webhooks, when set, delivers webhook calls (webhook.Dispatcher): RunOnce runs one batch of
+	// it after the outbox's, and Run drives it in a loop of its own, so that a slow webhook
+	// receiver never holds up a code or a link.
+	Webhooks Batch
 
 	wake chan struct{}
+}
+
+// Batch is a queue that a worker drains one batch at a time; RunOnce reports how many items it
+// took.
+type Batch interface {
+	RunOnce(ctx context.Context) (int, error)
 }
 
 // NewWorker returns w with its defaults filled in.
@@ -81,13 +91,23 @@ func (w *Worker) Wake() {
 	}
 }
 
-// Run delivers until ctx ends.
+// Run delivers until ctx ends, and returns once the webhook loop (if any) has stopped too.
 func (w *Worker) Run(ctx context.Context) {
+	if w.Webhooks != nil {
+		done := make(chan struct{})
+		go func() { defer close(done); w.loop(ctx, w.Webhooks.RunOnce, nil) }()
+		defer func() { <-done }()
+	}
+	w.loop(ctx, w.runMessages, w.wake)
+}
+
+// loop runs batches until one comes back empty, then waits for the next poll or wake-up.
+func (w *Worker) loop(ctx context.Context, runOnce func(context.Context) (int, error), wake <-chan struct{}) {
 	t := time.NewTicker(w.Poll)
 	defer t.Stop()
 	for {
 		for {
-			n, err := w.RunOnce(ctx)
+			n, err := runOnce(ctx)
 			if err != nil && ctx.Err() == nil {
 				w.Log.ErrorContext(ctx, "outbox: claim failed", "err", err)
 			}
@@ -99,13 +119,24 @@ func (w *Worker) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-		case <-w.wake:
+		case <-wake:
 		}
 	}
 }
 
-// RunOnce claims one batch and tries each message once, returning how many it claimed.
+// RunOnce claims one batch of messages and tries each once, then does the same for webhook
+// deliveries, returning how many it claimed in all.
 func (w *Worker) RunOnce(ctx context.Context) (int, error) {
+	n, err := w.runMessages(ctx)
+	if w.Webhooks == nil {
+		return n, err
+	}
+	m, werr := w.Webhooks.RunOnce(ctx)
+	return n + m, errors.Join(err, werr)
+}
+
+// runMessages claims one batch of messages and tries each once, returning how many it claimed.
+func (w *Worker) runMessages(ctx context.Context) (int, error) {
 	batch, err := w.Store.ClaimMessages(ctx, w.Now(), w.Lease, 20)
 	if err != nil {
 		return 0, err

@@ -34,6 +34,7 @@ type Store interface {
 	Sessions
 	RefreshTokens
 	AuditEvents
+	Webhooks
 	Flows
 	Outbox
 	MessageTemplates

@@ -112,17 +112,27 @@ type AuditEvent struct {
 	UserAgent string
 	Detail    map[string]any
 	CreatedAt time.Time
+	// OrganizationID is the organization the event concerns; "" for none.
+	OrganizationID string
 }
 
 // AuditFilter narrows an audit listing. Empty fields do not filter.
 type AuditFilter struct {
 	Type   string
 	UserID string
+	// TypePrefix keeps events whose type starts with it, such as "mfa.".
+	TypePrefix     string
+	OrganizationID string
+	// From and To keep events created at or after From and before To; zero times do not filter.
+	From, To time.Time
 }
 
 // AuditEvents stores audit events.
 type AuditEvents interface {
-	AddAuditEvent(ctx context.Context, e AuditEvent) error // ErrNotFound if the project does not exist
+	// AddAuditEvent stores e and, in the same transaction, queues a WebhookDelivery of it for
+	// every enabled webhook of the project whose Events match its type (see EventPatterns).
+	// ErrNotFound if the project does not exist.
+	AddAuditEvent(ctx context.Context, e AuditEvent) error
 	// ListAuditEvents returns events newest first: at most limit rows whose id is less than
 	// before ("" for the newest).
 	ListAuditEvents(ctx context.Context, projectID string, f AuditFilter, limit int, before string) ([]AuditEvent, error)

@@ -66,6 +66,7 @@ var sealedColumns = []struct{ table, column string }{
 	{"signing_keys", "private_key"},
 	{"outbox", "payload"},
 	{"mfa_factors", "secret"},
+	{"webhooks", "secret"},
 }
 
 // RewrapSealed rewraps every sealed value. Each change is a compare-and-set on the value read,

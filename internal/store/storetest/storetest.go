@@ -44,6 +44,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"RefreshTokens", testRefreshTokens},
 		{"SigningKeys", testSigningKeys},
 		{"AuditEvents", testAuditEvents},
+		{"Webhooks", testWebhooks},
 		{"Flows", testFlows},
 		{"Outbox", testOutbox},
 		{"MessageTemplates", testMessageTemplates},
