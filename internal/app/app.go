@@ -17,6 +17,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/latchkey-dev/latchkey/docs"
+	"github.com/latchkey-dev/latchkey/internal/auditlog"
+	"github.com/latchkey-dev/latchkey/internal/auditlog/auditloghttp"
 	"github.com/latchkey-dev/latchkey/internal/botcheck"
 	"github.com/latchkey-dev/latchkey/internal/breach"
 	"github.com/latchkey-dev/latchkey/internal/config"
@@ -44,6 +46,8 @@ import (
 	"github.com/latchkey-dev/latchkey/internal/store/sqlstore"
 	"github.com/latchkey-dev/latchkey/internal/token"
 	"github.com/latchkey-dev/latchkey/internal/token/tokenhttp"
+	"github.com/latchkey-dev/latchkey/internal/webhook"
+	"github.com/latchkey-dev/latchkey/internal/webhook/webhookhttp"
 )
 
 // HTTP server limits. A slow client cannot hold a connection open forever (slowloris) nor send
@@ -97,6 +101,7 @@ type options struct {
 	trustedProxies  []netip.Prefix
 	hibpURL         string
 	captchas        map[string]botcheck.Verifier
+	privateWebhooks bool
 }
 
 // sealer seals and opens secrets at rest (secretbox.Keyring).
@@ -152,6 +157,10 @@ func WithCaptcha(provider string, v botcheck.Verifier) Option {
 		o.captchas[provider] = v
 	}
 }
+
+// WithPrivateWebhooks lets webhooks reach loopback and private addresses (always allowed in
+// development mode); by default they reach only public ones.
+func WithPrivateWebhooks(allow bool) Option { return func(o *options) { o.privateWebhooks = allow } }
 
 // WithKeyCacheTTL sets how long an instance trusts its cached signing keys (default 30s).
 func WithKeyCacheTTL(d time.Duration) Option { return func(o *options) { o.keyCacheTTL = d } }
@@ -283,8 +292,10 @@ func NewWithStore(st store.Store, opts ...Option) (*App, error) {
 			}
 		}
 	}
+	hooks := webhook.New(webhook.Deps{Store: st, Sealer: o.sealer, IDs: idGenerator(o), Now: o.now, Rand: o.rand})
 	a.worker = outbox.NewWorker(outbox.Worker{Store: st, Opener: o.sealer, Senders: senders, KeepPayload: o.dev,
-		Now: o.now, Log: o.log})
+		Now: o.now, Log: o.log, Webhooks: webhook.NewDispatcher(webhook.Dispatcher{Queue: st, Opener: o.sealer,
+			AllowPrivate: o.dev || o.privateWebhooks, Now: o.now, Log: o.log})})
 	a.protect = protect.New(protect.Deps{Store: st, Settings: a.projects.Settings, Now: o.now})
 	a.passwordless = passwordless.New(passwordless.Deps{
 		Store: st, Login: a.login, Protect: a.protect, Sealer: o.sealer, Settings: a.projects.Settings, PublicURL: o.publicURL,
@@ -356,6 +367,8 @@ func NewWithStore(st store.Store, opts ...Option) (*App, error) {
 	passkeyhttp.Handler{Passkeys: a.passkeys, Users: a.directory, Projects: projectLister{a.projects, st}}.Mount(a.router)
 	mfahttp.Handler{MFA: a.mfa, Projects: a.projects, Bearer: a.sessions}.Mount(a.router)
 	passwordauthhttp.Handler{Passwords: a.passwords}.Mount(a.router)
+	auditloghttp.Handler{Log: auditlog.Service{Store: st}}.Mount(a.router)
+	webhookhttp.Handler{Webhooks: hooks}.Mount(a.router)
 	bots.Mount(a.router)
 	// Sign-up and every route that sends a message prove, when the project asks, that a
 	// person is behind them: the routes bots abuse to create accounts and run up SMS bills.

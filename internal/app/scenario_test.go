@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -598,6 +599,128 @@ func scenarios() []scenario {
 			notFound: "permission_not_found",
 		},
 
+		// The audit log and webhooks (webhook_test.go delivers).
+		{
+			route: "GET /api/v1/logs", status: 200,
+			path: func(f fixture) string { return "/api/v1/logs?type=mfa.&limit=5&user_id=" + f.user }, body: noBody,
+			prepare: func(w *world, f fixture) { w.okJSON("DELETE", "/api/v1/users/"+f.user+"/mfa", "") },
+			check: func(w *world, f fixture, got any) {
+				logs := field[[]any](w.t, got, "logs")
+				if len(logs) != 1 || field[string](w.t, logs[0], "type") != "mfa.reset" || field[string](w.t, logs[0], "user_id") != f.user {
+					w.t.Errorf("logs = %v, want the user's mfa.reset", logs)
+				}
+			},
+			extra: func(fixture) []failCase {
+				return []failCase{
+					{"limit over 100", "/api/v1/logs?limit=101", "", 400, "invalid_limit", "limit"},
+					{"bad cursor", "/api/v1/logs?cursor=%21", "", 400, "invalid_cursor", "cursor"},
+					{"bad type", "/api/v1/logs?type=*", "", 400, "invalid_request", "type"},
+					{"bad from", "/api/v1/logs?from=2025-01-01", "", 400, "invalid_request", "from"},
+				}
+			},
+		},
+		{
+			route: "POST /api/v1/webhooks", status: 201,
+			path: func(fixture) string { return "/api/v1/webhooks" },
+			body: func(fixture) string {
+				return `{"url":" https://hooks.example.com/latchkey ","events":["user.deleted","mfa.","mfa."]}`
+			},
+			check: func(w *world, _ fixture, got any) {
+				if s := field[string](w.t, got, "secret"); !strings.HasPrefix(s, "whsec_") || len(s) != 6+43 {
+					w.t.Errorf("secret = %q, want whsec_ and 32 random bytes", s)
+				}
+				hook := w.okJSON("GET", "/api/v1/webhooks/"+field[string](w.t, got, "id"), "")
+				if mustJSON(w.t, hook.(map[string]any)["events"]) != `["mfa.","user.deleted"]` || field[string](w.t, hook, "url") != "https://hooks.example.com/latchkey" ||
+					!field[bool](w.t, hook, "enabled") || hook.(map[string]any)["secret"] != nil {
+					w.t.Errorf("stored webhook = %v", hook)
+				}
+			},
+			typedField: "url",
+			extra: func(fixture) []failCase {
+				return []failCase{
+					{"no url", "/api/v1/webhooks", `{"events":["*"]}`, 400, "invalid_url", "url"},
+					{"plain http", "/api/v1/webhooks", `{"url":"http://hooks.example.com/x","events":["*"]}`, 400, "invalid_url", "url"},
+					{"not http", "/api/v1/webhooks", `{"url":"ftp://hooks.example.com/x","events":["*"]}`, 400, "invalid_url", "url"},
+					{"user info", "/api/v1/webhooks", `{"url":"https://a:b@hooks.example.com/x","events":["*"]}`, 400, "invalid_url", "url"},
+					{"no events", "/api/v1/webhooks", `{"url":"https://hooks.example.com/x"}`, 400, "invalid_events", "events"},
+					{"empty events", "/api/v1/webhooks", `{"url":"https://hooks.example.com/x","events":[]}`, 400, "invalid_events", "events"},
+					{"bad event", "/api/v1/webhooks", `{"url":"https://hooks.example.com/x","events":["mfa.","MFA"]}`, 400, "invalid_events", "events[1]"},
+				}
+			},
+		},
+		{
+			route: "GET /api/v1/webhooks", status: 200,
+			path: func(fixture) string { return "/api/v1/webhooks?limit=100" }, body: noBody, prepare: addWebhook,
+			check: func(w *world, f fixture, got any) {
+				if s := mustJSON(w.t, field[[]any](w.t, got, "webhooks")); !strings.Contains(s, hookOf(w, f)) || strings.Contains(s, "whsec_") {
+					w.t.Errorf("webhooks = %s, want the fixture's without secrets", s)
+				}
+			},
+			extra: func(fixture) []failCase {
+				return []failCase{{"limit over 100", "/api/v1/webhooks?limit=101", "", 400, "invalid_limit", "limit"}}
+			},
+		},
+		{
+			route: "GET /api/v1/webhooks/{id}", status: 200, prepare: addWebhook,
+			path: func(f fixture) string { return "/api/v1/webhooks/" + webhookOf(f) }, body: noBody,
+			check: func(w *world, f fixture, got any) {
+				if field[string](w.t, got, "id") != hookOf(w, f) || got.(map[string]any)["secret"] != nil {
+					w.t.Errorf("webhook = %v", got)
+				}
+			},
+			notFound: "webhook_not_found",
+		},
+		{
+			route: "PATCH /api/v1/webhooks/{id}", status: 200, prepare: addWebhook,
+			path: func(f fixture) string { return "/api/v1/webhooks/" + webhookOf(f) },
+			body: func(fixture) string { return `{"enabled":false,"events":["*","mfa."]}` },
+			check: func(w *world, f fixture, _ any) {
+				hook := w.okJSON("GET", "/api/v1/webhooks/"+hookOf(w, f), "")
+				if field[bool](w.t, hook, "enabled") || mustJSON(w.t, hook.(map[string]any)["events"]) != `["*"]` ||
+					field[string](w.t, hook, "url") != "https://hooks.example.com/"+f.user {
+					w.t.Errorf("webhook after PATCH = %v", hook)
+				}
+			},
+			notFound: "webhook_not_found", typedField: "enabled",
+			extra: func(f fixture) []failCase {
+				return []failCase{{"plain http", "/api/v1/webhooks/" + webhookOf(f), `{"url":"http://10.0.0.1/x"}`, 400, "invalid_url", "url"}}
+			},
+		},
+		{
+			route: "DELETE /api/v1/webhooks/{id}", status: 200, prepare: addWebhook,
+			path: func(f fixture) string { return "/api/v1/webhooks/" + webhookOf(f) }, body: noBody,
+			check: func(w *world, f fixture, _ any) {
+				w.fails("GET", "/api/v1/webhooks/"+hookOf(w, f), "", 404, "webhook_not_found")
+			},
+			notFound: "webhook_not_found",
+		},
+		{
+			route: "POST /api/v1/webhooks/{id}/rotate-secret", status: 200, prepare: addWebhook,
+			path: func(f fixture) string { return "/api/v1/webhooks/" + webhookOf(f) + "/rotate-secret" },
+			// No body is needed (webhook_test.go sends none); one that is sent must be JSON.
+			body: func(fixture) string { return `{}` },
+			check: func(w *world, f fixture, got any) {
+				if s := field[string](w.t, got, "secret"); !strings.HasPrefix(s, "whsec_") || field[string](w.t, got, "id") != hookOf(w, f) {
+					w.t.Errorf("rotate-secret = %v", got)
+				}
+			},
+			notFound: "webhook_not_found",
+		},
+		{
+			route: "GET /api/v1/webhooks/{id}/deliveries", status: 200, prepare: addWebhook,
+			path: func(f fixture) string { return "/api/v1/webhooks/" + webhookOf(f) + "/deliveries" }, body: noBody,
+			check: func(w *world, f fixture, got any) {
+				ds := field[[]any](w.t, got, "deliveries")
+				if len(ds) != 1 || field[string](w.t, ds[0], "event_type") != "mfa.reset" || field[string](w.t, ds[0], "status") != "pending" {
+					w.t.Errorf("deliveries = %v, want the pending mfa.reset", ds)
+				}
+			},
+			notFound: "webhook_not_found",
+			extra: func(f fixture) []failCase {
+				return []failCase{{"limit 0", "/api/v1/webhooks/" + webhookOf(f) + "/deliveries?limit=0", "", 400, "invalid_limit", "limit"}}
+			},
+		},
+
 		// The project itself.
 		{
 			route: "GET /api/v1/project", status: 200,
@@ -627,6 +750,36 @@ func scenarios() []scenario {
 			},
 		},
 	}
+}
+
+// webhookIDs holds the webhook addWebhook made for each fixture, by the fixture's user id; path
+// funcs read it (webhookOf) after prepare wrote it.
+var webhookIDs sync.Map
+
+// webhookOf is the fixture's webhook id; "" when it has none.
+func webhookOf(f fixture) string {
+	id, _ := webhookIDs.Load(f.user)
+	s, _ := id.(string)
+	return s
+}
+
+// addWebhook gives the fixture a webhook (at https://hooks.example.com/<user id>, for every
+// "mfa." event) with one pending delivery, of the user's MFA reset.
+func addWebhook(w *world, f fixture) {
+	w.t.Helper()
+	hook := w.okJSON("POST", "/api/v1/webhooks", `{"url":"https://hooks.example.com/`+f.user+`","events":["mfa."]}`)
+	webhookIDs.Store(f.user, field[string](w.t, hook, "id"))
+	w.okJSON("DELETE", "/api/v1/users/"+f.user+"/mfa", "")
+}
+
+// hookOf is the fixture's webhook.
+func hookOf(w *world, f fixture) string {
+	w.t.Helper()
+	id := webhookOf(f)
+	if id == "" {
+		w.t.Fatal("the fixture has no webhook")
+	}
+	return id
 }
 
 // addPasskeys stores two passkeys of the fixture's first user, a day apart, through the store:
@@ -932,7 +1085,7 @@ func (w *world) snapshot(f fixture) string {
 		"/api/v1/project", "/api/v1/users?limit=100", "/api/v1/organizations?limit=100",
 		"/api/v1/roles?limit=100", "/api/v1/permissions?limit=100",
 		"/api/v1/organization/" + f.org + "/users", "/api/v1/users/" + f.user + "/organizations",
-		"/api/v1/users/" + f.user + "/passkeys",
+		"/api/v1/users/" + f.user + "/passkeys", "/api/v1/webhooks?limit=100",
 	} {
 		status, got := w.do("GET", p, "", w.a)
 		fmt.Fprintf(&b, "%s %d %s\n", p, status, mustJSON(w.t, got))

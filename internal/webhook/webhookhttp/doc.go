@@ -1,0 +1,2 @@
+// Package webhookhttp serves the webhook management routes over package webhook.
+package webhookhttp
