@@ -296,7 +296,7 @@ func NewWithStore(st store.Store, opts ...Option) (*App, error) {
 	a.worker = outbox.NewWorker(outbox.Worker{Store: st, Opener: o.sealer, Senders: senders, KeepPayload: o.dev,
 		Now: o.now, Log: o.log, Webhooks: webhook.NewDispatcher(webhook.Dispatcher{Queue: st, Opener: o.sealer,
 			AllowPrivate: o.dev || o.privateWebhooks, Now: o.now, Log: o.log})})
-	a.protect = protect.New(protect.Deps{Store: st, Settings: a.projects.Settings, Now: o.now})
+	a.protect = protect.New(protect.Deps{Store: st, Settings: a.projects.Settings, Now: o.now, IDs: idGenerator(o)})
 	a.passwordless = passwordless.New(passwordless.Deps{
 		Store: st, Login: a.login, Protect: a.protect, Sealer: o.sealer, Settings: a.projects.Settings, PublicURL: o.publicURL,
 		Delivery: func(ch notify.Channel) bool { return senders[ch] != nil },

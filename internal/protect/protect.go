@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/latchkey-dev/latchkey/internal/failure"
+	"github.com/latchkey-dev/latchkey/internal/ident"
 	"github.com/latchkey-dev/latchkey/internal/project"
 	"github.com/latchkey-dev/latchkey/internal/store"
 )
@@ -31,11 +32,19 @@ const (
 	hardLockFor = 100 * 365 * 24 * time.Hour
 )
 
+// Audit event types the engine writes, in the transaction that starts the lock or throttle.
+const (
+	AuditLocked     = "protect.locked"      // an account, or one IP's access to it, is locked
+	AuditHardLocked = "protect.hard_locked" // an account's passwords, until its owner resets
+	AuditThrottled  = "protect.ip_throttled"
+)
+
 // Deps are the engine's dependencies.
 type Deps struct {
 	Store    store.Store
 	Settings func(store.Project) (project.Settings, error)
 	Now      func() time.Time
+	IDs      *ident.Generator
 }
 
 // Engine is the attack-protection engine.
@@ -47,6 +56,9 @@ type Engine struct {
 func New(d Deps) *Engine {
 	if d.Now == nil {
 		d.Now = time.Now
+	}
+	if d.IDs == nil {
+		d.IDs = ident.NewGenerator()
 	}
 	return &Engine{d: d}
 }
@@ -148,14 +160,31 @@ func (e *Engine) Begin(ctx context.Context, g Guard) (*Attempt, error) {
 			cs[i].LastAt = &now
 			cs[i].UpdatedAt = now
 		}
+		var events []store.AuditEvent
+		event := func(typ string, detail map[string]any) {
+			detail["kind"], detail["account"] = g.Kind, g.Account
+			events = append(events, store.AuditEvent{ID: e.d.IDs.New(), ProjectID: g.Project.ID, Type: typ,
+				IPAddress: g.IP, Detail: detail, CreatedAt: now})
+		}
 		switch {
 		case account.Count >= project.HardLockAfter && g.Kind == KindPassword:
 			account.LockedUntil = ptr(now.Add(hardLockFor))
+			event(AuditHardLocked, map[string]any{"failures": account.Count})
 		case account.Count%p.AccountLockAfter == 0:
 			account.LockedUntil = ptr(now.Add(p.LockDuration()))
+			event(AuditLocked, map[string]any{"scope": "account", "failures": account.Count, "locked_until": *account.LockedUntil})
 		}
 		if pair.Count%p.LockAfter == 0 {
 			pair.LockedUntil = ptr(now.Add(p.LockDuration()))
+			event(AuditLocked, map[string]any{"scope": "ip", "failures": pair.Count, "locked_until": *pair.LockedUntil})
+		}
+		if ipc != nil && ipc.Count == p.IPFailuresPerHour {
+			event(AuditThrottled, map[string]any{"failures": ipc.Count, "until": ipc.WindowStart.Add(ipWindow)})
+		}
+		for _, ev := range events {
+			if err := tx.AddAuditEvent(ctx, ev); err != nil {
+				return fmt.Errorf("audit: %w", err)
+			}
 		}
 		for _, c := range cs {
 			if err := tx.SaveCounter(ctx, c); err != nil {

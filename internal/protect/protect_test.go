@@ -111,6 +111,12 @@ func TestProgressiveDelayThenPairLock(t *testing.T) {
 		// That was the tenth: the pair is locked for 15 minutes, even with the right secret.
 		e.clock.Advance(time.Minute)
 		refused(t, e.succeed(ada, attacker), "account_locked", 14*time.Minute, 14*time.Minute)
+		// The lock is an audit event, in the transaction that set it.
+		events, err := st.ListAuditEvents(t.Context(), e.project.ID, store.AuditFilter{Type: protect.AuditLocked}, 10, "")
+		if err != nil || len(events) != 1 || events[0].Detail["scope"] != "ip" || events[0].IPAddress != attacker ||
+			events[0].Detail["account"] != ada || events[0].Detail["kind"] != "password" {
+			t.Errorf("lock events = %+v, %v", events, err)
+		}
 		// The owner, from another IP, is not locked out, and a success ends the owner's run.
 		if err := e.succeed(ada, owner); err != nil {
 			t.Fatalf("owner from another IP: %v", err)
@@ -178,6 +184,10 @@ func TestIPVelocityAcrossAccounts(t *testing.T) {
 			}
 		}
 		refused(t, e.fail("user100@example.com", stuffer), "ip_throttled", 59*time.Minute, time.Hour)
+		if events, err := st.ListAuditEvents(t.Context(), e.project.ID, store.AuditFilter{Type: protect.AuditThrottled}, 10, ""); err != nil ||
+			len(events) != 1 || events[0].IPAddress != stuffer {
+			t.Errorf("throttle events = %+v, %v", events, err)
+		}
 		// IPv6 addresses count by /64: rotating within one is still one IP.
 		for i := range 100 {
 			if err := e.fail(fmt.Sprintf("v6user%d@example.com", i), fmt.Sprintf("2001:db8:1:2::%x", i+1)); err != nil {
