@@ -196,9 +196,18 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		st.Close()
 		return nil, err
 	}
-	a, err := NewWithStore(st, WithLogger(log), WithPublicURL(cfg.EffectivePublicURL()), WithTrustedProxies(proxies),
+	opts := []Option{WithLogger(log), WithPublicURL(cfg.EffectivePublicURL()), WithTrustedProxies(proxies),
 		WithShutdownTimeout(cfg.ShutdownTimeout), WithSealer(keys.Ring), WithKeyCacheTTL(cfg.KeyCacheTTL),
-		WithSenders(senders), WithDev(cfg.Dev))
+		WithSenders(senders), WithDev(cfg.Dev), WithHIBP(cfg.HIBPURL), WithPrivateWebhooks(cfg.PrivateWebhooks)}
+	captchas, err := Captchas(cfg)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	for provider, v := range captchas {
+		opts = append(opts, WithCaptcha(provider, v))
+	}
+	a, err := NewWithStore(st, opts...)
 	if err != nil {
 		st.Close()
 		return nil, err

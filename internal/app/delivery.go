@@ -7,8 +7,10 @@ import (
 	"net"
 	"strconv"
 
+	"github.com/latchkey-dev/latchkey/internal/botcheck"
 	"github.com/latchkey-dev/latchkey/internal/config"
 	"github.com/latchkey-dev/latchkey/internal/notify"
+	"github.com/latchkey-dev/latchkey/internal/project"
 )
 
 // Senders builds the message senders cfg configures: SMTP for email, Twilio or the log for SMS.
@@ -57,4 +59,24 @@ func splitPort(addr string) (string, int, error) {
 		return "", 0, fmt.Errorf("smtp address %q: bad port", addr)
 	}
 	return host, port, nil
+}
+
+// Captchas returns the CAPTCHA verifiers cfg configures, by provider.
+func Captchas(cfg config.Config) (map[string]botcheck.Verifier, error) {
+	out := map[string]botcheck.Verifier{}
+	if cfg.TurnstileSecret != "" {
+		v, err := botcheck.NewTurnstile(botcheck.CAPTCHAConfig{Secret: cfg.TurnstileSecret})
+		if err != nil {
+			return nil, fmt.Errorf("turnstile: %w", err)
+		}
+		out[project.BotProviderTurnstile] = v
+	}
+	if cfg.HCaptchaSecret != "" {
+		v, err := botcheck.NewHCaptcha(botcheck.CAPTCHAConfig{Secret: cfg.HCaptchaSecret, SiteKey: cfg.HCaptchaSiteKey})
+		if err != nil {
+			return nil, fmt.Errorf("hcaptcha: %w", err)
+		}
+		out[project.BotProviderHCaptcha] = v
+	}
+	return out, nil
 }

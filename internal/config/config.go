@@ -76,6 +76,18 @@ type Config struct {
 	TLSCert string
 	TLSKey  string
 
+	// HIBPURL turns on the Have I Been Pwned range check of new passwords against this API
+	// (https://api.pwnedpasswords.com, or a mirror); empty: only the offline list.
+	HIBPURL string
+	// TurnstileSecret and HCaptchaSecret let projects choose those bot checks; HCaptchaSiteKey
+	// is checked against the token when set.
+	TurnstileSecret string
+	HCaptchaSecret  string
+	HCaptchaSiteKey string
+	// PrivateWebhooks lets webhooks reach loopback and private addresses (internal receivers);
+	// by default only public ones, so that a project cannot probe the server's network.
+	PrivateWebhooks bool
+
 	// loadErrs are problems found while reading the environment, reported by Validate with
 	// every other problem.
 	loadErrs []error
@@ -138,6 +150,15 @@ var settings = []setting{
 	{name: "twilio-auth-token", usage: "Twilio auth token (environment or _FILE only)",
 		str: func(c *Config) *string { return &c.TwilioAuthToken }, envOnly: true, fileOK: true},
 	{name: "twilio-from", usage: "sending phone `number` (E.164) or messaging service", str: func(c *Config) *string { return &c.TwilioFrom }},
+	{name: "hibp-url", usage: "Have I Been Pwned range API `URL` to check new passwords against (empty: offline list only)",
+		str: func(c *Config) *string { return &c.HIBPURL }},
+	{name: "turnstile-secret", usage: "Cloudflare Turnstile secret key (environment or _FILE only)",
+		str: func(c *Config) *string { return &c.TurnstileSecret }, envOnly: true, fileOK: true},
+	{name: "hcaptcha-secret", usage: "hCaptcha secret key (environment or _FILE only)",
+		str: func(c *Config) *string { return &c.HCaptchaSecret }, envOnly: true, fileOK: true},
+	{name: "hcaptcha-site-key", usage: "hCaptcha site `key` the tokens must be for", str: func(c *Config) *string { return &c.HCaptchaSiteKey }},
+	{name: "private-webhooks", usage: "let webhooks reach loopback and private addresses",
+		b: func(c *Config) *bool { return &c.PrivateWebhooks }},
 	{name: "trusted-proxies", usage: "`CIDRs` of reverse proxies whose X-Forwarded-For is believed (comma-separated)",
 		str: func(c *Config) *string { return &c.TrustedProxies }},
 	{name: "tls-cert", usage: "PEM `file` of the certificate chain: serve HTTPS itself (with --tls-key)",
@@ -300,6 +321,11 @@ func (c Config) Validate() error {
 	if _, err := c.Proxies(); err != nil {
 		add("trusted_proxies", "%v", err)
 	}
+	if c.HIBPURL != "" {
+		if u, err := url.Parse(c.HIBPURL); err != nil || u.Scheme != "https" || u.Host == "" {
+			add("hibp_url", "%q must be an https URL", c.HIBPURL)
+		}
+	}
 	// The files are read when serve starts (TLSConfig), not here: migrate and the project
 	// commands share this configuration and need no certificate.
 	if (strings.TrimSpace(c.TLSCert) == "") != (strings.TrimSpace(c.TLSKey) == "") {
@@ -440,6 +466,10 @@ func (c Config) LogValue() slog.Value {
 		slog.Bool("smtp_password_set", c.SMTPPassword != ""),
 		slog.String("sms_provider", c.SMSProvider),
 		slog.String("trusted_proxies", c.TrustedProxies),
+		slog.String("hibp_url", c.HIBPURL),
+		slog.Bool("turnstile", c.TurnstileSecret != ""),
+		slog.Bool("hcaptcha", c.HCaptchaSecret != ""),
+		slog.Bool("private_webhooks", c.PrivateWebhooks),
 		slog.Bool("twilio_auth_token_set", c.TwilioAuthToken != ""),
 		slog.Bool("master_key_set", c.MasterKey != ""),
 		slog.String("master_key_file", c.MasterKeyFile),

@@ -259,9 +259,18 @@ func TestDeliverySettings(t *testing.T) {
 	c := Load(env(map[string]string{"LATCHKEY_DEV": "true", "LATCHKEY_SMTP_ADDR": "mail.example.com:587",
 		"LATCHKEY_SMTP_FROM": "Acme <no-reply@acme.example>", "LATCHKEY_SMTP_PASSWORD_FILE": path,
 		"LATCHKEY_SMS_PROVIDER": "twilio", "LATCHKEY_TWILIO_ACCOUNT_SID": "AC123", "LATCHKEY_TWILIO_AUTH_TOKEN": "tok-9f8e7d",
-		"LATCHKEY_TWILIO_FROM": "+15005550006"}))
+		"LATCHKEY_TWILIO_FROM": "+15005550006", "LATCHKEY_TURNSTILE_SECRET": "0x4AAA-turnstile-secret",
+		"LATCHKEY_HCAPTCHA_SECRET": "0xhcaptcha-secret", "LATCHKEY_HIBP_URL": "https://api.pwnedpasswords.com"}))
 	if err := c.Validate(); err != nil {
 		t.Fatal(err)
+	}
+	if c.TurnstileSecret != "0x4AAA-turnstile-secret" || c.HCaptchaSecret != "0xhcaptcha-secret" || c.HIBPURL == "" {
+		t.Errorf("bot-check and HIBP settings = %q %q %q", c.TurnstileSecret, c.HCaptchaSecret, c.HIBPURL)
+	}
+	for _, secret := range []string{"turnstile-secret", "hcaptcha-secret"} {
+		if strings.Contains(fmt.Sprint(c.LogValue()), secret) {
+			t.Errorf("LogValue reveals the %s: %v", secret, c.LogValue())
+		}
 	}
 	if !c.Dev || c.SMTPPassword != "s3cret" || c.SMTPTLS != "starttls" || c.TwilioBaseURL != "https://api.twilio.com" {
 		t.Errorf("config = %+v", c)
@@ -271,12 +280,13 @@ func TestDeliverySettings(t *testing.T) {
 	}
 
 	bad := Load(env(map[string]string{"LATCHKEY_DEV": "maybe", "LATCHKEY_SMTP_ADDR": "nohostport",
-		"LATCHKEY_SMTP_TLS": "ssl", "LATCHKEY_SMS_PROVIDER": "twilio", "LATCHKEY_TWILIO_BASE_URL": "ftp://x"}))
+		"LATCHKEY_SMTP_TLS": "ssl", "LATCHKEY_SMS_PROVIDER": "twilio", "LATCHKEY_TWILIO_BASE_URL": "ftp://x",
+		"LATCHKEY_HIBP_URL": "http://api.pwnedpasswords.com"}))
 	err := bad.Validate()
 	if err == nil {
 		t.Fatal("Validate accepted bad delivery settings")
 	}
-	for _, name := range []string{"dev", "smtp_addr", "smtp_from", "smtp_tls", "sms_provider", "twilio_base_url"} {
+	for _, name := range []string{"dev", "smtp_addr", "smtp_from", "smtp_tls", "sms_provider", "twilio_base_url", "hibp_url"} {
 		if !strings.Contains(err.Error(), name) {
 			t.Errorf("error does not name %s:\n%v", name, err)
 		}
