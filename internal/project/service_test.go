@@ -318,7 +318,7 @@ func TestUpdate(t *testing.T) {
 			Settings: []byte(`{"tokens":{"access_token_ttl_seconds":5},"codes":{"length":2}}`)})
 		fe := wantFailure(t, err, failure.Invalid, "invalid_setting")
 		if fe.Field != "tokens.access_token_ttl_seconds" ||
-			fe.Description != "tokens.access_token_ttl_seconds: must be between 60 and 86400; codes.length: must be between 4 and 8" {
+			fe.Description != "tokens.access_token_ttl_seconds: must be between 60 and 86400; codes.length: must be between 6 and 8" {
 			t.Errorf("error field %q, description %q", fe.Field, fe.Description)
 		}
 		_, err = svc.Update(ctx, p.Project.ID, project.Update{Settings: []byte(`{"codes":{"lenght":6}}`)})

@@ -59,7 +59,8 @@ func (s Settings) Validate() error {
 		v.add("tokens.session_absolute_timeout_seconds", "must not be shorter than tokens.session_idle_timeout_seconds")
 	}
 
-	v.between("codes.length", s.Codes.Length, 4, 8)
+	// Six digits at least: ASVS 5.0 6.5.4 asks 20 bits of entropy of an out-of-band code.
+	v.between("codes.length", s.Codes.Length, 6, 8)
 	v.between("codes.ttl_seconds", s.Codes.TTLSeconds, 60, 600)
 	v.between("codes.max_attempts", s.Codes.MaxAttempts, 1, 10)
 	v.between("magic_link.ttl_seconds", s.MagicLink.TTLSeconds, 60, 3600)
