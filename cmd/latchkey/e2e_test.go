@@ -250,7 +250,7 @@ func TestProjectCommands(t *testing.T) {
 	}
 	_, stderr, code := runCLI(t, append([]string{"project", "update", "--client-id", created.ClientID,
 		"--settings", `{"codes":{"length":12}}`}, data...)...)
-	if code != 1 || !strings.Contains(stderr, "codes.length: must be between 4 and 8") {
+	if code != 1 || !strings.Contains(stderr, "codes.length: must be between 6 and 8") {
 		t.Errorf("invalid setting: exit %d, stderr %s", code, stderr)
 	}
 
