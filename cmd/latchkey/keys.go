@@ -126,7 +126,7 @@ func (c cli) keysRotate(ctx context.Context, args []string) error {
 		fmt.Fprintf(c.stderr, "warning: --activate-in %s is shorter than --key-cache-ttl %s: an instance that has not yet "+
 			"read the new key may refuse tokens it signs until it does\n", delay, a.Keys().CacheTTL())
 	}
-	k, err := a.Keys().Rotate(ctx, v.Project.ID, alg, delay)
+	k, err := a.Keys().Rotate(ctx, operator(), v.Project.ID, alg, delay)
 	if err != nil {
 		return err
 	}

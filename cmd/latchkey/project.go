@@ -6,11 +6,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os/user"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/latchkey-dev/latchkey/internal/project"
+	"github.com/latchkey-dev/latchkey/internal/token"
 )
 
 const projectUsage = `Usage:
@@ -178,7 +180,7 @@ func (c cli) projectUpdate(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	v, err := a.Projects().Update(ctx, current.Project.ID, u)
+	v, err := a.Projects().Update(ctx, operator(), current.Project.ID, u)
 	if err != nil {
 		return err
 	}
@@ -227,7 +229,7 @@ func (c cli) projectRotate(ctx context.Context, args []string) error {
 		return err
 	}
 	defer a.Close()
-	issued, err := a.Projects().RotateSecret(ctx, *clientID, *grace)
+	issued, err := a.Projects().RotateSecret(ctx, operator(), *clientID, *grace)
 	if err != nil {
 		return err
 	}
@@ -248,4 +250,14 @@ func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
 	return enc.Encode(v)
+}
+
+// operator is the actor of the changes a command makes, for their audit events: the CLI, named
+// by the OS user running it ("" when the system cannot say).
+func operator() token.Actor {
+	name := ""
+	if u, err := user.Current(); err == nil {
+		name = u.Username
+	}
+	return token.Actor{Kind: token.ActorCLI, ID: name}
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/latchkey-dev/latchkey/internal/store"
 	"github.com/latchkey-dev/latchkey/internal/store/sqlstore"
 	"github.com/latchkey-dev/latchkey/internal/testdb"
+	"github.com/latchkey-dev/latchkey/internal/token"
 )
 
 const passkeyBase = "/api/v1/auth/passwordless/passkey/"
@@ -397,7 +398,7 @@ func TestPasskeyCeremonyAttacks(t *testing.T) {
 	})
 	t.Run("another user's credential id at registration", func(t *testing.T) {
 		email := "bob@example.com"
-		bob, err := w.a.Directory().CreateUser(t.Context(), w.proj.Project.ID, directory.UserInput{Email: &email})
+		bob, err := w.a.Directory().CreateUser(t.Context(), token.Actor{Kind: token.ActorCLI}, w.proj.Project.ID, directory.UserInput{Email: &email})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -434,7 +435,7 @@ func TestPasskeyCeremonyAttacks(t *testing.T) {
 	})
 	t.Run("deactivated user", func(t *testing.T) {
 		email := "carol@example.com"
-		carol, err := w.a.Directory().CreateUser(t.Context(), w.proj.Project.ID, directory.UserInput{Email: &email})
+		carol, err := w.a.Directory().CreateUser(t.Context(), token.Actor{Kind: token.ActorCLI}, w.proj.Project.ID, directory.UserInput{Email: &email})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -443,7 +444,7 @@ func TestPasskeyCeremonyAttacks(t *testing.T) {
 		a, c := newAuthenticator(ro, nil)
 		w.want(w.register(tok, ro, w.rp, a, c), 201, "")
 		active := false
-		if _, err := w.a.Directory().UpdateUser(t.Context(), w.proj.Project.ID, carol.ID, directory.UserInput{Active: &active}); err != nil {
+		if _, err := w.a.Directory().UpdateUser(t.Context(), token.Actor{Kind: token.ActorCLI}, w.proj.Project.ID, carol.ID, directory.UserInput{Active: &active}); err != nil {
 			t.Fatal(err)
 		}
 		// A forged assertion learns nothing about the account's state; the real key does.
@@ -486,7 +487,7 @@ func TestPasskeyLoginOptionsDoNotRevealAccounts(t *testing.T) {
 	auth, cred := newAuthenticator(opts, nil)
 	w.want(w.register(w.token, opts, w.rp, auth, cred), 201, "")
 	email := "nopasskey@example.com"
-	if _, err := w.a.Directory().CreateUser(t.Context(), w.proj.Project.ID, directory.UserInput{Email: &email}); err != nil {
+	if _, err := w.a.Directory().CreateUser(t.Context(), token.Actor{Kind: token.ActorCLI}, w.proj.Project.ID, directory.UserInput{Email: &email}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -584,7 +585,7 @@ func BenchmarkPasskeyLogin(b *testing.B) {
 	a, p := newBenchApp(b, `{"tokens":{"signing_algorithm":"EdDSA"}}`, app.WithPublicURL(testIssuer))
 	ctx := context.Background()
 	email := "bench@example.com"
-	u, err := a.Directory().CreateUser(ctx, p.ID, directory.UserInput{Email: &email})
+	u, err := a.Directory().CreateUser(ctx, token.Actor{Kind: token.ActorCLI}, p.ID, directory.UserInput{Email: &email})
 	if err != nil {
 		b.Fatal(err)
 	}

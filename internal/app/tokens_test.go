@@ -73,7 +73,7 @@ func newTokenWorld(t *testing.T, st *sqlstore.Store) *tokenWorld {
 		t.Fatal(err)
 	}
 	email := "ada@example.com"
-	u, err := w.a.Directory().CreateUser(t.Context(), w.proj.Project.ID, directory.UserInput{Email: &email})
+	u, err := w.a.Directory().CreateUser(t.Context(), token.Actor{Kind: token.ActorCLI}, w.proj.Project.ID, directory.UserInput{Email: &email})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,7 +214,7 @@ func TestTokensVerifyWithAnIndependentLibraryAcrossRotation(t *testing.T) {
 		oldKID := h["kid"]
 
 		// Rotate: the new key is published at once but signs only after a minute.
-		if _, err := w.a.Keys().Rotate(t.Context(), w.proj.Project.ID, token.RS256, time.Minute); err != nil {
+		if _, err := w.a.Keys().Rotate(t.Context(), token.Actor{Kind: token.ActorCLI}, w.proj.Project.ID, token.RS256, time.Minute); err != nil {
 			t.Fatal(err)
 		}
 		set = w.jwks()
@@ -541,7 +541,7 @@ func TestTokensNeverReachTheLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	email := "log@example.com"
-	u, err := w.a.Directory().CreateUser(t.Context(), w.proj.Project.ID, directory.UserInput{Email: &email})
+	u, err := w.a.Directory().CreateUser(t.Context(), token.Actor{Kind: token.ActorCLI}, w.proj.Project.ID, directory.UserInput{Email: &email})
 	if err != nil {
 		t.Fatal(err)
 	}

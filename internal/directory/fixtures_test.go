@@ -11,6 +11,7 @@ import (
 	"github.com/latchkey-dev/latchkey/internal/store"
 	"github.com/latchkey-dev/latchkey/internal/store/sqlstore"
 	"github.com/latchkey-dev/latchkey/internal/testdb"
+	"github.com/latchkey-dev/latchkey/internal/token"
 )
 
 // env is a directory service on a real store, with one project to work in.
@@ -23,6 +24,10 @@ type env struct {
 }
 
 var ids = ident.NewGenerator()
+
+// operator is the actor of the changes the tests make.
+var operator = token.Actor{Kind: token.ActorSecret, ID: "cli_directory_test",
+	Meta: token.Meta{IPAddress: "192.0.2.10", UserAgent: "directory-test/1"}}
 
 // newEnv returns a service over st with a fresh project.
 func newEnv(t *testing.T, st store.Store) *env {
@@ -85,20 +90,20 @@ func must[T any](v T, err error) func(t *testing.T) T {
 
 func (e *env) user(email string) directory.User {
 	e.t.Helper()
-	return must(e.svc.CreateUser(e.ctx, e.pid, directory.UserInput{Email: ptr(email)}))(e.t)
+	return must(e.svc.CreateUser(e.ctx, operator, e.pid, directory.UserInput{Email: ptr(email)}))(e.t)
 }
 
 func (e *env) org(name string) store.Organization {
 	e.t.Helper()
-	return must(e.svc.CreateOrganization(e.ctx, e.pid, directory.OrganizationInput{Name: ptr(name)}))(e.t)
+	return must(e.svc.CreateOrganization(e.ctx, operator, e.pid, directory.OrganizationInput{Name: ptr(name)}))(e.t)
 }
 
 func (e *env) permission(name string) store.Permission {
 	e.t.Helper()
-	return must(e.svc.CreatePermission(e.ctx, e.pid, directory.PermissionInput{Name: ptr(name)}))(e.t)
+	return must(e.svc.CreatePermission(e.ctx, operator, e.pid, directory.PermissionInput{Name: ptr(name)}))(e.t)
 }
 
 func (e *env) role(name string, permIDs ...string) store.Role {
 	e.t.Helper()
-	return must(e.svc.CreateRole(e.ctx, e.pid, directory.RoleInput{Name: ptr(name), PermissionIDs: &permIDs}))(e.t)
+	return must(e.svc.CreateRole(e.ctx, operator, e.pid, directory.RoleInput{Name: ptr(name), PermissionIDs: &permIDs}))(e.t)
 }

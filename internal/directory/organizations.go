@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/latchkey-dev/latchkey/internal/failure"
 	"github.com/latchkey-dev/latchkey/internal/ident"
 	"github.com/latchkey-dev/latchkey/internal/project"
 	"github.com/latchkey-dev/latchkey/internal/store"
+	"github.com/latchkey-dev/latchkey/internal/token"
 )
 
 // MFAPolicyInherit is the MFA policy of an organization that follows its project's mfa.policy.
@@ -102,8 +104,9 @@ func (p orgPatch) apply(o *store.Organization) {
 	set(&o.MFAPolicy, p.MFAPolicy)
 }
 
-// CreateOrganization creates an organization. Errors: invalid_request, invalid_domain (400).
-func (s *Service) CreateOrganization(ctx context.Context, projectID string, in OrganizationInput) (store.Organization, error) {
+// CreateOrganization creates an organization, recorded as organization.created.
+// Errors: invalid_request, invalid_domain (400).
+func (s *Service) CreateOrganization(ctx context.Context, by token.Actor, projectID string, in OrganizationInput) (store.Organization, error) {
 	if in.Name == nil {
 		return store.Organization{}, failure.InvalidField("invalid_request", "name", "is required")
 	}
@@ -115,8 +118,14 @@ func (s *Service) CreateOrganization(ctx context.Context, projectID string, in O
 	o := store.Organization{ID: s.ids.New(), ProjectID: projectID, WhiteListDomains: []string{},
 		Active: true, CreatedAt: now, UpdatedAt: now}
 	p.apply(&o)
-	if err := s.store.CreateOrganization(ctx, o); err != nil {
-		return store.Organization{}, fmt.Errorf("directory: create organization: %w", err)
+	err = s.store.InTx(ctx, func(tx store.Store) error {
+		if err := tx.CreateOrganization(ctx, o); err != nil {
+			return fmt.Errorf("directory: create organization: %w", err)
+		}
+		return s.audit(ctx, tx, by, store.AuditEvent{ProjectID: projectID, Type: EventOrgCreated, OrganizationID: o.ID})
+	})
+	if err != nil {
+		return store.Organization{}, err
 	}
 	return o, nil
 }
@@ -168,9 +177,10 @@ func (s *Service) ListOrganizations(ctx context.Context, projectID string, q Pag
 	return OrganizationPage{Organizations: rows, NextCursor: next}, nil
 }
 
-// UpdateOrganization changes the fields of in that are not nil.
-// Errors: invalid_request, invalid_domain (400); organization_not_found (404).
-func (s *Service) UpdateOrganization(ctx context.Context, projectID, id string, in OrganizationInput) (store.Organization, error) {
+// UpdateOrganization changes the fields of in that are not nil, recorded as
+// organization.updated. Errors: invalid_request, invalid_domain (400); organization_not_found
+// (404).
+func (s *Service) UpdateOrganization(ctx context.Context, by token.Actor, projectID, id string, in OrganizationInput) (store.Organization, error) {
 	p, err := in.validate()
 	if err != nil {
 		return store.Organization{}, err
@@ -181,26 +191,46 @@ func (s *Service) UpdateOrganization(ctx context.Context, projectID, id string, 
 		if o, err = s.getOrg(ctx, tx, projectID, id); err != nil {
 			return err
 		}
+		old := o
 		p.apply(&o)
 		o.UpdatedAt = s.clock()
 		if err := tx.UpdateOrganization(ctx, o); err != nil {
 			return notFound(err, codeOrgNotFound, "organization")
 		}
-		return nil
+		return s.audit(ctx, tx, by, store.AuditEvent{ProjectID: projectID, Type: EventOrgUpdated, OrganizationID: o.ID,
+			Detail: map[string]any{"changed": orgChanges(old, o).list()}})
 	})
-	return o, err
+	if err != nil {
+		return store.Organization{}, err
+	}
+	return o, nil
 }
 
-// DeleteOrganization deletes an organization and its memberships.
-// Errors: organization_not_found (404).
-func (s *Service) DeleteOrganization(ctx context.Context, projectID, id string) error {
+// orgChanges names the fields, as the API spells them, whose values differ from a to b.
+func orgChanges(a, b store.Organization) changes {
+	var c changes
+	c.note("name", a.Name != b.Name)
+	c.note("domain", a.Domain != b.Domain)
+	c.note("workspace_name", a.WorkspaceName != b.WorkspaceName)
+	c.note("white_list_domains", !slices.Equal(a.WhiteListDomains, b.WhiteListDomains))
+	c.note("allow_profiles_outside_organization", a.AllowProfilesOutsideOrganization != b.AllowProfilesOutsideOrganization)
+	c.note("is_active", a.Active != b.Active)
+	c.note("mfa_policy", a.MFAPolicy != b.MFAPolicy)
+	return c
+}
+
+// DeleteOrganization deletes an organization and its memberships, recorded as
+// organization.deleted. Errors: organization_not_found (404).
+func (s *Service) DeleteOrganization(ctx context.Context, by token.Actor, projectID, id string) error {
 	if !ident.Valid(id) {
 		return missing(codeOrgNotFound, "organization")
 	}
-	if err := s.store.DeleteOrganization(ctx, projectID, id); err != nil {
-		return notFound(err, codeOrgNotFound, "organization")
-	}
-	return nil
+	return s.store.InTx(ctx, func(tx store.Store) error {
+		if err := tx.DeleteOrganization(ctx, projectID, id); err != nil {
+			return notFound(err, codeOrgNotFound, "organization")
+		}
+		return s.audit(ctx, tx, by, store.AuditEvent{ProjectID: projectID, Type: EventOrgDeleted, OrganizationID: id})
+	})
 }
 
 // MemberPage is one page of an organization's memberships, by user id.
@@ -250,8 +280,9 @@ func checkMemberBatch(userIDs []string) ([]string, error) {
 
 // AddMembers makes the users members of the organization (with no roles); users who are
 // members already keep their roles. It returns the de-duplicated ids. Nothing is written if any
-// user is missing. Errors: invalid_request (400); organization_not_found, user_not_found (404).
-func (s *Service) AddMembers(ctx context.Context, projectID, orgID string, userIDs []string) ([]string, error) {
+// user is missing. Recorded as organization.members_added. Errors: invalid_request (400);
+// organization_not_found, user_not_found (404).
+func (s *Service) AddMembers(ctx context.Context, by token.Actor, projectID, orgID string, userIDs []string) ([]string, error) {
 	ids, err := checkMemberBatch(userIDs)
 	if err != nil {
 		return nil, err
@@ -264,7 +295,13 @@ func (s *Service) AddMembers(ctx context.Context, projectID, orgID string, userI
 			return nil, userNotFound(id, "user_ids", nil)
 		}
 	}
-	err = s.store.AddMembers(ctx, projectID, orgID, ids, s.clock())
+	err = s.store.InTx(ctx, func(tx store.Store) error {
+		if err := tx.AddMembers(ctx, projectID, orgID, ids, s.clock()); err != nil {
+			return err
+		}
+		return s.audit(ctx, tx, by, store.AuditEvent{ProjectID: projectID, Type: EventOrgMembersAdded,
+			OrganizationID: orgID, Detail: map[string]any{"user_ids": ids}})
+	})
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, s.diagnoseMembership(ctx, projectID, membershipRefs{orgID: orgID, userIDs: ids, userField: "user_ids"}, err)
 	}
@@ -275,9 +312,9 @@ func (s *Service) AddMembers(ctx context.Context, projectID, orgID string, userI
 }
 
 // RemoveMembers ends the users' memberships in the organization; ids of users who are not
-// members (or do not exist) are ignored. It returns the de-duplicated ids.
-// Errors: invalid_request (400); organization_not_found (404).
-func (s *Service) RemoveMembers(ctx context.Context, projectID, orgID string, userIDs []string) ([]string, error) {
+// members (or do not exist) are ignored. It returns the de-duplicated ids. Recorded as
+// organization.members_removed. Errors: invalid_request (400); organization_not_found (404).
+func (s *Service) RemoveMembers(ctx context.Context, by token.Actor, projectID, orgID string, userIDs []string) ([]string, error) {
 	ids, err := checkMemberBatch(userIDs)
 	if err != nil {
 		return nil, err
@@ -292,8 +329,15 @@ func (s *Service) RemoveMembers(ctx context.Context, projectID, orgID string, us
 		}
 	}
 	// The store checks the organization even when valid is empty.
-	if err := s.store.RemoveMembers(ctx, projectID, orgID, valid); err != nil {
-		return nil, notFound(err, codeOrgNotFound, "organization")
+	err = s.store.InTx(ctx, func(tx store.Store) error {
+		if err := tx.RemoveMembers(ctx, projectID, orgID, valid); err != nil {
+			return notFound(err, codeOrgNotFound, "organization")
+		}
+		return s.audit(ctx, tx, by, store.AuditEvent{ProjectID: projectID, Type: EventOrgMembersRemoved,
+			OrganizationID: orgID, Detail: map[string]any{"user_ids": ids}})
+	})
+	if err != nil {
+		return nil, err
 	}
 	return ids, nil
 }

@@ -29,7 +29,7 @@ func TestOrganizationValidation(t *testing.T) {
 		}
 		for _, c := range cases {
 			t.Run(c.name, func(t *testing.T) {
-				_, err := e.svc.CreateOrganization(e.ctx, e.pid, c.in)
+				_, err := e.svc.CreateOrganization(e.ctx, operator, e.pid, c.in)
 				wantFailure(t, err, failure.Invalid, c.code, c.field)
 			})
 		}
@@ -38,7 +38,7 @@ func TestOrganizationValidation(t *testing.T) {
 
 func TestOrganizationCRUD(t *testing.T) {
 	each(t, func(t *testing.T, e *env) {
-		o := must(e.svc.CreateOrganization(e.ctx, e.pid, directory.OrganizationInput{
+		o := must(e.svc.CreateOrganization(e.ctx, operator, e.pid, directory.OrganizationInput{
 			Name: ptr(" Acme Inc "), Domain: ptr("Acme.COM"), WorkspaceName: ptr("acme"),
 			WhiteListDomains: &[]string{"Acme.com", "acme.COM", "sub.acme.com."},
 		}))(t)
@@ -51,11 +51,11 @@ func TestOrganizationCRUD(t *testing.T) {
 			t.Errorf("default WhiteListDomains = %#v, want empty", bare.WhiteListDomains)
 		}
 
-		got := must(e.svc.UpdateOrganization(e.ctx, e.pid, o.ID, directory.OrganizationInput{AllowProfilesOutsideOrganization: ptr(true)}))(t)
+		got := must(e.svc.UpdateOrganization(e.ctx, operator, e.pid, o.ID, directory.OrganizationInput{AllowProfilesOutsideOrganization: ptr(true)}))(t)
 		if got.Name != "Acme Inc" || got.Domain != "acme.com" || len(got.WhiteListDomains) != 2 || !got.AllowProfilesOutsideOrganization {
 			t.Errorf("after a partial update = %+v", got)
 		}
-		got = must(e.svc.UpdateOrganization(e.ctx, e.pid, o.ID, directory.OrganizationInput{Domain: ptr(""), WhiteListDomains: &[]string{}, Active: ptr(false)}))(t)
+		got = must(e.svc.UpdateOrganization(e.ctx, operator, e.pid, o.ID, directory.OrganizationInput{Domain: ptr(""), WhiteListDomains: &[]string{}, Active: ptr(false)}))(t)
 		if got.Domain != "" || len(got.WhiteListDomains) != 0 || got.Active || got.Name != "Acme Inc" {
 			t.Errorf("after clearing = %+v", got)
 		}
@@ -63,7 +63,7 @@ func TestOrganizationCRUD(t *testing.T) {
 		if read.Name != got.Name || read.Active || !read.UpdatedAt.Equal(got.UpdatedAt) {
 			t.Errorf("read back = %+v, want %+v", read, got)
 		}
-		_, err := e.svc.UpdateOrganization(e.ctx, e.pid, o.ID, directory.OrganizationInput{Name: ptr("")})
+		_, err := e.svc.UpdateOrganization(e.ctx, operator, e.pid, o.ID, directory.OrganizationInput{Name: ptr("")})
 		wantFailure(t, err, failure.Invalid, "invalid_request", "name")
 
 		page := must(e.svc.ListOrganizations(e.ctx, e.pid, directory.PageQuery{Limit: "1"}))(t)
@@ -75,15 +75,15 @@ func TestOrganizationCRUD(t *testing.T) {
 			t.Errorf("page 2 = %+v", page2)
 		}
 
-		if err := e.svc.DeleteOrganization(e.ctx, e.pid, o.ID); err != nil {
+		if err := e.svc.DeleteOrganization(e.ctx, operator, e.pid, o.ID); err != nil {
 			t.Fatal(err)
 		}
 		for _, id := range []string{o.ID, "x", ids.New()} {
 			_, err = e.svc.GetOrganization(e.ctx, e.pid, id)
 			wantFailure(t, err, failure.NotFound, "organization_not_found", "")
-			_, err = e.svc.UpdateOrganization(e.ctx, e.pid, id, directory.OrganizationInput{})
+			_, err = e.svc.UpdateOrganization(e.ctx, operator, e.pid, id, directory.OrganizationInput{})
 			wantFailure(t, err, failure.NotFound, "organization_not_found", "")
-			wantFailure(t, e.svc.DeleteOrganization(e.ctx, e.pid, id), failure.NotFound, "organization_not_found", "")
+			wantFailure(t, e.svc.DeleteOrganization(e.ctx, operator, e.pid, id), failure.NotFound, "organization_not_found", "")
 			_, err = e.svc.ListMembers(e.ctx, e.pid, id, directory.PageQuery{})
 			wantFailure(t, err, failure.NotFound, "organization_not_found", "")
 		}
@@ -95,7 +95,7 @@ func TestOrganizationMFAPolicy(t *testing.T) {
 		if o := e.org("Default"); o.MFAPolicy != "" {
 			t.Errorf("default MFAPolicy = %q, want \"\" (the project's)", o.MFAPolicy)
 		}
-		o := must(e.svc.CreateOrganization(e.ctx, e.pid, directory.OrganizationInput{Name: ptr("Strict"), MFAPolicy: ptr(" Required ")}))(t)
+		o := must(e.svc.CreateOrganization(e.ctx, operator, e.pid, directory.OrganizationInput{Name: ptr("Strict"), MFAPolicy: ptr(" Required ")}))(t)
 		if o.MFAPolicy != "required" {
 			t.Errorf("created with \" Required \": MFAPolicy = %q, want trimmed and lower-cased", o.MFAPolicy)
 		}
@@ -113,7 +113,7 @@ func TestOrganizationMFAPolicy(t *testing.T) {
 			{ptr(""), ""},
 		}
 		for _, s := range steps {
-			got := must(e.svc.UpdateOrganization(e.ctx, e.pid, o.ID, directory.OrganizationInput{MFAPolicy: s.in}))(t)
+			got := must(e.svc.UpdateOrganization(e.ctx, operator, e.pid, o.ID, directory.OrganizationInput{MFAPolicy: s.in}))(t)
 			read := must(e.svc.GetOrganization(e.ctx, e.pid, o.ID))(t)
 			if got.MFAPolicy != s.want || read.MFAPolicy != s.want {
 				sent := "no mfa_policy"
@@ -124,8 +124,8 @@ func TestOrganizationMFAPolicy(t *testing.T) {
 			}
 		}
 
-		must(e.svc.UpdateOrganization(e.ctx, e.pid, o.ID, directory.OrganizationInput{MFAPolicy: ptr("optional")}))(t)
-		_, err := e.svc.UpdateOrganization(e.ctx, e.pid, o.ID, directory.OrganizationInput{Name: ptr("Renamed"), MFAPolicy: ptr("always")})
+		must(e.svc.UpdateOrganization(e.ctx, operator, e.pid, o.ID, directory.OrganizationInput{MFAPolicy: ptr("optional")}))(t)
+		_, err := e.svc.UpdateOrganization(e.ctx, operator, e.pid, o.ID, directory.OrganizationInput{Name: ptr("Renamed"), MFAPolicy: ptr("always")})
 		wantFailure(t, err, failure.Invalid, "invalid_request", "mfa_policy")
 		if read := must(e.svc.GetOrganization(e.ctx, e.pid, o.ID))(t); read.MFAPolicy != "optional" || read.Name != "Strict" {
 			t.Errorf("after a refused update = %+v, want it unchanged", read)
@@ -148,13 +148,13 @@ func TestMembers(t *testing.T) {
 		a, b, c := e.user("a@example.com"), e.user("b@example.com"), e.user("c@example.com")
 		admin := e.role("Admin")
 
-		added := must(e.svc.AddMembers(e.ctx, e.pid, acme.ID, []string{a.ID, b.ID, a.ID, " " + c.ID}))(t)
+		added := must(e.svc.AddMembers(e.ctx, operator, e.pid, acme.ID, []string{a.ID, b.ID, a.ID, " " + c.ID}))(t)
 		if !slices.Equal(added, []string{a.ID, b.ID, c.ID}) {
 			t.Errorf("AddMembers returned %v", added)
 		}
 		// Adding an existing member keeps their roles.
-		must(e.svc.SetUserRoles(e.ctx, e.pid, a.ID, directory.UserRolesInput{OrganizationID: acme.ID, RoleIDs: []string{admin.ID}}))(t)
-		must(e.svc.AddMembers(e.ctx, e.pid, acme.ID, []string{a.ID}))(t)
+		must(e.svc.SetUserRoles(e.ctx, operator, e.pid, a.ID, directory.UserRolesInput{OrganizationID: acme.ID, RoleIDs: []string{admin.ID}}))(t)
+		must(e.svc.AddMembers(e.ctx, operator, e.pid, acme.ID, []string{a.ID}))(t)
 
 		want := []string{a.ID, b.ID, c.ID}
 		slices.Sort(want)
@@ -178,34 +178,34 @@ func TestMembers(t *testing.T) {
 		// One missing user: nothing is written.
 		d := e.user("d@example.com")
 		missing := ids.New()
-		_, err := e.svc.AddMembers(e.ctx, e.pid, acme.ID, []string{d.ID, missing})
+		_, err := e.svc.AddMembers(e.ctx, operator, e.pid, acme.ID, []string{d.ID, missing})
 		wantFailure(t, err, failure.NotFound, "user_not_found", "user_ids")
 		if !strings.Contains(err.Error(), missing) {
 			t.Errorf("error %q does not name the missing user", err)
 		}
-		_, err = e.svc.AddMembers(e.ctx, e.pid, acme.ID, []string{"bogus"})
+		_, err = e.svc.AddMembers(e.ctx, operator, e.pid, acme.ID, []string{"bogus"})
 		wantFailure(t, err, failure.NotFound, "user_not_found", "user_ids")
-		_, err = e.svc.AddMembers(e.ctx, e.pid, ids.New(), []string{d.ID})
+		_, err = e.svc.AddMembers(e.ctx, operator, e.pid, ids.New(), []string{d.ID})
 		wantFailure(t, err, failure.NotFound, "organization_not_found", "")
 		if n := len(must(e.svc.ListMembers(e.ctx, e.pid, acme.ID, directory.PageQuery{}))(t).Members); n != 3 {
 			t.Errorf("members after refused adds = %d, want 3", n)
 		}
 
 		for _, batch := range [][]string{nil, {}, slices.Repeat([]string{a.ID}, 101)} {
-			_, err = e.svc.AddMembers(e.ctx, e.pid, acme.ID, batch)
+			_, err = e.svc.AddMembers(e.ctx, operator, e.pid, acme.ID, batch)
 			wantFailure(t, err, failure.Invalid, "invalid_request", "user_ids")
-			_, err = e.svc.RemoveMembers(e.ctx, e.pid, acme.ID, batch)
+			_, err = e.svc.RemoveMembers(e.ctx, operator, e.pid, acme.ID, batch)
 			wantFailure(t, err, failure.Invalid, "invalid_request", "user_ids")
 		}
 
 		// Removing ignores non-members and malformed ids, but not a missing organization.
-		removed := must(e.svc.RemoveMembers(e.ctx, e.pid, acme.ID, []string{a.ID, d.ID, "junk"}))(t)
+		removed := must(e.svc.RemoveMembers(e.ctx, operator, e.pid, acme.ID, []string{a.ID, d.ID, "junk"}))(t)
 		if !slices.Equal(removed, []string{a.ID, d.ID, "junk"}) {
 			t.Errorf("RemoveMembers returned %v", removed)
 		}
-		_, err = e.svc.RemoveMembers(e.ctx, e.pid, ids.New(), []string{b.ID})
+		_, err = e.svc.RemoveMembers(e.ctx, operator, e.pid, ids.New(), []string{b.ID})
 		wantFailure(t, err, failure.NotFound, "organization_not_found", "")
-		_, err = e.svc.RemoveMembers(e.ctx, e.pid, "junk", []string{b.ID})
+		_, err = e.svc.RemoveMembers(e.ctx, operator, e.pid, "junk", []string{b.ID})
 		wantFailure(t, err, failure.NotFound, "organization_not_found", "")
 		left := must(e.svc.ListMembers(e.ctx, e.pid, acme.ID, directory.PageQuery{}))(t)
 		if len(left.Members) != 2 {
@@ -225,9 +225,9 @@ func TestOrganizationsAreIsolated(t *testing.T) {
 		mine := e.user("m@example.com")
 		_, err := e.svc.GetOrganization(e.ctx, e.pid, theirs.ID)
 		wantFailure(t, err, failure.NotFound, "organization_not_found", "")
-		_, err = e.svc.AddMembers(e.ctx, e.pid, theirs.ID, []string{mine.ID})
+		_, err = e.svc.AddMembers(e.ctx, operator, e.pid, theirs.ID, []string{mine.ID})
 		wantFailure(t, err, failure.NotFound, "organization_not_found", "")
-		_, err = e.svc.AddMembers(e.ctx, e.pid, e.org("Mine").ID, []string{theirUser.ID})
+		_, err = e.svc.AddMembers(e.ctx, operator, e.pid, e.org("Mine").ID, []string{theirUser.ID})
 		wantFailure(t, err, failure.NotFound, "user_not_found", "user_ids")
 		if page := must(e.svc.ListOrganizations(e.ctx, e.pid, directory.PageQuery{}))(t); len(page.Organizations) != 1 {
 			t.Errorf("listing shows %d organizations, want only mine", len(page.Organizations))

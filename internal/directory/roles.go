@@ -9,6 +9,7 @@ import (
 	"github.com/latchkey-dev/latchkey/internal/failure"
 	"github.com/latchkey-dev/latchkey/internal/ident"
 	"github.com/latchkey-dev/latchkey/internal/store"
+	"github.com/latchkey-dev/latchkey/internal/token"
 )
 
 // DefaultRoles returns the roles every new project starts with (API.md §9): Owner, Admin and
@@ -139,9 +140,9 @@ func slugExists(what string, cause error) error {
 		Description: "another " + what + " of this project has this slug", Err: cause}
 }
 
-// CreateRole creates a role. Errors: invalid_request (400); permission_not_found (404);
-// slug_exists (409).
-func (s *Service) CreateRole(ctx context.Context, projectID string, in RoleInput) (store.Role, error) {
+// CreateRole creates a role, recorded as role.created. Errors: invalid_request (400);
+// permission_not_found (404); slug_exists (409).
+func (s *Service) CreateRole(ctx context.Context, by token.Actor, projectID string, in RoleInput) (store.Role, error) {
 	if in.Name == nil {
 		return store.Role{}, failure.InvalidField("invalid_request", "name", "is required")
 	}
@@ -157,10 +158,17 @@ func (s *Service) CreateRole(ctx context.Context, projectID string, in RoleInput
 	r := store.Role{ID: s.ids.New(), ProjectID: projectID, Slug: slug, PermissionIDs: []string{},
 		Active: true, CreatedAt: now, UpdatedAt: now}
 	p.apply(&r)
-	if err := checkPermissions(ctx, s.store, projectID, r.PermissionIDs); err != nil {
-		return store.Role{}, err
-	}
-	if err := s.store.CreateRole(ctx, r); err != nil {
+	err = s.store.InTx(ctx, func(tx store.Store) error {
+		if err := checkPermissions(ctx, tx, projectID, r.PermissionIDs); err != nil {
+			return err
+		}
+		if err := tx.CreateRole(ctx, r); err != nil {
+			return err
+		}
+		return s.audit(ctx, tx, by, store.AuditEvent{ProjectID: projectID, Type: EventRoleCreated,
+			Detail: map[string]any{"role_id": r.ID, "slug": r.Slug}})
+	})
+	if err != nil {
 		return store.Role{}, roleWriteError(err)
 	}
 	return r, nil
@@ -213,9 +221,10 @@ func (s *Service) ListRoles(ctx context.Context, projectID string, q PageQuery) 
 	return RolePage{Roles: rows, NextCursor: next}, nil
 }
 
-// UpdateRole changes the fields of in that are not nil; a new name does not change the slug.
-// Errors: invalid_request (400); role_not_found, permission_not_found (404); slug_exists (409).
-func (s *Service) UpdateRole(ctx context.Context, projectID, id string, in RoleInput) (store.Role, error) {
+// UpdateRole changes the fields of in that are not nil, recorded as role.updated; a new name
+// does not change the slug. Errors: invalid_request (400); role_not_found,
+// permission_not_found (404); slug_exists (409).
+func (s *Service) UpdateRole(ctx context.Context, by token.Actor, projectID, id string, in RoleInput) (store.Role, error) {
 	p, err := in.validate()
 	if err != nil {
 		return store.Role{}, err
@@ -226,6 +235,7 @@ func (s *Service) UpdateRole(ctx context.Context, projectID, id string, in RoleI
 		if r, err = getRole(ctx, tx, projectID, id); err != nil {
 			return err
 		}
+		old := r
 		p.apply(&r)
 		if p.PermissionIDs != nil {
 			if err := checkPermissions(ctx, tx, projectID, r.PermissionIDs); err != nil {
@@ -233,7 +243,17 @@ func (s *Service) UpdateRole(ctx context.Context, projectID, id string, in RoleI
 			}
 		}
 		r.UpdatedAt = s.clock()
-		return tx.UpdateRole(ctx, r)
+		if err := tx.UpdateRole(ctx, r); err != nil {
+			return err
+		}
+		var c changes
+		c.note("name", old.Name != r.Name)
+		c.note("slug", old.Slug != r.Slug)
+		c.note("description", old.Description != r.Description)
+		c.note("permission_id", !slices.Equal(uniqueSorted(old.PermissionIDs), uniqueSorted(r.PermissionIDs)))
+		c.note("is_active", old.Active != r.Active)
+		return s.audit(ctx, tx, by, store.AuditEvent{ProjectID: projectID, Type: EventRoleUpdated,
+			Detail: map[string]any{"role_id": r.ID, "changed": c.list()}})
 	})
 	if err != nil {
 		return store.Role{}, roleWriteError(err)
@@ -241,16 +261,19 @@ func (s *Service) UpdateRole(ctx context.Context, projectID, id string, in RoleI
 	return r, nil
 }
 
-// DeleteRole deletes a role and removes it from every membership.
+// DeleteRole deletes a role and removes it from every membership, recorded as role.deleted.
 // Errors: role_not_found (404).
-func (s *Service) DeleteRole(ctx context.Context, projectID, id string) error {
+func (s *Service) DeleteRole(ctx context.Context, by token.Actor, projectID, id string) error {
 	if !ident.Valid(id) {
 		return missing(codeRoleNotFound, "role")
 	}
-	if err := s.store.DeleteRole(ctx, projectID, id); err != nil {
-		return notFound(err, codeRoleNotFound, "role")
-	}
-	return nil
+	return s.store.InTx(ctx, func(tx store.Store) error {
+		if err := tx.DeleteRole(ctx, projectID, id); err != nil {
+			return notFound(err, codeRoleNotFound, "role")
+		}
+		return s.audit(ctx, tx, by, store.AuditEvent{ProjectID: projectID, Type: EventRoleDeleted,
+			Detail: map[string]any{"role_id": id}})
+	})
 }
 
 // PermissionInput holds the permission fields to set. A nil field is left as it is on update
@@ -286,8 +309,9 @@ func permissionWriteError(err error) error {
 	return fmt.Errorf("directory: write permission: %w", err)
 }
 
-// CreatePermission creates a permission. Errors: invalid_request (400); slug_exists (409).
-func (s *Service) CreatePermission(ctx context.Context, projectID string, in PermissionInput) (store.Permission, error) {
+// CreatePermission creates a permission, recorded as permission.created. Errors:
+// invalid_request (400); slug_exists (409).
+func (s *Service) CreatePermission(ctx context.Context, by token.Actor, projectID string, in PermissionInput) (store.Permission, error) {
 	if in.Name == nil {
 		return store.Permission{}, failure.InvalidField("invalid_request", "name", "is required")
 	}
@@ -302,7 +326,14 @@ func (s *Service) CreatePermission(ctx context.Context, projectID string, in Per
 	now := s.clock()
 	perm := store.Permission{ID: s.ids.New(), ProjectID: projectID, Slug: slug, CreatedAt: now, UpdatedAt: now}
 	p.apply(&perm)
-	if err := s.store.CreatePermission(ctx, perm); err != nil {
+	err = s.store.InTx(ctx, func(tx store.Store) error {
+		if err := tx.CreatePermission(ctx, perm); err != nil {
+			return err
+		}
+		return s.audit(ctx, tx, by, store.AuditEvent{ProjectID: projectID, Type: EventPermissionCreated,
+			Detail: map[string]any{"permission_id": perm.ID, "slug": perm.Slug}})
+	})
+	if err != nil {
 		return store.Permission{}, permissionWriteError(err)
 	}
 	return perm, nil
@@ -347,9 +378,10 @@ func (s *Service) ListPermissions(ctx context.Context, projectID string, q PageQ
 	return PermissionPage{Permissions: rows, NextCursor: next}, nil
 }
 
-// UpdatePermission changes the fields of in that are not nil; a new name does not change the
-// slug. Errors: invalid_request (400); permission_not_found (404); slug_exists (409).
-func (s *Service) UpdatePermission(ctx context.Context, projectID, id string, in PermissionInput) (store.Permission, error) {
+// UpdatePermission changes the fields of in that are not nil, recorded as permission.updated;
+// a new name does not change the slug. Errors: invalid_request (400); permission_not_found
+// (404); slug_exists (409).
+func (s *Service) UpdatePermission(ctx context.Context, by token.Actor, projectID, id string, in PermissionInput) (store.Permission, error) {
 	p, err := in.validate()
 	if err != nil {
 		return store.Permission{}, err
@@ -360,9 +392,18 @@ func (s *Service) UpdatePermission(ctx context.Context, projectID, id string, in
 		if perm, err = getPermission(ctx, tx, projectID, id); err != nil {
 			return err
 		}
+		old := perm
 		p.apply(&perm)
 		perm.UpdatedAt = s.clock()
-		return tx.UpdatePermission(ctx, perm)
+		if err := tx.UpdatePermission(ctx, perm); err != nil {
+			return err
+		}
+		var c changes
+		c.note("name", old.Name != perm.Name)
+		c.note("slug", old.Slug != perm.Slug)
+		c.note("description", old.Description != perm.Description)
+		return s.audit(ctx, tx, by, store.AuditEvent{ProjectID: projectID, Type: EventPermissionUpdated,
+			Detail: map[string]any{"permission_id": perm.ID, "changed": c.list()}})
 	})
 	if err != nil {
 		return store.Permission{}, permissionWriteError(err)
@@ -370,14 +411,17 @@ func (s *Service) UpdatePermission(ctx context.Context, projectID, id string, in
 	return perm, nil
 }
 
-// DeletePermission deletes a permission and removes it from every role.
-// Errors: permission_not_found (404).
-func (s *Service) DeletePermission(ctx context.Context, projectID, id string) error {
+// DeletePermission deletes a permission and removes it from every role, recorded as
+// permission.deleted. Errors: permission_not_found (404).
+func (s *Service) DeletePermission(ctx context.Context, by token.Actor, projectID, id string) error {
 	if !ident.Valid(id) {
 		return missing(codePermissionNotFound, "permission")
 	}
-	if err := s.store.DeletePermission(ctx, projectID, id); err != nil {
-		return notFound(err, codePermissionNotFound, "permission")
-	}
-	return nil
+	return s.store.InTx(ctx, func(tx store.Store) error {
+		if err := tx.DeletePermission(ctx, projectID, id); err != nil {
+			return notFound(err, codePermissionNotFound, "permission")
+		}
+		return s.audit(ctx, tx, by, store.AuditEvent{ProjectID: projectID, Type: EventPermissionDeleted,
+			Detail: map[string]any{"permission_id": id}})
+	})
 }

@@ -33,13 +33,13 @@ func TestRoleValidation(t *testing.T) {
 		}
 		for _, c := range cases {
 			t.Run(c.name, func(t *testing.T) {
-				_, err := e.svc.CreateRole(e.ctx, e.pid, c.in)
+				_, err := e.svc.CreateRole(e.ctx, operator, e.pid, c.in)
 				wantFailure(t, err, c.kind, c.code, c.field)
 			})
 		}
-		_, err := e.svc.CreatePermission(e.ctx, e.pid, directory.PermissionInput{Slug: ptr("x")})
+		_, err := e.svc.CreatePermission(e.ctx, operator, e.pid, directory.PermissionInput{Slug: ptr("x")})
 		wantFailure(t, err, failure.Invalid, "invalid_request", "name")
-		_, err = e.svc.CreatePermission(e.ctx, e.pid, directory.PermissionInput{Name: ptr("X"), Slug: ptr("X")})
+		_, err = e.svc.CreatePermission(e.ctx, operator, e.pid, directory.PermissionInput{Name: ptr("X"), Slug: ptr("X")})
 		wantFailure(t, err, failure.Invalid, "invalid_request", "slug")
 	})
 }
@@ -50,7 +50,7 @@ func TestRoleCRUD(t *testing.T) {
 		if read.Slug != "read-users" || write.Slug != "write-users" {
 			t.Errorf("derived permission slugs %q %q", read.Slug, write.Slug)
 		}
-		r := must(e.svc.CreateRole(e.ctx, e.pid, directory.RoleInput{
+		r := must(e.svc.CreateRole(e.ctx, operator, e.pid, directory.RoleInput{
 			Name: ptr(" Support Agent "), Description: ptr("Helps.\nKindly."), PermissionIDs: &[]string{write.ID, read.ID, read.ID},
 		}))(t)
 		wantPerms := []string{read.ID, write.ID}
@@ -58,17 +58,17 @@ func TestRoleCRUD(t *testing.T) {
 		if r.Name != "Support Agent" || r.Slug != "support-agent" || !r.Active || !slices.Equal(r.PermissionIDs, wantPerms) {
 			t.Errorf("created = %+v", r)
 		}
-		_, err := e.svc.CreateRole(e.ctx, e.pid, directory.RoleInput{Name: ptr("Other"), Slug: ptr("support-agent")})
+		_, err := e.svc.CreateRole(e.ctx, operator, e.pid, directory.RoleInput{Name: ptr("Other"), Slug: ptr("support-agent")})
 		wantFailure(t, err, failure.Conflict, "slug_exists", "slug")
-		_, err = e.svc.CreatePermission(e.ctx, e.pid, directory.PermissionInput{Name: ptr("read users")})
+		_, err = e.svc.CreatePermission(e.ctx, operator, e.pid, directory.PermissionInput{Name: ptr("read users")})
 		wantFailure(t, err, failure.Conflict, "slug_exists", "slug")
 
 		// A partial update: the new name keeps the slug; absent fields stay.
-		got := must(e.svc.UpdateRole(e.ctx, e.pid, r.ID, directory.RoleInput{Name: ptr("Agent")}))(t)
+		got := must(e.svc.UpdateRole(e.ctx, operator, e.pid, r.ID, directory.RoleInput{Name: ptr("Agent")}))(t)
 		if got.Name != "Agent" || got.Slug != "support-agent" || got.Description != "Helps.\nKindly." || len(got.PermissionIDs) != 2 {
 			t.Errorf("after renaming = %+v", got)
 		}
-		got = must(e.svc.UpdateRole(e.ctx, e.pid, r.ID, directory.RoleInput{PermissionIDs: &[]string{}, Active: ptr(false), Slug: ptr("agent")}))(t)
+		got = must(e.svc.UpdateRole(e.ctx, operator, e.pid, r.ID, directory.RoleInput{PermissionIDs: &[]string{}, Active: ptr(false), Slug: ptr("agent")}))(t)
 		if len(got.PermissionIDs) != 0 || got.Active || got.Slug != "agent" || got.Name != "Agent" {
 			t.Errorf("after clearing = %+v", got)
 		}
@@ -76,32 +76,32 @@ func TestRoleCRUD(t *testing.T) {
 			t.Errorf("read back = %#v", read)
 		}
 		other := e.role("Other")
-		_, err = e.svc.UpdateRole(e.ctx, e.pid, other.ID, directory.RoleInput{Slug: ptr("agent")})
+		_, err = e.svc.UpdateRole(e.ctx, operator, e.pid, other.ID, directory.RoleInput{Slug: ptr("agent")})
 		wantFailure(t, err, failure.Conflict, "slug_exists", "slug")
-		_, err = e.svc.UpdateRole(e.ctx, e.pid, other.ID, directory.RoleInput{PermissionIDs: &[]string{read.ID, ids.New()}})
+		_, err = e.svc.UpdateRole(e.ctx, operator, e.pid, other.ID, directory.RoleInput{PermissionIDs: &[]string{read.ID, ids.New()}})
 		wantFailure(t, err, failure.NotFound, "permission_not_found", "permission_id")
 		if o := must(e.svc.GetRole(e.ctx, e.pid, other.ID))(t); o.Slug != "other" || len(o.PermissionIDs) != 0 {
 			t.Errorf("refused updates changed the role: %+v", o)
 		}
 
-		p := must(e.svc.UpdatePermission(e.ctx, e.pid, read.ID, directory.PermissionInput{Description: ptr("See users")}))(t)
+		p := must(e.svc.UpdatePermission(e.ctx, operator, e.pid, read.ID, directory.PermissionInput{Description: ptr("See users")}))(t)
 		if p.Name != "Read Users" || p.Slug != "read-users" || p.Description != "See users" {
 			t.Errorf("permission after update = %+v", p)
 		}
-		_, err = e.svc.UpdatePermission(e.ctx, e.pid, read.ID, directory.PermissionInput{Slug: ptr("write-users")})
+		_, err = e.svc.UpdatePermission(e.ctx, operator, e.pid, read.ID, directory.PermissionInput{Slug: ptr("write-users")})
 		wantFailure(t, err, failure.Conflict, "slug_exists", "slug")
 
 		for _, id := range []string{"x", ids.New()} {
 			_, err = e.svc.GetRole(e.ctx, e.pid, id)
 			wantFailure(t, err, failure.NotFound, "role_not_found", "")
-			_, err = e.svc.UpdateRole(e.ctx, e.pid, id, directory.RoleInput{Name: ptr("n")})
+			_, err = e.svc.UpdateRole(e.ctx, operator, e.pid, id, directory.RoleInput{Name: ptr("n")})
 			wantFailure(t, err, failure.NotFound, "role_not_found", "")
-			wantFailure(t, e.svc.DeleteRole(e.ctx, e.pid, id), failure.NotFound, "role_not_found", "")
+			wantFailure(t, e.svc.DeleteRole(e.ctx, operator, e.pid, id), failure.NotFound, "role_not_found", "")
 			_, err = e.svc.GetPermission(e.ctx, e.pid, id)
 			wantFailure(t, err, failure.NotFound, "permission_not_found", "")
-			_, err = e.svc.UpdatePermission(e.ctx, e.pid, id, directory.PermissionInput{Name: ptr("n")})
+			_, err = e.svc.UpdatePermission(e.ctx, operator, e.pid, id, directory.PermissionInput{Name: ptr("n")})
 			wantFailure(t, err, failure.NotFound, "permission_not_found", "")
-			wantFailure(t, e.svc.DeletePermission(e.ctx, e.pid, id), failure.NotFound, "permission_not_found", "")
+			wantFailure(t, e.svc.DeletePermission(e.ctx, operator, e.pid, id), failure.NotFound, "permission_not_found", "")
 		}
 	})
 }
@@ -112,9 +112,9 @@ func TestDeletingAPermissionUpdatesRoles(t *testing.T) {
 		editor := e.role("Editor", read.ID, write.ID)
 		u := e.user("p@example.com")
 		acme := e.org("Acme")
-		must(e.svc.SetUserRoles(e.ctx, e.pid, u.ID, directory.UserRolesInput{OrganizationID: acme.ID, RoleIDs: []string{editor.ID}}))(t)
+		must(e.svc.SetUserRoles(e.ctx, operator, e.pid, u.ID, directory.UserRolesInput{OrganizationID: acme.ID, RoleIDs: []string{editor.ID}}))(t)
 
-		if err := e.svc.DeletePermission(e.ctx, e.pid, write.ID); err != nil {
+		if err := e.svc.DeletePermission(e.ctx, operator, e.pid, write.ID); err != nil {
 			t.Fatal(err)
 		}
 		if r := must(e.svc.GetRole(e.ctx, e.pid, editor.ID))(t); !slices.Equal(r.PermissionIDs, []string{read.ID}) {
@@ -152,7 +152,7 @@ func TestSeedRoles(t *testing.T) {
 			t.Errorf("seeded roles = %v, want %v", slugs, want)
 		}
 		// The seeded slugs are taken; a project's own roles cannot shadow them.
-		_, err = e.svc.CreateRole(e.ctx, e.pid, directory.RoleInput{Name: ptr("Owner")})
+		_, err = e.svc.CreateRole(e.ctx, operator, e.pid, directory.RoleInput{Name: ptr("Owner")})
 		wantFailure(t, err, failure.Conflict, "slug_exists", "slug")
 		if len(directory.DefaultRoles()) != 3 {
 			t.Errorf("DefaultRoles = %v", directory.DefaultRoles())

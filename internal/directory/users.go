@@ -11,6 +11,7 @@ import (
 	"github.com/latchkey-dev/latchkey/internal/failure"
 	"github.com/latchkey-dev/latchkey/internal/ident"
 	"github.com/latchkey-dev/latchkey/internal/store"
+	"github.com/latchkey-dev/latchkey/internal/token"
 )
 
 // ConnectionManualUser is the connection type of a user created through the management API.
@@ -125,9 +126,10 @@ func set[T any](dst *T, v *T) {
 	}
 }
 
-// CreateUser creates a user with connection type ManualUser. An email or a phone is required.
-// Errors: invalid_request, invalid_email, invalid_phone (400); email_exists, phone_exists (409).
-func (s *Service) CreateUser(ctx context.Context, projectID string, in UserInput) (User, error) {
+// CreateUser creates a user with connection type ManualUser, recorded as user.created. An
+// email or a phone is required. Errors: invalid_request, invalid_email, invalid_phone (400);
+// email_exists, phone_exists (409).
+func (s *Service) CreateUser(ctx context.Context, by token.Actor, projectID string, in UserInput) (User, error) {
 	p, err := in.validate()
 	if err != nil {
 		return User{}, err
@@ -140,7 +142,13 @@ func (s *Service) CreateUser(ctx context.Context, projectID string, in UserInput
 	if err := p.apply(&u); err != nil {
 		return User{}, err
 	}
-	if err := s.store.CreateUser(ctx, u); err != nil {
+	err = s.store.InTx(ctx, func(tx store.Store) error {
+		if err := tx.CreateUser(ctx, u); err != nil {
+			return err
+		}
+		return s.audit(ctx, tx, by, store.AuditEvent{ProjectID: projectID, Type: EventUserCreated, UserID: u.ID})
+	})
+	if err != nil {
 		return User{}, s.userWriteError(ctx, u, err)
 	}
 	return User{User: u, Roles: []string{}, Tenants: []Tenant{}}, nil
@@ -216,9 +224,10 @@ func (s *Service) ListUsers(ctx context.Context, projectID string, q UserQuery) 
 	return UserPage{Users: users, NextCursor: next}, nil
 }
 
-// UpdateUser changes the fields of in that are not nil. Errors: as CreateUser, and
+// UpdateUser changes the fields of in that are not nil, recorded as user.updated (and
+// user.activated or user.deactivated when is_active changes). Errors: as CreateUser, and
 // user_not_found (404).
-func (s *Service) UpdateUser(ctx context.Context, projectID, id string, in UserInput) (User, error) {
+func (s *Service) UpdateUser(ctx context.Context, by token.Actor, projectID, id string, in UserInput) (User, error) {
 	p, err := in.validate()
 	if err != nil {
 		return User{}, err
@@ -231,7 +240,7 @@ func (s *Service) UpdateUser(ctx context.Context, projectID, id string, in UserI
 		if u, err = s.getUser(ctx, tx, projectID, id); err != nil {
 			return err
 		}
-		wasActive := u.Active
+		old := u
 		if err := p.apply(&u); err != nil {
 			return err
 		}
@@ -239,12 +248,24 @@ func (s *Service) UpdateUser(ctx context.Context, projectID, id string, in UserI
 		if err := tx.UpdateUser(ctx, u); err != nil {
 			return err
 		}
-		if wasActive && !u.Active {
+		ev := store.AuditEvent{ProjectID: projectID, UserID: u.ID}
+		ev.Type, ev.Detail = EventUserUpdated, map[string]any{"changed": userChanges(old, u).list()}
+		if err := s.audit(ctx, tx, by, ev); err != nil {
+			return err
+		}
+		switch {
+		case old.Active && !u.Active:
 			// A deactivated user is logged out everywhere, in the same commit: their access
 			// tokens stop working at once because every request checks the session.
-			if _, err := tx.RevokeUserSessions(ctx, projectID, id, u.UpdatedAt, "user_deactivated"); err != nil {
+			n, err := tx.RevokeUserSessions(ctx, projectID, id, u.UpdatedAt, "user_deactivated")
+			if err != nil {
 				return fmt.Errorf("directory: end sessions of deactivated user: %w", err)
 			}
+			ev.Type, ev.Detail = EventUserDeactivated, map[string]any{"sessions_revoked": n}
+			return s.audit(ctx, tx, by, ev)
+		case !old.Active && u.Active:
+			ev.Type, ev.Detail = EventUserActivated, nil
+			return s.audit(ctx, tx, by, ev)
 		}
 		return nil
 	})
@@ -254,21 +275,50 @@ func (s *Service) UpdateUser(ctx context.Context, projectID, id string, in UserI
 	return s.userView(ctx, u)
 }
 
-// SetEmailVerified sets whether the user's email is verified. Errors: user_not_found (404).
-func (s *Service) SetEmailVerified(ctx context.Context, projectID, id string, verified bool) (User, error) {
-	return s.UpdateUser(ctx, projectID, id, UserInput{EmailVerified: &verified})
+// userChanges names the fields, as the API spells them, whose values differ from a to b.
+func userChanges(a, b store.User) changes {
+	var c changes
+	c.note("email", a.Email != b.Email)
+	c.note("phone_id", a.Phone != b.Phone)
+	c.note("first_name", a.FirstName != b.FirstName)
+	c.note("last_name", a.LastName != b.LastName)
+	c.note("groups", !slices.Equal(a.Groups, b.Groups))
+	c.note("raw_attributes", !jsonEqual(a.RawAttributes, b.RawAttributes))
+	c.note("email_verified", a.EmailVerified != b.EmailVerified)
+	c.note("phone_verified", a.PhoneVerified != b.PhoneVerified)
+	c.note("is_active", a.Active != b.Active)
+	return c
+}
+
+// jsonEqual reports whether a and b encode to the same JSON (map keys are sorted).
+func jsonEqual(a, b map[string]any) bool {
+	if len(a) == 0 && len(b) == 0 {
+		return true
+	}
+	ja, errA := json.Marshal(a)
+	jb, errB := json.Marshal(b)
+	return errA == nil && errB == nil && string(ja) == string(jb)
+}
+
+// SetEmailVerified sets whether the user's email is verified, as an update (user.updated).
+// Errors: user_not_found (404).
+func (s *Service) SetEmailVerified(ctx context.Context, by token.Actor, projectID, id string, verified bool) (User, error) {
+	return s.UpdateUser(ctx, by, projectID, id, UserInput{EmailVerified: &verified})
 }
 
 // DeleteUser deletes a user with their memberships, login logs and sessions (the store's
-// foreign keys remove them in the same statement). Errors: user_not_found (404).
-func (s *Service) DeleteUser(ctx context.Context, projectID, id string) error {
+// foreign keys remove them in the same statement), recorded as user.deleted.
+// Errors: user_not_found (404).
+func (s *Service) DeleteUser(ctx context.Context, by token.Actor, projectID, id string) error {
 	if !ident.Valid(id) {
 		return missing(codeUserNotFound, "user")
 	}
-	if err := s.store.DeleteUser(ctx, projectID, id); err != nil {
-		return notFound(err, codeUserNotFound, "user")
-	}
-	return nil
+	return s.store.InTx(ctx, func(tx store.Store) error {
+		if err := tx.DeleteUser(ctx, projectID, id); err != nil {
+			return notFound(err, codeUserNotFound, "user")
+		}
+		return s.audit(ctx, tx, by, store.AuditEvent{ProjectID: projectID, Type: EventUserDeleted, UserID: id})
+	})
 }
 
 // userWriteError translates the error of a user write. The store reports a conflict without
@@ -303,9 +353,9 @@ type UserRolesInput struct {
 }
 
 // SetUserRoles replaces the user's roles in an organization, making them a member if they are
-// not one yet, and returns the user. Errors: invalid_request (400); user_not_found,
-// organization_not_found, role_not_found (404).
-func (s *Service) SetUserRoles(ctx context.Context, projectID, userID string, in UserRolesInput) (User, error) {
+// not one yet, and returns the user; recorded as user.roles_changed. Errors: invalid_request
+// (400); user_not_found, organization_not_found, role_not_found (404).
+func (s *Service) SetUserRoles(ctx context.Context, by token.Actor, projectID, userID string, in UserRolesInput) (User, error) {
 	orgID := strings.TrimSpace(in.OrganizationID)
 	switch {
 	case orgID == "":
@@ -326,7 +376,13 @@ func (s *Service) SetUserRoles(ctx context.Context, projectID, userID string, in
 			return User{}, roleNotFound(id, nil)
 		}
 	}
-	err := s.store.SetMemberRoles(ctx, projectID, orgID, userID, roleIDs, s.clock())
+	err := s.store.InTx(ctx, func(tx store.Store) error {
+		if err := tx.SetMemberRoles(ctx, projectID, orgID, userID, roleIDs, s.clock()); err != nil {
+			return err
+		}
+		return s.audit(ctx, tx, by, store.AuditEvent{ProjectID: projectID, Type: EventUserRolesChanged,
+			UserID: userID, OrganizationID: orgID, Detail: map[string]any{"role_ids": roleIDs}})
+	})
 	if errors.Is(err, store.ErrNotFound) {
 		return User{}, s.diagnoseMembership(ctx, projectID, membershipRefs{
 			orgID: orgID, orgField: "organization_id", userIDs: []string{userID}, roleIDs: roleIDs}, err)

@@ -37,7 +37,7 @@ func TestCreateUserValidation(t *testing.T) {
 		}
 		for _, c := range cases {
 			t.Run(c.name, func(t *testing.T) {
-				_, err := e.svc.CreateUser(e.ctx, e.pid, c.in)
+				_, err := e.svc.CreateUser(e.ctx, operator, e.pid, c.in)
 				wantFailure(t, err, failure.Invalid, c.code, c.field)
 			})
 		}
@@ -46,7 +46,7 @@ func TestCreateUserValidation(t *testing.T) {
 
 func TestCreateUser(t *testing.T) {
 	each(t, func(t *testing.T, e *env) {
-		u := must(e.svc.CreateUser(e.ctx, e.pid, directory.UserInput{
+		u := must(e.svc.CreateUser(e.ctx, operator, e.pid, directory.UserInput{
 			Email: ptr("  Bob@Example.COM "), Phone: ptr("+1 (415) 555-2671"), FirstName: ptr(" Bob "),
 			Groups: &[]string{"eng", "eng", " ops "}, RawAttributes: json.RawMessage(`{"n": 12345678901234567890, "s": "x"}`),
 		}))(t)
@@ -69,13 +69,13 @@ func TestCreateUser(t *testing.T) {
 		}
 
 		// Emails that differ only in case are one address, in the domain and the local part alike.
-		_, err := e.svc.CreateUser(e.ctx, e.pid, directory.UserInput{Email: ptr("Bob@EXAMPLE.com")})
+		_, err := e.svc.CreateUser(e.ctx, operator, e.pid, directory.UserInput{Email: ptr("Bob@EXAMPLE.com")})
 		wantFailure(t, err, failure.Conflict, "email_exists", "email")
-		_, err = e.svc.CreateUser(e.ctx, e.pid, directory.UserInput{Email: ptr("bob@example.com")})
+		_, err = e.svc.CreateUser(e.ctx, operator, e.pid, directory.UserInput{Email: ptr("bob@example.com")})
 		wantFailure(t, err, failure.Conflict, "email_exists", "email")
-		_, err = e.svc.CreateUser(e.ctx, e.pid, directory.UserInput{Email: ptr("other@example.com"), Phone: ptr("+14155552671")})
+		_, err = e.svc.CreateUser(e.ctx, operator, e.pid, directory.UserInput{Email: ptr("other@example.com"), Phone: ptr("+14155552671")})
 		wantFailure(t, err, failure.Conflict, "phone_exists", "phone_id")
-		_, err = e.svc.CreateUser(e.ctx, e.pid, directory.UserInput{Phone: ptr("+1 415 555 2671")})
+		_, err = e.svc.CreateUser(e.ctx, operator, e.pid, directory.UserInput{Phone: ptr("+1 415 555 2671")})
 		wantFailure(t, err, failure.Conflict, "phone_exists", "phone_id")
 
 		byEmail := must(e.svc.GetUserByEmail(e.ctx, e.pid, " Bob@example.COM"))(t)
@@ -96,9 +96,9 @@ func TestUserNotFound(t *testing.T) {
 		for _, id := range []string{"", "abc", strings.Repeat("Z", 24), ids.New(), foreign.ID} {
 			_, err := e.svc.GetUser(e.ctx, e.pid, id)
 			wantFailure(t, err, failure.NotFound, "user_not_found", "")
-			_, err = e.svc.UpdateUser(e.ctx, e.pid, id, directory.UserInput{FirstName: ptr("x")})
+			_, err = e.svc.UpdateUser(e.ctx, operator, e.pid, id, directory.UserInput{FirstName: ptr("x")})
 			wantFailure(t, err, failure.NotFound, "user_not_found", "")
-			wantFailure(t, e.svc.DeleteUser(e.ctx, e.pid, id), failure.NotFound, "user_not_found", "")
+			wantFailure(t, e.svc.DeleteUser(e.ctx, operator, e.pid, id), failure.NotFound, "user_not_found", "")
 			_, err = e.svc.ListLoginLogs(e.ctx, e.pid, id, directory.PageQuery{})
 			wantFailure(t, err, failure.NotFound, "user_not_found", "")
 			_, err = e.svc.ListUserOrganizations(e.ctx, e.pid, id)
@@ -112,36 +112,36 @@ func TestUserNotFound(t *testing.T) {
 
 func TestUpdateUserIsPartial(t *testing.T) {
 	each(t, func(t *testing.T, e *env) {
-		u := must(e.svc.CreateUser(e.ctx, e.pid, directory.UserInput{
+		u := must(e.svc.CreateUser(e.ctx, operator, e.pid, directory.UserInput{
 			Email: ptr("carol@example.com"), FirstName: ptr("Carol"), LastName: ptr("King"),
 			Groups: &[]string{"a"}, RawAttributes: json.RawMessage(`{"k":1}`), EmailVerified: ptr(true),
 		}))(t)
-		got := must(e.svc.UpdateUser(e.ctx, e.pid, u.ID, directory.UserInput{LastName: ptr("Queen")}))(t)
+		got := must(e.svc.UpdateUser(e.ctx, operator, e.pid, u.ID, directory.UserInput{LastName: ptr("Queen")}))(t)
 		if got.FirstName != "Carol" || got.LastName != "Queen" || got.Email != u.Email || !got.EmailVerified ||
 			!slices.Equal(got.Groups, []string{"a"}) || len(got.RawAttributes) != 1 || !got.CreatedAt.Equal(u.CreatedAt) {
 			t.Errorf("after updating last_name only: %+v", got.User)
 		}
 
 		// A new email is not verified, unless the same request says so.
-		got = must(e.svc.UpdateUser(e.ctx, e.pid, u.ID, directory.UserInput{Email: ptr("carol@Example.org")}))(t)
+		got = must(e.svc.UpdateUser(e.ctx, operator, e.pid, u.ID, directory.UserInput{Email: ptr("carol@Example.org")}))(t)
 		if got.Email != "carol@example.org" || got.EmailVerified {
 			t.Errorf("after changing the email: %q verified=%v", got.Email, got.EmailVerified)
 		}
-		got = must(e.svc.SetEmailVerified(e.ctx, e.pid, u.ID, true))(t)
+		got = must(e.svc.SetEmailVerified(e.ctx, operator, e.pid, u.ID, true))(t)
 		if !got.EmailVerified {
 			t.Error("SetEmailVerified(true) left the email unverified")
 		}
 
-		_, err := e.svc.UpdateUser(e.ctx, e.pid, u.ID, directory.UserInput{Email: ptr("")})
+		_, err := e.svc.UpdateUser(e.ctx, operator, e.pid, u.ID, directory.UserInput{Email: ptr("")})
 		wantFailure(t, err, failure.Invalid, "invalid_request", "email")
-		got = must(e.svc.UpdateUser(e.ctx, e.pid, u.ID, directory.UserInput{Email: ptr(""), Phone: ptr("+442079460958"),
+		got = must(e.svc.UpdateUser(e.ctx, operator, e.pid, u.ID, directory.UserInput{Email: ptr(""), Phone: ptr("+442079460958"),
 			RawAttributes: json.RawMessage(`null`), Active: ptr(false)}))(t)
 		if got.Email != "" || got.Phone != "+442079460958" || len(got.RawAttributes) != 0 || got.Active {
 			t.Errorf("after swapping email for phone: %+v", got.User)
 		}
 
 		e.user("taken@example.com")
-		_, err = e.svc.UpdateUser(e.ctx, e.pid, u.ID, directory.UserInput{Email: ptr("taken@example.com")})
+		_, err = e.svc.UpdateUser(e.ctx, operator, e.pid, u.ID, directory.UserInput{Email: ptr("taken@example.com")})
 		wantFailure(t, err, failure.Conflict, "email_exists", "email")
 		if again := must(e.svc.GetUser(e.ctx, e.pid, u.ID))(t); again.Email != "" {
 			t.Errorf("a refused update changed the email to %q", again.Email)
@@ -231,11 +231,11 @@ func TestUserRolesAndMemberships(t *testing.T) {
 		acme, globex := e.org("Acme"), e.org("Globex")
 		read, write := e.permission("Read"), e.permission("Write")
 		viewer, editor := e.role("Viewer", read.ID), e.role("Editor", read.ID, write.ID)
-		dormant := must(e.svc.CreateRole(e.ctx, e.pid, directory.RoleInput{Name: ptr("Dormant"), Active: ptr(false)}))(t)
+		dormant := must(e.svc.CreateRole(e.ctx, operator, e.pid, directory.RoleInput{Name: ptr("Dormant"), Active: ptr(false)}))(t)
 
-		got := must(e.svc.SetUserRoles(e.ctx, e.pid, u.ID, directory.UserRolesInput{
+		got := must(e.svc.SetUserRoles(e.ctx, operator, e.pid, u.ID, directory.UserRolesInput{
 			OrganizationID: acme.ID, RoleIDs: []string{editor.ID, viewer.ID, editor.ID, dormant.ID}}))(t)
-		must(e.svc.SetUserRoles(e.ctx, e.pid, u.ID, directory.UserRolesInput{OrganizationID: globex.ID, RoleIDs: []string{viewer.ID}}))(t)
+		must(e.svc.SetUserRoles(e.ctx, operator, e.pid, u.ID, directory.UserRolesInput{OrganizationID: globex.ID, RoleIDs: []string{viewer.ID}}))(t)
 		got = must(e.svc.GetUser(e.ctx, e.pid, u.ID))(t)
 
 		// The inactive role is assigned but grants nothing, so the user view leaves it out.
@@ -282,13 +282,13 @@ func TestUserRolesAndMemberships(t *testing.T) {
 		}
 
 		// An empty list removes every role but keeps the membership.
-		got = must(e.svc.SetUserRoles(e.ctx, e.pid, u.ID, directory.UserRolesInput{OrganizationID: globex.ID, RoleIDs: []string{}}))(t)
+		got = must(e.svc.SetUserRoles(e.ctx, operator, e.pid, u.ID, directory.UserRolesInput{OrganizationID: globex.ID, RoleIDs: []string{}}))(t)
 		if len(got.Tenants) != 2 || !slices.Equal(got.Roles, []string{"editor", "viewer"}) {
 			t.Errorf("after clearing globex: roles %q tenants %d", got.Roles, len(got.Tenants))
 		}
 
 		// Deleting a role takes it from every membership.
-		if err := e.svc.DeleteRole(e.ctx, e.pid, editor.ID); err != nil {
+		if err := e.svc.DeleteRole(e.ctx, operator, e.pid, editor.ID); err != nil {
 			t.Fatal(err)
 		}
 		got = must(e.svc.GetUser(e.ctx, e.pid, u.ID))(t)
@@ -314,7 +314,7 @@ func TestUserRolesAndMemberships(t *testing.T) {
 		}
 		for _, c := range errCases {
 			t.Run(c.name, func(t *testing.T) {
-				_, err := e.svc.SetUserRoles(e.ctx, e.pid, c.user, c.in)
+				_, err := e.svc.SetUserRoles(e.ctx, operator, e.pid, c.user, c.in)
 				wantFailure(t, err, c.kind, c.code, c.field)
 			})
 		}
@@ -330,8 +330,8 @@ func TestListUsersResolvesRolesPerUser(t *testing.T) {
 		acme := e.org("Acme")
 		admin, dev := e.role("Admin"), e.role("Dev")
 		a, b, c := e.user("a@example.com"), e.user("b@example.com"), e.user("c@example.com")
-		must(e.svc.SetUserRoles(e.ctx, e.pid, a.ID, directory.UserRolesInput{OrganizationID: acme.ID, RoleIDs: []string{admin.ID}}))(t)
-		must(e.svc.SetUserRoles(e.ctx, e.pid, b.ID, directory.UserRolesInput{OrganizationID: acme.ID, RoleIDs: []string{dev.ID, admin.ID}}))(t)
+		must(e.svc.SetUserRoles(e.ctx, operator, e.pid, a.ID, directory.UserRolesInput{OrganizationID: acme.ID, RoleIDs: []string{admin.ID}}))(t)
+		must(e.svc.SetUserRoles(e.ctx, operator, e.pid, b.ID, directory.UserRolesInput{OrganizationID: acme.ID, RoleIDs: []string{dev.ID, admin.ID}}))(t)
 		page := must(e.svc.ListUsers(e.ctx, e.pid, directory.UserQuery{}))(t)
 		want := map[string][]string{a.ID: {"admin"}, b.ID: {"admin", "dev"}, c.ID: {}}
 		for _, u := range page.Users {
@@ -380,13 +380,13 @@ func TestDeleteUser(t *testing.T) {
 	each(t, func(t *testing.T, e *env) {
 		u := e.user("gone@example.com")
 		acme := e.org("Acme")
-		must(e.svc.AddMembers(e.ctx, e.pid, acme.ID, []string{u.ID}))(t)
-		if err := e.svc.DeleteUser(e.ctx, e.pid, u.ID); err != nil {
+		must(e.svc.AddMembers(e.ctx, operator, e.pid, acme.ID, []string{u.ID}))(t)
+		if err := e.svc.DeleteUser(e.ctx, operator, e.pid, u.ID); err != nil {
 			t.Fatal(err)
 		}
 		_, err := e.svc.GetUser(e.ctx, e.pid, u.ID)
 		wantFailure(t, err, failure.NotFound, "user_not_found", "")
-		wantFailure(t, e.svc.DeleteUser(e.ctx, e.pid, u.ID), failure.NotFound, "user_not_found", "")
+		wantFailure(t, e.svc.DeleteUser(e.ctx, operator, e.pid, u.ID), failure.NotFound, "user_not_found", "")
 		if m := must(e.svc.ListMembers(e.ctx, e.pid, acme.ID, directory.PageQuery{}))(t); len(m.Members) != 0 {
 			t.Errorf("members after deleting the user: %+v", m.Members)
 		}
@@ -439,7 +439,7 @@ func TestListUsersQueriesPerPage(t *testing.T) {
 		admin, dev := e.role("Admin", perm.ID), e.role("Dev", perm.ID)
 		for i := range 10 {
 			u := e.user(strings.Repeat("u", i+1) + "@example.com")
-			must(e.svc.SetUserRoles(e.ctx, e.pid, u.ID, directory.UserRolesInput{OrganizationID: acme.ID, RoleIDs: []string{admin.ID, dev.ID}}))(t)
+			must(e.svc.SetUserRoles(e.ctx, operator, e.pid, u.ID, directory.UserRolesInput{OrganizationID: acme.ID, RoleIDs: []string{admin.ID, dev.ID}}))(t)
 		}
 		cs := &countingStore{Store: e.st, calls: map[string]int{}}
 		svc := directory.New(directory.Deps{Store: cs})

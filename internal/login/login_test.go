@@ -60,7 +60,7 @@ func newFixture(t *testing.T, st *sqlstore.Store, mfa login.MFAPolicy) fixture {
 
 func (f fixture) user(t *testing.T, email string) directory.User {
 	t.Helper()
-	u, err := f.dir.CreateUser(f.ctx, f.project.ID, directory.UserInput{Email: &email})
+	u, err := f.dir.CreateUser(f.ctx, token.Actor{Kind: token.ActorCLI}, f.project.ID, directory.UserInput{Email: &email})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +117,7 @@ func TestCompleteRefuses(t *testing.T) {
 		f := newFixture(t, st, nil)
 		u := f.user(t, "bo@example.com")
 		inactive := false
-		if _, err := f.dir.UpdateUser(f.ctx, f.project.ID, u.ID, directory.UserInput{Active: &inactive}); err != nil {
+		if _, err := f.dir.UpdateUser(f.ctx, token.Actor{Kind: token.ActorCLI}, f.project.ID, u.ID, directory.UserInput{Active: &inactive}); err != nil {
 			t.Fatal(err)
 		}
 		_, err := f.svc.Complete(f.ctx, login.Request{Project: f.project, UserID: u.ID, ConnectionType: login.EmailOTP})

@@ -16,6 +16,7 @@ import (
 	"github.com/latchkey-dev/latchkey/internal/failure"
 	"github.com/latchkey-dev/latchkey/internal/ident"
 	"github.com/latchkey-dev/latchkey/internal/store"
+	"github.com/latchkey-dev/latchkey/internal/token"
 )
 
 // DefaultProjectName is the name of the project created on first start.
@@ -212,8 +213,9 @@ func (s *Service) addSecret(ctx context.Context, tx store.Store, projectID strin
 }
 
 // RotateSecret issues a new secret for the project with clientID. Every older secret stays
-// valid for grace more (0: it stops working now) so that deployments can roll over.
-func (s *Service) RotateSecret(ctx context.Context, clientID string, grace time.Duration) (Issued, error) {
+// valid for grace more (0: it stops working now) so that deployments can roll over. The
+// rotation is recorded as project.secret_rotated.
+func (s *Service) RotateSecret(ctx context.Context, by token.Actor, clientID string, grace time.Duration) (Issued, error) {
 	if grace < 0 || grace > MaxRotationGrace {
 		return Issued{}, failure.InvalidField("invalid_request", "grace",
 			fmt.Sprintf("must be between 0 and %s", MaxRotationGrace))
@@ -225,15 +227,27 @@ func (s *Service) RotateSecret(ctx context.Context, clientID string, grace time.
 			return err
 		}
 		now := s.clock()
+		old, err := tx.ListProjectSecrets(ctx, p.ID)
+		if err != nil {
+			return fmt.Errorf("list secrets of project %s: %w", p.ID, err)
+		}
 		secret, info, err := s.addSecret(ctx, tx, p.ID, now)
 		if err != nil {
 			return err
 		}
-		if err := tx.RetireProjectSecrets(ctx, p.ID, info.ID, now.Add(grace)); err != nil {
+		until := now.Add(grace)
+		if err := tx.RetireProjectSecrets(ctx, p.ID, info.ID, until); err != nil {
 			return fmt.Errorf("retire old secrets of project %s: %w", p.ID, err)
 		}
+		retired := []string{}
+		for _, r := range old {
+			if r.ExpiresAt == nil || r.ExpiresAt.After(until) {
+				retired = append(retired, r.ID)
+			}
+		}
 		out = Issued{Project: p, ClientSecret: secret, Secret: info}
-		return nil
+		return s.audit(ctx, tx, by, store.AuditEvent{ProjectID: p.ID, Type: EventSecretRotated, Detail: map[string]any{
+			"secret_id": info.ID, "retired_secret_ids": retired, "grace_seconds": int64(grace / time.Second)}})
 	})
 	if err != nil {
 		return Issued{}, err
@@ -283,9 +297,10 @@ func (s *Service) Settings(p store.Project) (Settings, error) {
 	return DecodeSettings(p.Settings)
 }
 
-// Update applies u to the project. Either all of it is applied or, when a setting is invalid,
-// nothing: the error (400 invalid_setting) names the first bad field.
-func (s *Service) Update(ctx context.Context, projectID string, u Update) (View, error) {
+// Update applies u to the project. Either all of it is applied, with its
+// project.settings_updated event, or, when a setting is invalid, nothing: the error (400
+// invalid_setting) names the first bad field.
+func (s *Service) Update(ctx context.Context, by token.Actor, projectID string, u Update) (View, error) {
 	var out View
 	err := s.store.InTx(ctx, func(tx store.Store) error {
 		// Settings are merged onto what is stored: locking the row keeps two concurrent PATCHes
@@ -294,6 +309,7 @@ func (s *Service) Update(ctx context.Context, projectID string, u Update) (View,
 		if err != nil {
 			return notFound(err, "project_not_found", "no such project")
 		}
+		oldName := p.Name
 		if u.Name != nil {
 			if p.Name, err = cleanName(*u.Name); err != nil {
 				return err
@@ -303,6 +319,7 @@ func (s *Service) Update(ctx context.Context, projectID string, u Update) (View,
 		if err != nil {
 			return err
 		}
+		oldSettings := settings.clone()
 		if u.Settings != nil {
 			if settings, err = settings.Apply(u.Settings); err != nil {
 				return settingError(err)
@@ -317,6 +334,17 @@ func (s *Service) Update(ctx context.Context, projectID string, u Update) (View,
 		p.UpdatedAt = s.clock()
 		if err := tx.UpdateProject(ctx, p); err != nil {
 			return fmt.Errorf("update project %s: %w", p.ID, err)
+		}
+		changed, err := changedSettings(oldSettings, settings)
+		if err != nil {
+			return err
+		}
+		if p.Name != oldName {
+			changed = append([]string{"name"}, changed...)
+		}
+		if err := s.audit(ctx, tx, by, store.AuditEvent{ProjectID: p.ID, Type: EventSettingsUpdated,
+			Detail: map[string]any{"changed": changed}}); err != nil {
+			return err
 		}
 		out, err = s.view(ctx, tx, p)
 		return err

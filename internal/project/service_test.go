@@ -178,7 +178,7 @@ func TestRotateSecret(t *testing.T) {
 		clientID := first.Project.ClientID
 
 		// Grace 0: the old secret stops working at once.
-		second, err := svc.RotateSecret(ctx, clientID, 0)
+		second, err := svc.RotateSecret(ctx, operator, clientID, 0)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -192,7 +192,7 @@ func TestRotateSecret(t *testing.T) {
 		}
 
 		// Grace 1h: both work until the hour is over.
-		third, err := svc.RotateSecret(ctx, clientID, time.Hour)
+		third, err := svc.RotateSecret(ctx, operator, clientID, time.Hour)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -221,9 +221,9 @@ func TestRotateSecret(t *testing.T) {
 			t.Errorf("view after grace lists %+v", v.Secrets)
 		}
 
-		_, err = svc.RotateSecret(ctx, clientID, 31*24*time.Hour)
+		_, err = svc.RotateSecret(ctx, operator, clientID, 31*24*time.Hour)
 		wantFailure(t, err, failure.Invalid, "invalid_request")
-		_, err = svc.RotateSecret(ctx, "cli_000000000000000000000000", 0)
+		_, err = svc.RotateSecret(ctx, operator, "cli_000000000000000000000000", 0)
 		wantFailure(t, err, failure.NotFound, "project_not_found")
 	})
 }
@@ -298,7 +298,7 @@ func TestUpdate(t *testing.T) {
 		}
 		c.Advance(time.Minute)
 		name := "After"
-		v, err := svc.Update(ctx, p.Project.ID, project.Update{Name: &name,
+		v, err := svc.Update(ctx, operator, p.Project.ID, project.Update{Name: &name,
 			Settings: []byte(`{"codes":{"length":8},"login_methods":{"password":true}}`)})
 		if err != nil {
 			t.Fatal(err)
@@ -314,14 +314,14 @@ func TestUpdate(t *testing.T) {
 
 		// A bad setting changes nothing, not even the name given with it.
 		other := "Ignored"
-		_, err = svc.Update(ctx, p.Project.ID, project.Update{Name: &other,
+		_, err = svc.Update(ctx, operator, p.Project.ID, project.Update{Name: &other,
 			Settings: []byte(`{"tokens":{"access_token_ttl_seconds":5},"codes":{"length":2}}`)})
 		fe := wantFailure(t, err, failure.Invalid, "invalid_setting")
 		if fe.Field != "tokens.access_token_ttl_seconds" ||
 			fe.Description != "tokens.access_token_ttl_seconds: must be between 60 and 86400; codes.length: must be between 6 and 8" {
 			t.Errorf("error field %q, description %q", fe.Field, fe.Description)
 		}
-		_, err = svc.Update(ctx, p.Project.ID, project.Update{Settings: []byte(`{"codes":{"lenght":6}}`)})
+		_, err = svc.Update(ctx, operator, p.Project.ID, project.Update{Settings: []byte(`{"codes":{"lenght":6}}`)})
 		if fe := wantFailure(t, err, failure.Invalid, "invalid_setting"); fe.Field != "codes.lenght" {
 			t.Errorf("unknown key error names %q", fe.Field)
 		}
@@ -330,7 +330,7 @@ func TestUpdate(t *testing.T) {
 			t.Errorf("a refused update changed the project: %+v", after)
 		}
 
-		_, err = svc.Update(ctx, "000000000000000000000000", project.Update{Name: &name})
+		_, err = svc.Update(ctx, operator, "000000000000000000000000", project.Update{Name: &name})
 		wantFailure(t, err, failure.NotFound, "project_not_found")
 	})
 }
@@ -357,7 +357,7 @@ func TestConcurrentUpdatesKeepEveryChange(t *testing.T) {
 		for _, u := range updates {
 			wg.Go(func() {
 				<-start
-				if _, err := svc.Update(ctx, issued.Project.ID, u); err != nil {
+				if _, err := svc.Update(ctx, operator, issued.Project.ID, u); err != nil {
 					t.Error(err)
 				}
 			})

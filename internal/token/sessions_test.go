@@ -77,7 +77,7 @@ func newEnv(t *testing.T, st *sqlstore.Store) *env {
 		Policy: func(store.Project) (token.Policy, error) { return e.policy, nil },
 		Issuer: issuer, Now: e.clock.Now,
 	})
-	u, err := e.dir.CreateUser(e.ctx, e.project.ID, directory.UserInput{Email: ptr("ada@example.com")})
+	u, err := e.dir.CreateUser(e.ctx, token.Actor{Kind: token.ActorCLI}, e.project.ID, directory.UserInput{Email: ptr("ada@example.com")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -289,7 +289,7 @@ func TestRevocation(t *testing.T) {
 			t.Fatalf("the other session: %v", err)
 		}
 		// Deactivating the user ends every session at once.
-		if _, err := e.dir.UpdateUser(e.ctx, e.project.ID, e.userID, directory.UserInput{Active: ptr(false)}); err != nil {
+		if _, err := e.dir.UpdateUser(e.ctx, token.Actor{Kind: token.ActorCLI}, e.project.ID, e.userID, directory.UserInput{Active: ptr(false)}); err != nil {
 			t.Fatal(err)
 		}
 		_, err = e.svc.Authenticate(e.ctx, e.project, b.AccessToken)
@@ -297,11 +297,11 @@ func TestRevocation(t *testing.T) {
 		_, err = e.svc.Refresh(e.ctx, e.project, b.RefreshToken, token.Meta{})
 		wantCode(t, err, "invalid_grant")
 
-		if _, err := e.dir.UpdateUser(e.ctx, e.project.ID, e.userID, directory.UserInput{Active: ptr(true)}); err != nil {
+		if _, err := e.dir.UpdateUser(e.ctx, token.Actor{Kind: token.ActorCLI}, e.project.ID, e.userID, directory.UserInput{Active: ptr(true)}); err != nil {
 			t.Fatal(err)
 		}
 		c := e.login()
-		if err := e.dir.DeleteUser(e.ctx, e.project.ID, e.userID); err != nil {
+		if err := e.dir.DeleteUser(e.ctx, token.Actor{Kind: token.ActorCLI}, e.project.ID, e.userID); err != nil {
 			t.Fatal(err)
 		}
 		_, err = e.svc.Authenticate(e.ctx, e.project, c.AccessToken)
@@ -312,19 +312,19 @@ func TestRevocation(t *testing.T) {
 func TestRolesAndPermissionsInTheToken(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, st *sqlstore.Store) {
 		e := newEnv(t, st)
-		org, err := e.dir.CreateOrganization(e.ctx, e.project.ID, directory.OrganizationInput{Name: ptr("Acme")})
+		org, err := e.dir.CreateOrganization(e.ctx, token.Actor{Kind: token.ActorCLI}, e.project.ID, directory.OrganizationInput{Name: ptr("Acme")})
 		if err != nil {
 			t.Fatal(err)
 		}
-		perm, err := e.dir.CreatePermission(e.ctx, e.project.ID, directory.PermissionInput{Name: ptr("Read Invoices")})
+		perm, err := e.dir.CreatePermission(e.ctx, token.Actor{Kind: token.ActorCLI}, e.project.ID, directory.PermissionInput{Name: ptr("Read Invoices")})
 		if err != nil {
 			t.Fatal(err)
 		}
-		role, err := e.dir.CreateRole(e.ctx, e.project.ID, directory.RoleInput{Name: ptr("Billing"), PermissionIDs: &[]string{perm.ID}})
+		role, err := e.dir.CreateRole(e.ctx, token.Actor{Kind: token.ActorCLI}, e.project.ID, directory.RoleInput{Name: ptr("Billing"), PermissionIDs: &[]string{perm.ID}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := e.dir.SetUserRoles(e.ctx, e.project.ID, e.userID, directory.UserRolesInput{OrganizationID: org.ID, RoleIDs: []string{role.ID}}); err != nil {
+		if _, err := e.dir.SetUserRoles(e.ctx, token.Actor{Kind: token.ActorCLI}, e.project.ID, e.userID, directory.UserRolesInput{OrganizationID: org.ID, RoleIDs: []string{role.ID}}); err != nil {
 			t.Fatal(err)
 		}
 		var tok token.Tokens

@@ -153,7 +153,7 @@ func (m *KeyManager) Signer(ctx context.Context, projectID string, alg Algorithm
 			pending = pending || (k.record.Algorithm == string(alg) && k.record.ActivatesAt.After(now))
 		}
 		if currentAny == nil { // no key can sign: make the first one, active at once
-			if _, err := m.create(ctx, projectID, alg, 0, true); err != nil {
+			if _, err := m.create(ctx, Actor{Kind: ActorSystem}, projectID, alg, 0, true); err != nil {
 				return SigningKey{}, err
 			}
 			if pk, err = m.load(ctx, projectID, true); err != nil {
@@ -165,7 +165,7 @@ func (m *KeyManager) Signer(ctx context.Context, projectID string, alg Algorithm
 			return m.signerOf(projectID, currentAny)
 		}
 		if !pending {
-			if _, err := m.Rotate(ctx, projectID, alg, m.DefaultActivationDelay()); err != nil {
+			if _, err := m.Rotate(ctx, Actor{Kind: ActorSystem}, projectID, alg, m.DefaultActivationDelay()); err != nil {
 				return SigningKey{}, err
 			}
 		}
@@ -210,18 +210,27 @@ func (m *KeyManager) signerOf(projectID string, k *loadedKey) (SigningKey, error
 	return sk, nil
 }
 
+// EventSigningKeyRotated is the audit event of a rotation, written in its transaction (so it
+// exists exactly when the new key does). Its Detail holds "actor" (see Actor; ActorSystem when
+// the server rotated because the project changed its signing algorithm), "kid" and
+// "algorithm" of the new key, "activates_at" (RFC 3339) and "retired_kids", the keys it
+// scheduled to leave the JWKS. Never key material. Creating a project's first key, on demand,
+// writes no event.
+const EventSigningKeyRotated = "signing_key.rotated"
+
 // Rotate publishes a new key of alg that starts signing after activateIn, and schedules the
-// project's other keys to leave the JWKS once every token they may sign has expired.
-func (m *KeyManager) Rotate(ctx context.Context, projectID string, alg Algorithm, activateIn time.Duration) (store.SigningKey, error) {
+// project's other keys to leave the JWKS once every token they may sign has expired. The
+// rotation, made by `by`, is recorded as signing_key.rotated.
+func (m *KeyManager) Rotate(ctx context.Context, by Actor, projectID string, alg Algorithm, activateIn time.Duration) (store.SigningKey, error) {
 	if activateIn < 0 {
 		return store.SigningKey{}, errors.New("rotate signing key: activation delay must not be negative")
 	}
-	return m.create(ctx, projectID, alg, activateIn, false)
+	return m.create(ctx, by, projectID, alg, activateIn, false)
 }
 
 // create makes a key. With onlyIfNone it does nothing when the project already has a key that
-// can sign (another instance won the race to make the first one).
-func (m *KeyManager) create(ctx context.Context, projectID string, alg Algorithm, activateIn time.Duration, onlyIfNone bool) (store.SigningKey, error) {
+// can sign (another instance won the race to make the first one); without, it is a rotation.
+func (m *KeyManager) create(ctx context.Context, by Actor, projectID string, alg Algorithm, activateIn time.Duration, onlyIfNone bool) (store.SigningKey, error) {
 	id := m.ids.New()
 	key, err := GenerateKey(alg, id)
 	if err != nil {
@@ -246,11 +255,11 @@ func (m *KeyManager) create(ctx context.Context, projectID string, alg Algorithm
 			return fmt.Errorf("lock project %s: %w", projectID, err)
 		}
 		now := m.now().UTC().Truncate(time.Microsecond)
+		existing, err := tx.ListSigningKeys(ctx, projectID, now)
+		if err != nil {
+			return err
+		}
 		if onlyIfNone {
-			existing, err := tx.ListSigningKeys(ctx, projectID, now)
-			if err != nil {
-				return err
-			}
 			for _, k := range existing {
 				if !k.ActivatesAt.After(now) {
 					rec = k
@@ -270,7 +279,13 @@ func (m *KeyManager) create(ctx context.Context, projectID string, alg Algorithm
 		// one activates; its tokens live at most MaxAccessTokenTTL, plus the most skew a
 		// verifier allows on exp.
 		retire := rec.ActivatesAt.Add(m.cacheTTL + MaxAccessTokenTTL + maxLeeway)
-		return tx.RetireSigningKeys(ctx, projectID, rec.ID, retire)
+		if err := tx.RetireSigningKeys(ctx, projectID, rec.ID, retire); err != nil {
+			return err
+		}
+		return tx.AddAuditEvent(ctx, by.Stamp(store.AuditEvent{ID: m.ids.New(), ProjectID: projectID,
+			Type: EventSigningKeyRotated, CreatedAt: now, Detail: map[string]any{
+				"kid": rec.ID, "algorithm": rec.Algorithm, "activates_at": rec.ActivatesAt.Format(time.RFC3339Nano),
+				"retired_kids": retiredKids(existing, retire)}}))
 	})
 	if err != nil {
 		return store.SigningKey{}, fmt.Errorf("create signing key of project %s: %w", projectID, err)
@@ -316,6 +331,18 @@ func (m *KeyManager) load(ctx context.Context, projectID string, fresh bool) (*p
 	}
 	m.cache[projectID] = next
 	return next, nil
+}
+
+// retiredKids are the ids of the keys that RetireSigningKeys(..., retire) moves: those that
+// would otherwise stay published past retire.
+func retiredKids(keys []store.SigningKey, retire time.Time) []string {
+	out := []string{}
+	for _, k := range keys {
+		if k.RetiresAt == nil || k.RetiresAt.After(retire) {
+			out = append(out, k.ID)
+		}
+	}
+	return out
 }
 
 func (m *KeyManager) forget(projectID string) {

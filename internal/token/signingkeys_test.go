@@ -1,6 +1,7 @@
 package token_test
 
 import (
+	"context"
 	"crypto/rand"
 	"errors"
 	"sync"
@@ -8,6 +9,7 @@ import (
 	"time"
 
 	"github.com/latchkey-dev/latchkey/internal/secretbox"
+	"github.com/latchkey-dev/latchkey/internal/store"
 	"github.com/latchkey-dev/latchkey/internal/store/sqlstore"
 	"github.com/latchkey-dev/latchkey/internal/testdb"
 	"github.com/latchkey-dev/latchkey/internal/token"
@@ -81,7 +83,7 @@ func TestUnknownKidReloadsOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.clock.Advance(2 * time.Second) // within the 30s cache, past the once-a-second reload limit
-	rotated, err := two.Rotate(e.ctx, e.project.ID, token.ES256, 0)
+	rotated, err := two.Rotate(e.ctx, token.Actor{Kind: token.ActorCLI, ID: "ops"}, e.project.ID, token.ES256, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,4 +93,66 @@ func TestUnknownKidReloadsOnce(t *testing.T) {
 	if _, err := one.KeySet(e.project.ID).PublicKey(e.ctx, "no-such-kid"); !errors.Is(err, token.ErrUnknownKey) {
 		t.Fatalf("unknown kid: err = %v, want ErrUnknownKey", err)
 	}
+}
+
+// failingAudit is a store whose audit writes fail, inside transactions too.
+type failingAudit struct{ store.Store }
+
+var errAudit = errors.New("audit write failed")
+
+func (failingAudit) AddAuditEvent(context.Context, store.AuditEvent) error { return errAudit }
+
+func (f failingAudit) InTx(ctx context.Context, fn func(tx store.Store) error) error {
+	return f.Store.InTx(ctx, func(tx store.Store) error { return fn(failingAudit{tx}) })
+}
+
+// TestRotationIsAudited checks that a rotation writes its event with the new key, in one
+// commit, and that a rotation the server makes itself names the system as its actor.
+func TestRotationIsAudited(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, st *sqlstore.Store) {
+		e := newEnv(t, st)
+		key, _ := secretbox.GenerateKey(rand.Reader)
+		ring, err := secretbox.NewKeyring(key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rotations := func() []store.AuditEvent {
+			es, err := st.ListAuditEvents(e.ctx, e.project.ID, store.AuditFilter{Type: token.EventSigningKeyRotated}, 10, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			return es
+		}
+		keys := token.NewKeyManager(token.KeyManagerDeps{Store: st, Sealer: ring, Now: e.clock.Now})
+		first, err := keys.Signer(e.ctx, e.project.ID, token.ES256)
+		if err != nil {
+			t.Fatal(err)
+		}
+
+		// The event cannot be written: no key is made.
+		failing := token.NewKeyManager(token.KeyManagerDeps{Store: failingAudit{st}, Sealer: ring, Now: e.clock.Now})
+		if _, err := failing.Rotate(e.ctx, token.Actor{Kind: token.ActorCLI}, e.project.ID, token.ES256, 0); !errors.Is(err, errAudit) {
+			t.Fatalf("Rotate = %v, want the audit error", err)
+		}
+		if recs, _ := st.ListSigningKeys(e.ctx, e.project.ID, e.clock.Now()); len(recs) != 1 || recs[0].RetiresAt != nil {
+			t.Fatalf("a rotation without its event left keys %+v", recs)
+		}
+		if es := rotations(); len(es) != 0 {
+			t.Fatalf("%d rotation events after a failed rotation", len(es))
+		}
+
+		// A new algorithm makes the server rotate on its own.
+		if _, err := keys.Signer(e.ctx, e.project.ID, token.EdDSA); err != nil {
+			t.Fatal(err)
+		}
+		es := rotations()
+		if len(es) != 1 {
+			t.Fatalf("%d rotation events, want 1", len(es))
+		}
+		a, _ := es[0].Detail["actor"].(map[string]any)
+		kids, _ := es[0].Detail["retired_kids"].([]any)
+		if a["kind"] != token.ActorSystem || es[0].Detail["algorithm"] != "EdDSA" || len(kids) != 1 || kids[0] != first.ID {
+			t.Errorf("system rotation event = %+v", es[0])
+		}
+	})
 }

@@ -6,6 +6,7 @@ import (
 
 	"github.com/latchkey-dev/latchkey/internal/httpserver"
 	"github.com/latchkey-dev/latchkey/internal/store"
+	"github.com/latchkey-dev/latchkey/internal/token"
 )
 
 func (h Handler) createOrganization(w http.ResponseWriter, r *http.Request) error {
@@ -13,7 +14,7 @@ func (h Handler) createOrganization(w http.ResponseWriter, r *http.Request) erro
 	if err := httpserver.DecodeJSON(w, r, &in); err != nil {
 		return err
 	}
-	o, err := h.Directory.CreateOrganization(r.Context(), projectID(r), in.input())
+	o, err := h.Directory.CreateOrganization(r.Context(), httpserver.Actor(r), projectID(r), in.input())
 	if err != nil {
 		return err
 	}
@@ -35,7 +36,7 @@ func (h Handler) updateOrganization(w http.ResponseWriter, r *http.Request) erro
 	if err := httpserver.DecodeJSON(w, r, &in); err != nil {
 		return err
 	}
-	o, err := h.Directory.UpdateOrganization(r.Context(), projectID(r), r.PathValue("id"), in.input())
+	o, err := h.Directory.UpdateOrganization(r.Context(), httpserver.Actor(r), projectID(r), r.PathValue("id"), in.input())
 	if err != nil {
 		return err
 	}
@@ -44,7 +45,7 @@ func (h Handler) updateOrganization(w http.ResponseWriter, r *http.Request) erro
 }
 
 func (h Handler) deleteOrganization(w http.ResponseWriter, r *http.Request) error {
-	if err := h.Directory.DeleteOrganization(r.Context(), projectID(r), r.PathValue("id")); err != nil {
+	if err := h.Directory.DeleteOrganization(r.Context(), httpserver.Actor(r), projectID(r), r.PathValue("id")); err != nil {
 		return err
 	}
 	return writeDeleted(w)
@@ -92,7 +93,7 @@ func (h Handler) changeMembers(w http.ResponseWriter, r *http.Request, change me
 		return err
 	}
 	orgID := r.PathValue("id")
-	ids, err := change(r.Context(), projectID(r), orgID, in.UserIDs)
+	ids, err := change(r.Context(), httpserver.Actor(r), projectID(r), orgID, in.UserIDs)
 	if err != nil {
 		return err
 	}
@@ -104,4 +105,4 @@ func (h Handler) changeMembers(w http.ResponseWriter, r *http.Request, change me
 }
 
 // membersFunc is the shape of directory.Service.AddMembers and RemoveMembers.
-type membersFunc = func(ctx context.Context, projectID, orgID string, userIDs []string) ([]string, error)
+type membersFunc = func(ctx context.Context, by token.Actor, projectID, orgID string, userIDs []string) ([]string, error)

@@ -23,7 +23,7 @@ func (h Handler) createRole(w http.ResponseWriter, r *http.Request) error {
 	if err := httpserver.DecodeJSON(w, r, &in); err != nil {
 		return err
 	}
-	role, err := h.Directory.CreateRole(r.Context(), projectID(r), in.input())
+	role, err := h.Directory.CreateRole(r.Context(), httpserver.Actor(r), projectID(r), in.input())
 	if err != nil {
 		return err
 	}
@@ -45,7 +45,7 @@ func (h Handler) updateRole(w http.ResponseWriter, r *http.Request) error {
 	if err := httpserver.DecodeJSON(w, r, &in); err != nil {
 		return err
 	}
-	role, err := h.Directory.UpdateRole(r.Context(), projectID(r), r.PathValue("id"), in.input())
+	role, err := h.Directory.UpdateRole(r.Context(), httpserver.Actor(r), projectID(r), r.PathValue("id"), in.input())
 	if err != nil {
 		return err
 	}
@@ -54,7 +54,7 @@ func (h Handler) updateRole(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h Handler) deleteRole(w http.ResponseWriter, r *http.Request) error {
-	if err := h.Directory.DeleteRole(r.Context(), projectID(r), r.PathValue("id")); err != nil {
+	if err := h.Directory.DeleteRole(r.Context(), httpserver.Actor(r), projectID(r), r.PathValue("id")); err != nil {
 		return err
 	}
 	return writeDeleted(w)
@@ -77,7 +77,7 @@ func (h Handler) createPermission(w http.ResponseWriter, r *http.Request) error 
 	if err := httpserver.DecodeJSON(w, r, &in); err != nil {
 		return err
 	}
-	p, err := h.Directory.CreatePermission(r.Context(), projectID(r), in.input())
+	p, err := h.Directory.CreatePermission(r.Context(), httpserver.Actor(r), projectID(r), in.input())
 	if err != nil {
 		return err
 	}
@@ -99,7 +99,7 @@ func (h Handler) updatePermission(w http.ResponseWriter, r *http.Request) error 
 	if err := httpserver.DecodeJSON(w, r, &in); err != nil {
 		return err
 	}
-	p, err := h.Directory.UpdatePermission(r.Context(), projectID(r), r.PathValue("id"), in.input())
+	p, err := h.Directory.UpdatePermission(r.Context(), httpserver.Actor(r), projectID(r), r.PathValue("id"), in.input())
 	if err != nil {
 		return err
 	}
@@ -108,7 +108,7 @@ func (h Handler) updatePermission(w http.ResponseWriter, r *http.Request) error 
 }
 
 func (h Handler) deletePermission(w http.ResponseWriter, r *http.Request) error {
-	if err := h.Directory.DeletePermission(r.Context(), projectID(r), r.PathValue("id")); err != nil {
+	if err := h.Directory.DeletePermission(r.Context(), httpserver.Actor(r), projectID(r), r.PathValue("id")); err != nil {
 		return err
 	}
 	return writeDeleted(w)

@@ -31,7 +31,7 @@ func (h Handler) createUser(w http.ResponseWriter, r *http.Request) error {
 	if err := httpserver.DecodeJSON(w, r, &in); err != nil {
 		return err
 	}
-	u, err := h.Directory.CreateUser(r.Context(), projectID(r), in.input())
+	u, err := h.Directory.CreateUser(r.Context(), httpserver.Actor(r), projectID(r), in.input())
 	if err != nil {
 		return err
 	}
@@ -62,7 +62,7 @@ func (h Handler) updateUser(w http.ResponseWriter, r *http.Request) error {
 	if err := httpserver.DecodeJSON(w, r, &in); err != nil {
 		return err
 	}
-	u, err := h.Directory.UpdateUser(r.Context(), projectID(r), r.PathValue("id"), in.input())
+	u, err := h.Directory.UpdateUser(r.Context(), httpserver.Actor(r), projectID(r), r.PathValue("id"), in.input())
 	if err != nil {
 		return err
 	}
@@ -71,7 +71,7 @@ func (h Handler) updateUser(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h Handler) deleteUser(w http.ResponseWriter, r *http.Request) error {
-	if err := h.Directory.DeleteUser(r.Context(), projectID(r), r.PathValue("id")); err != nil {
+	if err := h.Directory.DeleteUser(r.Context(), httpserver.Actor(r), projectID(r), r.PathValue("id")); err != nil {
 		return err
 	}
 	return writeDeleted(w)
@@ -86,7 +86,7 @@ func (h Handler) verifyUser(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	u, err := h.Directory.SetEmailVerified(r.Context(), projectID(r), r.PathValue("id"), verified)
+	u, err := h.Directory.SetEmailVerified(r.Context(), httpserver.Actor(r), projectID(r), r.PathValue("id"), verified)
 	if err != nil {
 		return err
 	}
@@ -103,7 +103,7 @@ func (h Handler) setUserRoles(w http.ResponseWriter, r *http.Request) error {
 	if in.RoleIDs != nil {
 		roleIDs = nonNil(*in.RoleIDs)
 	}
-	u, err := h.Directory.SetUserRoles(r.Context(), projectID(r), r.PathValue("id"),
+	u, err := h.Directory.SetUserRoles(r.Context(), httpserver.Actor(r), projectID(r), r.PathValue("id"),
 		directory.UserRolesInput{OrganizationID: in.OrganizationID, RoleIDs: roleIDs})
 	if err != nil {
 		return err

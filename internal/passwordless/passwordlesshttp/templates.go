@@ -7,13 +7,14 @@ import (
 	"github.com/latchkey-dev/latchkey/internal/httpserver"
 	"github.com/latchkey-dev/latchkey/internal/notify"
 	"github.com/latchkey-dev/latchkey/internal/passwordless"
+	"github.com/latchkey-dev/latchkey/internal/token"
 )
 
 // Templates is the template part of the passwordless service.
 type Templates interface {
 	Template(ctx context.Context, projectID, name string) (passwordless.TemplateView, error)
-	PutTemplate(ctx context.Context, projectID, name string, t notify.Template) (passwordless.TemplateView, error)
-	ResetTemplate(ctx context.Context, projectID, name string) (passwordless.TemplateView, error)
+	PutTemplate(ctx context.Context, by token.Actor, projectID, name string, t notify.Template) (passwordless.TemplateView, error)
+	ResetTemplate(ctx context.Context, by token.Actor, projectID, name string) (passwordless.TemplateView, error)
 }
 
 // TemplateHandler serves the message templates in the management API.
@@ -59,7 +60,7 @@ func (h TemplateHandler) put(w http.ResponseWriter, r *http.Request) error {
 	if err := httpserver.DecodeJSON(w, r, &in); err != nil {
 		return err
 	}
-	v, err := h.Templates.PutTemplate(r.Context(), httpserver.ProjectFrom(r.Context()).ID, r.PathValue("name"),
+	v, err := h.Templates.PutTemplate(r.Context(), httpserver.Actor(r), httpserver.ProjectFrom(r.Context()).ID, r.PathValue("name"),
 		notify.Template{Subject: in.Subject, Text: in.Text, HTML: in.HTML})
 	if err != nil {
 		return err
@@ -69,7 +70,7 @@ func (h TemplateHandler) put(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h TemplateHandler) reset(w http.ResponseWriter, r *http.Request) error {
-	v, err := h.Templates.ResetTemplate(r.Context(), httpserver.ProjectFrom(r.Context()).ID, r.PathValue("name"))
+	v, err := h.Templates.ResetTemplate(r.Context(), httpserver.Actor(r), httpserver.ProjectFrom(r.Context()).ID, r.PathValue("name"))
 	if err != nil {
 		return err
 	}

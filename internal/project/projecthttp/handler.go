@@ -48,7 +48,7 @@ func (h Handler) patch(w http.ResponseWriter, r *http.Request) error {
 	if len(req.Settings) > 0 && !bytes.Equal(req.Settings, []byte("null")) {
 		u.Settings = req.Settings // absent or null: the settings stay as they are
 	}
-	v, err := h.Projects.Update(r.Context(), httpserver.ProjectFrom(r.Context()).ID, u)
+	v, err := h.Projects.Update(r.Context(), httpserver.Actor(r), httpserver.ProjectFrom(r.Context()).ID, u)
 	if err != nil {
 		return err
 	}
