@@ -81,7 +81,7 @@ func (s *Service) Enroll(ctx context.Context, sub Subject, types []string) (Enro
 			}
 		}
 	}
-	e, err := s.d.TOTP.Enroll(ctx, sub.Project, issuer(sub.Project, st), account(u), u.ID)
+	e, err := s.d.TOTP.Enroll(ctx, sub.Project, st.Brand(sub.Project.Name), account(u), u.ID)
 	if err != nil {
 		return Enrolled{}, err
 	}
@@ -144,20 +144,12 @@ func (s *Service) QRCode(ctx context.Context, sub Subject, factorID string) ([]b
 		return nil, fmt.Errorf("open the totp secret of factor %s: %w", f.ID, err)
 	}
 	// The URI is rebuilt exactly as enrollment built it, from the same secret.
-	key, err := totp.Generate(totp.GenerateOpts{Issuer: issuer(sub.Project, st), AccountName: account(u), Period: period,
+	key, err := totp.Generate(totp.GenerateOpts{Issuer: st.Brand(sub.Project.Name), AccountName: account(u), Period: period,
 		Secret: raw, Digits: digits, Algorithm: algorithm})
 	if err != nil {
 		return nil, fmt.Errorf("rebuild the otpauth URI of factor %s: %w", f.ID, err)
 	}
 	return QRCodePNG(key.URL())
-}
-
-// issuer names the project in authenticator apps: its display name, else its name.
-func issuer(p store.Project, st project.Settings) string {
-	if st.Branding.DisplayName != "" {
-		return st.Branding.DisplayName
-	}
-	return p.Name
 }
 
 // account names the user in authenticator apps: their email, else their phone number.

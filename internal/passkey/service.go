@@ -114,10 +114,7 @@ func (s *Service) relyingParty(p store.Project) (relyingParty, error) {
 	}
 	name := st.Passkey.RPName
 	if name == "" {
-		name = st.Branding.DisplayName
-	}
-	if name == "" {
-		name = p.Name
+		name = st.Brand(p.Name)
 	}
 	uv := protocol.VerificationPreferred
 	if st.Passkey.UserVerification == project.UserVerificationRequired {

@@ -264,7 +264,7 @@ func (s *Service) SendReset(ctx context.Context, p store.Project, emailIn, redir
 		}
 		m, err := outbox.Compose(ctx, tx, s.d.Sealer, outbox.Message{ID: s.d.IDs.New(), ProjectID: p.ID, Channel: notify.Email,
 			Recipient: email, Template: notify.PasswordReset, At: now, ExpiresAt: now.Add(ResetTTL),
-			Data: notify.TemplateData{Link: link.String(), Brand: brand(p, st), Expiry: "30 minutes", Email: email}})
+			Data: notify.TemplateData{Link: link.String(), Brand: st.Brand(p.Name), Expiry: "30 minutes", Email: email}})
 		if err != nil || !found {
 			// No account: the message is composed all the same, so the answer takes as long.
 			return err
@@ -545,13 +545,6 @@ func (s *Service) audit(ctx context.Context, st store.AuditEvents, p store.Proje
 }
 
 func (s *Service) now() time.Time { return s.d.Now().UTC().Truncate(time.Microsecond) }
-
-func brand(p store.Project, st project.Settings) string {
-	if st.Branding.DisplayName != "" {
-		return st.Branding.DisplayName
-	}
-	return p.Name
-}
 
 func hashToken(tok string) []byte {
 	h := sha256.Sum256([]byte("latchkey password reset\x00" + tok))

@@ -231,6 +231,15 @@ const (
 	maxURLLen = 2048
 )
 
+// Brand is how messages, authenticator apps and pages name the project: its display name, else
+// projectName (the project's own name).
+func (s Settings) Brand(projectName string) string {
+	if s.Branding.DisplayName != "" {
+		return s.Branding.DisplayName
+	}
+	return projectName
+}
+
 // DefaultSettings returns the settings of a new project: passwordless methods on, password and
 // SMS off (SMS costs money and must be configured), RS256 tokens (what SSOJet issues), and
 // short-lived codes and links.
