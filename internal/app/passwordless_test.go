@@ -126,6 +126,12 @@ func TestEmailCodeFlow(t *testing.T) {
 		}
 		// Used: the same code or any other answer is refused.
 		w.want(w.post("email-otp/verify", fmt.Sprintf(`{"state":%q,"otp":%q}`, state, code)), 404, "flow_not_found")
+		// The login is an audit event, written with it.
+		events, err := st.ListAuditEvents(t.Context(), w.proj.Project.ID, store.AuditFilter{Type: "login.succeeded"}, 10, "")
+		if err != nil || len(events) != 1 || events[0].UserID != profile["id"] || events[0].Detail["connection_type"] != "EmailOTP" ||
+			events[0].IPAddress == "" {
+			t.Errorf("login.succeeded events = %+v, %v", events, err)
+		}
 		w.want(w.call("GET", "/api/v1/auth/status", "", bearer(res.body["access_token"].(string))), 200, "")
 	})
 }
@@ -672,6 +678,11 @@ func TestCodeGuessesAreSlowedDown(t *testing.T) {
 	w.want(slow, 429, "too_many_attempts")
 	if slow.header.Get("Retry-After") != "1" {
 		t.Errorf("Retry-After = %q, want 1", slow.header.Get("Retry-After"))
+	}
+	// Each wrong code is an audit event; the refused guess, which checked nothing, is not.
+	events, err := w.a.Store().ListAuditEvents(t.Context(), w.proj.Project.ID, store.AuditFilter{Type: "login.failed"}, 10, "")
+	if err != nil || len(events) != 3 || events[0].Detail["reason"] != "invalid_code" || events[0].Detail["connection_type"] != "EmailOTP" {
+		t.Errorf("login.failed events = %+v, %v", events, err)
 	}
 	// A refused guess is not a try of the flow's: after a second, the flow still answers.
 	state2, wrong2 := start()

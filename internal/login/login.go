@@ -28,6 +28,15 @@ const (
 	ManualUser = "ManualUser"
 )
 
+// Audit event types of logins. A login that completes writes AuditSucceeded in its own
+// transaction (its session id is in the login result, not the event); each method writes its
+// own failures (AuditFailed with the method, or the method's own type, such as
+// password.login_failed).
+const (
+	AuditSucceeded = "login.succeeded"
+	AuditFailed    = "login.failed"
+)
+
 // Request is a first factor that has just succeeded.
 type Request struct {
 	Project        store.Project
@@ -146,6 +155,11 @@ func (s *Service) Complete(ctx context.Context, r Request) (Result, error) {
 		}
 		if err := tx.RecordLogin(ctx, r.Project.ID, u.ID, now, r.ConnectionType); err != nil {
 			return fmt.Errorf("record last login of user %s: %w", u.ID, err)
+		}
+		if err := tx.AddAuditEvent(ctx, store.AuditEvent{ID: s.ids.New(), ProjectID: r.Project.ID, Type: AuditSucceeded,
+			UserID: u.ID, OrganizationID: r.OrganizationID, IPAddress: r.Meta.IPAddress, UserAgent: r.Meta.UserAgent,
+			Detail: map[string]any{"connection_type": r.ConnectionType, "amr": r.AMR}, CreatedAt: now}); err != nil {
+			return fmt.Errorf("audit login of user %s: %w", u.ID, err)
 		}
 		tokens, err = starter.Start(ctx, tx, token.Grant{
 			UserID: u.ID, OrganizationID: r.OrganizationID,

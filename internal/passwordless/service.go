@@ -261,7 +261,7 @@ func (s *Service) VerifyCode(ctx context.Context, p store.Project, channels []Ch
 	if err != nil {
 		return login.Result{}, err
 	}
-	verified, err := s.verify(ctx, p, f, code)
+	verified, err := s.verify(ctx, p, f, code, meta)
 	if err != nil {
 		return login.Result{}, err
 	}
@@ -279,7 +279,7 @@ func (s *Service) VerifyLink(ctx context.Context, p store.Project, state, secret
 	if err != nil {
 		return "", err
 	}
-	if _, err := s.verify(ctx, p, f, secret); err != nil {
+	if _, err := s.verify(ctx, p, f, secret, token.Meta{}); err != nil {
 		return "", err
 	}
 	if f.RedirectURL == "" {
@@ -325,8 +325,9 @@ func (s *Service) Status(ctx context.Context, p store.Project, state string, met
 }
 
 // verify spends the flow's secret and resolves its user (creating one on sign-up) and marks
-// the destination verified, all in one transaction; a wrong secret counts a try.
-func (s *Service) verify(ctx context.Context, p store.Project, f store.Flow, secret string) (store.Flow, error) {
+// the destination verified, all in one transaction; a wrong secret counts a try and writes a
+// login.failed audit event, together.
+func (s *Service) verify(ctx context.Context, p store.Project, f store.Flow, secret string, meta token.Meta) (store.Flow, error) {
 	now := s.clock()
 	var out store.Flow
 	err := s.d.Store.InTx(ctx, func(tx store.Store) error {
@@ -355,7 +356,20 @@ func (s *Service) verify(ctx context.Context, p store.Project, f store.Flow, sec
 	if now.After(f.ExpiresAt) || f.Status != store.FlowPending {
 		return store.Flow{}, errFlowNotFound()
 	}
-	failed, ferr := s.d.Store.FailFlowAttempt(ctx, p.ID, f.ID)
+	var failed store.Flow
+	ferr := s.d.Store.InTx(ctx, func(tx store.Store) error {
+		var err error
+		if failed, err = tx.FailFlowAttempt(ctx, p.ID, f.ID); err != nil {
+			return err
+		}
+		reason := "invalid_code"
+		if failed.Status == store.FlowDead {
+			reason = "flow_dead"
+		}
+		return tx.AddAuditEvent(ctx, store.AuditEvent{ID: s.d.IDs.New(), ProjectID: p.ID, Type: login.AuditFailed,
+			UserID: f.UserID, IPAddress: meta.IPAddress, UserAgent: meta.UserAgent, CreatedAt: now,
+			Detail: map[string]any{"connection_type": connectionType(Channel(f.Channel)), "reason": reason, "flow_id": f.ID}})
+	})
 	if errors.Is(ferr, store.ErrNotFound) {
 		return store.Flow{}, errFlowNotFound()
 	}
