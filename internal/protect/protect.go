@@ -108,95 +108,165 @@ type Attempt struct {
 // and the provisional failure count are one step on the counters' rows, so of N concurrent
 // attempts on one account no more pass than the limits allow, on every instance at once.
 func (e *Engine) Begin(ctx context.Context, g Guard) (*Attempt, error) {
-	st, err := e.d.Settings(g.Project)
+	st, keys, err := e.prepare(g)
 	if err != nil {
 		return nil, err
 	}
-	ip := parseIP(g.IP)
-	if inAny(ip, st.Protect.BlockCIDRs) {
-		return nil, failure.New(failure.Forbidden, "ip_blocked", "requests from this address are blocked")
-	}
-	p := st.Protect
-	a := &Attempt{e: e, g: g, keys: []store.CounterKey{
-		{Scope: g.Kind + ":account", Key: g.Account},
-		{Scope: g.Kind + ":pair", Key: g.Account + "|" + ipKey(ip, g.IP)},
-	}}
-	allowed := inAny(ip, p.AllowCIDRs)
-	if !allowed {
-		a.keys = append(a.keys, store.CounterKey{Scope: "secret:ip", Key: ipKey(ip, g.IP)})
-	}
 	now := e.now()
 	err = e.d.Store.InTx(ctx, func(tx store.Store) error {
-		cs, err := tx.TakeCounters(ctx, g.Project.ID, a.keys, now)
+		cs, err := tx.TakeCounters(ctx, g.Project.ID, keys, now)
 		if err != nil {
 			return fmt.Errorf("take counters: %w", err)
 		}
-		account, pair := &cs[0], &cs[1]
-		forget(account, now, failureMemory, true)
-		forget(pair, now, failureMemory, true)
-		if err := refuseLocked(account, now); err != nil {
+		if err := refuse(cs, st.Protect, now); err != nil {
 			return err
-		}
-		if err := refuseLocked(pair, now); err != nil {
-			return err
-		}
-		if pair.Count >= p.SlowAfter && pair.LastAt != nil {
-			if wait := pair.LastAt.Add(delay(pair.Count - p.SlowAfter)).Sub(now); wait > 0 {
-				return failure.TooManyUntil(wait, "too_many_attempts",
-					"too many failed attempts: wait %s before trying again", roundUp(wait))
-			}
-		}
-		var ipc *store.Counter
-		if !allowed {
-			ipc = &cs[2]
-			forget(ipc, now, ipWindow, false)
-			if ipc.Count >= p.IPFailuresPerHour {
-				return errThrottled(ipc.WindowStart.Add(ipWindow).Sub(now))
-			}
 		}
 		// Count the attempt as a failure now; Succeed takes it back.
-		for i := range cs {
-			cs[i].Count++
-			cs[i].LastAt = &now
-			cs[i].UpdatedAt = now
-		}
-		var events []store.AuditEvent
-		event := func(typ string, detail map[string]any) {
-			detail["kind"], detail["account"] = g.Kind, g.Account
-			events = append(events, store.AuditEvent{ID: e.d.IDs.New(), ProjectID: g.Project.ID, Type: typ,
-				IPAddress: g.IP, Detail: detail, CreatedAt: now})
-		}
-		switch {
-		case account.Count >= project.HardLockAfter && g.Kind == KindPassword:
-			account.LockedUntil = ptr(now.Add(hardLockFor))
-			event(AuditHardLocked, map[string]any{"failures": account.Count})
-		case account.Count%p.AccountLockAfter == 0:
-			account.LockedUntil = ptr(now.Add(p.LockDuration()))
-			event(AuditLocked, map[string]any{"scope": "account", "failures": account.Count, "locked_until": *account.LockedUntil})
-		}
-		if pair.Count%p.LockAfter == 0 {
-			pair.LockedUntil = ptr(now.Add(p.LockDuration()))
-			event(AuditLocked, map[string]any{"scope": "ip", "failures": pair.Count, "locked_until": *pair.LockedUntil})
-		}
-		if ipc != nil && ipc.Count == p.IPFailuresPerHour {
-			event(AuditThrottled, map[string]any{"failures": ipc.Count, "until": ipc.WindowStart.Add(ipWindow)})
-		}
-		for _, ev := range events {
-			if err := tx.AddAuditEvent(ctx, ev); err != nil {
-				return fmt.Errorf("audit: %w", err)
-			}
-		}
-		for _, c := range cs {
-			if err := tx.SaveCounter(ctx, c); err != nil {
-				return fmt.Errorf("save counter: %w", err)
-			}
-		}
-		return nil
+		return e.count(ctx, tx, g, st.Protect, cs, now)
 	})
 	if err != nil {
 		return nil, err
 	}
-	return a, nil
+	return &Attempt{e: e, g: g, keys: keys}, nil
+}
+
+// Check refuses what Begin would, without counting: for secrets too long to guess (refresh
+// tokens, client secrets, magic links, passkey assertions), where exact counts under
+// concurrency buy nothing and a right answer should cost one read, not two writes. Their
+// failures are counted afterwards by Fail.
+func (e *Engine) Check(ctx context.Context, g Guard) error {
+	st, keys, err := e.prepare(g)
+	if err != nil {
+		return err
+	}
+	now := e.now()
+	cs, err := e.d.Store.GetCounters(ctx, g.Project.ID, keys, now)
+	if err != nil {
+		return fmt.Errorf("get counters: %w", err)
+	}
+	return refuse(cs, st.Protect, now)
+}
+
+// Fail counts a failure that Check let through, with the locks and audit events Begin's count
+// would set.
+func (e *Engine) Fail(ctx context.Context, g Guard) error {
+	st, keys, err := e.prepare(g)
+	if err != nil {
+		return err
+	}
+	now := e.now()
+	return e.d.Store.InTx(ctx, func(tx store.Store) error {
+		cs, err := tx.TakeCounters(ctx, g.Project.ID, keys, now)
+		if err != nil {
+			return fmt.Errorf("take counters: %w", err)
+		}
+		forgetAll(cs, now)
+		return e.count(ctx, tx, g, st.Protect, cs, now)
+	})
+}
+
+// prepare reads the project's settings, refuses a blocked IP, and names the counters of g:
+// the account's (by kind), the (account, IP) pair's and, unless the IP is allow-listed, the
+// IP's across accounts; always in this order, so transactions take rows in one order.
+func (e *Engine) prepare(g Guard) (project.Settings, []store.CounterKey, error) {
+	st, err := e.d.Settings(g.Project)
+	if err != nil {
+		return project.Settings{}, nil, err
+	}
+	ip := parseIP(g.IP)
+	if inAny(ip, st.Protect.BlockCIDRs) {
+		return project.Settings{}, nil, failure.New(failure.Forbidden, "ip_blocked", "requests from this address are blocked")
+	}
+	// Without an account (a refresh token names none until it is found), the IP stands in for
+	// it: failures from many IPs must not lock everyone's refresh tokens at once.
+	account := g.Account
+	if account == "" {
+		account = "ip:" + ipKey(ip, g.IP)
+	}
+	keys := []store.CounterKey{
+		{Scope: g.Kind + ":account", Key: account},
+		{Scope: g.Kind + ":pair", Key: account + "|" + ipKey(ip, g.IP)},
+	}
+	if !inAny(ip, st.Protect.AllowCIDRs) {
+		keys = append(keys, store.CounterKey{Scope: "secret:ip", Key: ipKey(ip, g.IP)})
+	}
+	return st, keys, nil
+}
+
+// forgetAll applies the counters' windows: the account and pair remember failures for a day
+// after the last, the IP for the hour.
+func forgetAll(cs []store.Counter, now time.Time) {
+	forget(&cs[0], now, failureMemory, true)
+	forget(&cs[1], now, failureMemory, true)
+	if len(cs) > 2 {
+		forget(&cs[2], now, ipWindow, false)
+	}
+}
+
+// refuse says whether the counters, read at now, refuse an attempt: a lock, a delay not yet
+// waited out, or a throttled IP.
+func refuse(cs []store.Counter, p project.ProtectSettings, now time.Time) error {
+	forgetAll(cs, now)
+	account, pair := &cs[0], &cs[1]
+	if err := refuseLocked(account, now); err != nil {
+		return err
+	}
+	if err := refuseLocked(pair, now); err != nil {
+		return err
+	}
+	if pair.Count >= p.SlowAfter && pair.LastAt != nil {
+		if wait := pair.LastAt.Add(delay(pair.Count - p.SlowAfter)).Sub(now); wait > 0 {
+			return failure.TooManyUntil(wait, "too_many_attempts",
+				"too many failed attempts: wait %s before trying again", roundUp(wait))
+		}
+	}
+	if len(cs) > 2 && cs[2].Count >= p.IPFailuresPerHour {
+		return errThrottled(cs[2].WindowStart.Add(ipWindow).Sub(now))
+	}
+	return nil
+}
+
+// count adds a failure to each counter through tx, setting the locks it reaches and writing
+// their audit events in the same transaction.
+func (e *Engine) count(ctx context.Context, tx store.Store, g Guard, p project.ProtectSettings, cs []store.Counter, now time.Time) error {
+	for i := range cs {
+		cs[i].Count++
+		cs[i].LastAt = &now
+		cs[i].UpdatedAt = now
+	}
+	account, pair := &cs[0], &cs[1]
+	var events []store.AuditEvent
+	event := func(typ string, detail map[string]any) {
+		detail["kind"], detail["account"] = g.Kind, g.Account
+		events = append(events, store.AuditEvent{ID: e.d.IDs.New(), ProjectID: g.Project.ID, Type: typ,
+			IPAddress: g.IP, Detail: detail, CreatedAt: now})
+	}
+	switch {
+	case account.Count >= project.HardLockAfter && g.Kind == KindPassword:
+		account.LockedUntil = ptr(now.Add(hardLockFor))
+		event(AuditHardLocked, map[string]any{"failures": account.Count})
+	case account.Count%p.AccountLockAfter == 0:
+		account.LockedUntil = ptr(now.Add(p.LockDuration()))
+		event(AuditLocked, map[string]any{"scope": "account", "failures": account.Count, "locked_until": *account.LockedUntil})
+	}
+	if pair.Count%p.LockAfter == 0 {
+		pair.LockedUntil = ptr(now.Add(p.LockDuration()))
+		event(AuditLocked, map[string]any{"scope": "ip", "failures": pair.Count, "locked_until": *pair.LockedUntil})
+	}
+	if len(cs) > 2 && cs[2].Count == p.IPFailuresPerHour {
+		event(AuditThrottled, map[string]any{"failures": cs[2].Count, "until": cs[2].WindowStart.Add(ipWindow)})
+	}
+	for _, ev := range events {
+		if err := tx.AddAuditEvent(ctx, ev); err != nil {
+			return fmt.Errorf("audit: %w", err)
+		}
+	}
+	for _, c := range cs {
+		if err := tx.SaveCounter(ctx, c); err != nil {
+			return fmt.Errorf("save counter: %w", err)
+		}
+	}
+	return nil
 }
 
 // Succeed records that the attempt's secret was right: the account's and the pair's run of

@@ -294,3 +294,35 @@ func TestOnlyPasswordsHardLock(t *testing.T) {
 		t.Errorf("after the lock: %v", err)
 	}
 }
+
+// Check and Fail, for secrets too long to guess: a right answer is one read; failures count
+// and lock like Begin's.
+func TestCheckThenFail(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, st *sqlstore.Store) {
+		e := newEnv(t, st, `{"slow_after":10,"lock_after":10,"account_lock_after":50}`)
+		g := protect.Guard{Project: e.project, Kind: "refresh", IP: "203.0.113.3"}
+		for i := range 10 {
+			if err := e.engine.Check(t.Context(), g); err != nil {
+				t.Fatalf("check %d: %v", i, err)
+			}
+			if err := e.engine.Fail(t.Context(), g); err != nil {
+				t.Fatal(err)
+			}
+		}
+		refused(t, e.engine.Check(t.Context(), g), "account_locked", 15*time.Minute, 15*time.Minute)
+		other := g
+		other.IP = "198.51.100.3"
+		if err := e.engine.Check(t.Context(), other); err != nil {
+			t.Errorf("another IP: %v", err)
+		}
+		// Without an account, failures from many IPs lock none but their own.
+		for i := range 60 {
+			if err := e.engine.Fail(t.Context(), protect.Guard{Project: e.project, Kind: "refresh", IP: fmt.Sprintf("198.51.%d.1", i)}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := e.engine.Check(t.Context(), protect.Guard{Project: e.project, Kind: "refresh", IP: "192.0.2.9"}); err != nil {
+			t.Errorf("a new IP after 60 failures from 60 others: %v", err)
+		}
+	})
+}

@@ -35,6 +35,9 @@ type Counters interface {
 	// keys in one fixed order of scopes, so that two transactions cannot deadlock.
 	// ErrNotFound when the project does not exist.
 	TakeCounters(ctx context.Context, projectID string, keys []CounterKey, at time.Time) ([]Counter, error)
+	// GetCounters reads the project's counters with these keys, without creating or locking
+	// them: a counter that does not exist comes back at zero (window starting at `at`).
+	GetCounters(ctx context.Context, projectID string, keys []CounterKey, at time.Time) ([]Counter, error)
 	// SaveCounter writes a counter's count, window, times and lock.
 	SaveCounter(ctx context.Context, c Counter) error
 	// DeleteIdleCounters removes counters, of every project, last updated before `before` and

@@ -3,6 +3,7 @@ package sqlstore
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"time"
 
 	"github.com/latchkey-dev/latchkey/internal/store"
@@ -31,6 +32,29 @@ func (s *Store) TakeCounters(ctx context.Context, projectID string, keys []store
 		c.ProjectID, c.Scope, c.Key = projectID, k.Scope, k.Key
 		c.WindowStart, c.UpdatedAt = fromMicros(window), fromMicros(updated)
 		c.LastAt, c.LockedUntil = fromNullMicros(last), fromNullMicros(locked)
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// GetCounters reads counters; missing ones are zero.
+func (s *Store) GetCounters(ctx context.Context, projectID string, keys []store.CounterKey, at time.Time) ([]store.Counter, error) {
+	out := make([]store.Counter, 0, len(keys))
+	for _, k := range keys {
+		c := store.Counter{ProjectID: projectID, Scope: k.Scope, Key: k.Key, WindowStart: at, UpdatedAt: at}
+		var window, updated int64
+		var last, locked sql.NullInt64
+		err := s.queryRow(ctx, `SELECT count, window_start, last_at, locked_until, updated_at FROM protect_counters
+			WHERE project_id = ? AND scope = ? AND counter_key = ?`, projectID, k.Scope, k.Key).
+			Scan(&c.Count, &window, &last, &locked, &updated)
+		switch {
+		case errors.Is(err, sql.ErrNoRows):
+		case err != nil:
+			return nil, s.wrap(err, "get counter %s", k.Scope)
+		default:
+			c.WindowStart, c.UpdatedAt = fromMicros(window), fromMicros(updated)
+			c.LastAt, c.LockedUntil = fromNullMicros(last), fromNullMicros(locked)
+		}
 		out = append(out, c)
 	}
 	return out, nil

@@ -39,6 +39,27 @@ func testCounters(t *testing.T, newStore func(t *testing.T) store.Store) {
 		wantNotFound(t, st.SaveCounter(f.ctx, c), "SaveCounter of an unknown counter")
 	})
 
+	t.Run("Get", func(t *testing.T) {
+		t.Parallel()
+		f := inNewProject(t, st)
+		k := store.CounterKey{Scope: "refresh:pair", Key: "|192.0.2.1"}
+		got, err := st.GetCounters(f.ctx, f.pid, []store.CounterKey{k}, at(0))
+		must(t, err, "GetCounters")
+		if got[0].Count != 0 || !got[0].WindowStart.Equal(at(0)) {
+			t.Errorf("a missing counter = %+v, want zero", got[0])
+		}
+		cs, err := st.TakeCounters(f.ctx, f.pid, []store.CounterKey{k}, at(0))
+		must(t, err, "TakeCounters")
+		cs[0].Count, cs[0].LastAt = 4, ptr(at(time.Second))
+		must(t, st.SaveCounter(f.ctx, cs[0]), "SaveCounter")
+		got, err = st.GetCounters(f.ctx, f.pid, []store.CounterKey{k, {Scope: "refresh:pair", Key: "other"}}, at(time.Hour))
+		must(t, err, "GetCounters")
+		if got[0].Count != 4 || got[0].LastAt == nil || !got[0].LastAt.Equal(at(time.Second)) || !got[0].WindowStart.Equal(at(0)) ||
+			got[1].Count != 0 || !got[1].WindowStart.Equal(at(time.Hour)) {
+			t.Errorf("GetCounters = %+v", got)
+		}
+	})
+
 	t.Run("CheckAndCountIsAtomic", func(t *testing.T) {
 		t.Parallel()
 		f := inNewProject(t, st)
