@@ -286,8 +286,9 @@ func NewWithStore(st store.Store, opts ...Option) (*App, error) {
 		Store: st, Projects: a.projects, Keys: a.keys, Access: memberAccess{a.directory},
 		Policy: a.tokenPolicy, Issuer: o.publicURL, IDs: idGenerator(o), Now: o.now, Rand: o.rand, Log: o.log,
 	})
+	a.protect = protect.New(protect.Deps{Store: st, Settings: a.projects.Settings, Now: o.now, IDs: idGenerator(o)})
 	mfaTokens := mfa.NewTokens(mfa.TokensDeps{Store: st, Now: o.now, Rand: o.rand, IDs: idGenerator(o)})
-	a.login = login.New(login.Deps{Store: st, Sessions: a.sessions, Users: a.directory, IDs: idGenerator(o), Now: o.now,
+	a.login = login.New(login.Deps{Store: st, Sessions: a.sessions, Users: a.directory, Guard: a.protect, IDs: idGenerator(o), Now: o.now,
 		MFA: mfa.NewPolicy(mfa.PolicyDeps{Settings: a.projects.Settings, Tokens: mfaTokens})})
 
 	senders := map[notify.Channel]notify.Sender{}
@@ -305,7 +306,6 @@ func NewWithStore(st store.Store, opts ...Option) (*App, error) {
 	a.worker = outbox.NewWorker(outbox.Worker{Store: st, Opener: o.sealer, Senders: senders, KeepPayload: o.dev,
 		Now: o.now, Log: o.log, Webhooks: webhook.NewDispatcher(webhook.Dispatcher{Queue: st, Opener: o.sealer,
 			AllowPrivate: o.dev || o.privateWebhooks, Now: o.now, Log: o.log})})
-	a.protect = protect.New(protect.Deps{Store: st, Settings: a.projects.Settings, Now: o.now, IDs: idGenerator(o)})
 	a.passwordless = passwordless.New(passwordless.Deps{
 		Store: st, Login: a.login, Protect: a.protect, Sealer: o.sealer, Settings: a.projects.Settings, PublicURL: o.publicURL,
 		Delivery: func(ch notify.Channel) bool { return senders[ch] != nil },
@@ -317,7 +317,7 @@ func NewWithStore(st store.Store, opts ...Option) (*App, error) {
 		return nil, err
 	}
 	a.passkeys, err = passkey.New(passkey.Deps{
-		Store: st, Login: a.login, Settings: a.projects.Settings, PublicURL: o.publicURL, EnumerationKey: enumKey,
+		Store: st, Login: a.login, Guard: a.protect, Settings: a.projects.Settings, PublicURL: o.publicURL, EnumerationKey: enumKey,
 		IDs: idGenerator(o), Now: o.now, Rand: o.rand, Log: o.log,
 	})
 	if err != nil {
@@ -361,7 +361,8 @@ func NewWithStore(st store.Store, opts ...Option) (*App, error) {
 	}
 	metrics := httpserver.NewMetrics(reg)
 
-	a.router = httpserver.NewRouter(a.projects, o.log)
+	secrets := guardedSecrets{Service: a.projects, protect: a.protect}
+	a.router = httpserver.NewRouter(secrets, o.log)
 	a.router.UseBearer(a.sessions)
 	a.router.Handle("GET /healthz", httpserver.Public, a.healthz)
 	a.router.Handle("GET /readyz", httpserver.Public, a.readyz)
@@ -369,7 +370,7 @@ func NewWithStore(st store.Store, opts ...Option) (*App, error) {
 	a.router.Handle("GET /api/v1/openapi.json", httpserver.Public, openAPI)
 	projecthttp.Handler{Projects: a.projects, PublicHost: pub.Hostname()}.Mount(a.router)
 	directoryhttp.Handler{Directory: a.directory}.Mount(a.router)
-	tokenhttp.Handler{Sessions: a.sessions, Keys: a.keys, Login: a.login, Users: a.directory, Secrets: a.projects,
+	tokenhttp.Handler{Sessions: a.sessions, Keys: a.keys, Login: a.login, Users: a.directory, Secrets: secrets,
 		Log: o.log}.Mount(a.router)
 	passwordlesshttp.Handler{Flows: a.passwordless}.Mount(a.router)
 	passwordlesshttp.TemplateHandler{Templates: a.passwordless}.Mount(a.router)

@@ -60,6 +60,13 @@ func ClientIP(r *http.Request) string {
 	return peerHost(r)
 }
 
+// ClientIPFrom is the client IP of the request ctx belongs to (Wrap puts it there), for code
+// that has a context but not the request, such as a ProjectAuthenticator; "" outside one.
+func ClientIPFrom(ctx context.Context) string {
+	ip, _ := ctx.Value(clientIPKey{}).(string)
+	return ip
+}
+
 func peerHost(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {

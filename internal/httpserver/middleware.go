@@ -53,7 +53,7 @@ func Wrap(h http.Handler, log *slog.Logger, m *Metrics) http.Handler {
 		start := time.Now()
 		id := newRequestID()
 		w.Header().Set("X-Request-Id", id)
-		r = r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id))
+		r = r.WithContext(context.WithValue(context.WithValue(r.Context(), requestIDKey{}, id), clientIPKey{}, ClientIP(r)))
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		defer func() {
 			if v := recover(); v != nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/latchkey-dev/latchkey/internal/directory"
 	"github.com/latchkey-dev/latchkey/internal/failure"
 	"github.com/latchkey-dev/latchkey/internal/ident"
+	"github.com/latchkey-dev/latchkey/internal/protect"
 	"github.com/latchkey-dev/latchkey/internal/store"
 	"github.com/latchkey-dev/latchkey/internal/token"
 )
@@ -83,12 +84,20 @@ type Users interface {
 	GetUser(ctx context.Context, projectID, id string) (directory.User, error)
 }
 
+// Guard is attack protection for long secrets (protect.Engine): refresh tokens cannot be
+// guessed, but one IP presenting wrong ones is throttled so that it cannot load the server.
+type Guard interface {
+	Check(ctx context.Context, g protect.Guard) error
+	Fail(ctx context.Context, g protect.Guard) error
+}
+
 // Deps are the service's dependencies.
 type Deps struct {
 	Store    store.Store
 	Sessions Sessions
 	Users    Users
 	MFA      MFAPolicy // nil: no login needs a second factor
+	Guard    Guard     // nil: refresh tokens are not throttled
 	IDs      *ident.Generator
 	Now      func() time.Time
 }
@@ -99,6 +108,7 @@ type Service struct {
 	sessions Sessions
 	users    Users
 	mfa      MFAPolicy
+	guard    Guard
 	ids      *ident.Generator
 	now      func() time.Time
 	agents   *useragent.Parser
@@ -106,7 +116,7 @@ type Service struct {
 
 // New returns a login service.
 func New(d Deps) *Service {
-	s := &Service{store: d.Store, sessions: d.Sessions, users: d.Users, mfa: d.MFA, ids: d.IDs, now: d.Now,
+	s := &Service{store: d.Store, sessions: d.Sessions, users: d.Users, mfa: d.MFA, guard: d.Guard, ids: d.IDs, now: d.Now,
 		agents: useragent.NewParser()}
 	if s.ids == nil {
 		s.ids = ident.NewGenerator()
@@ -177,9 +187,21 @@ func (s *Service) Complete(ctx context.Context, r Request) (Result, error) {
 }
 
 // Refresh spends a refresh token and returns the new tokens with the user, in the login
-// result's shape. Errors: invalid_grant (401).
+// result's shape. Errors: invalid_grant (401), and from one IP presenting too many wrong ones,
+// ip_throttled (429).
 func (s *Service) Refresh(ctx context.Context, project store.Project, refreshToken string, meta token.Meta) (Result, error) {
+	guard := protect.Guard{Project: project, Kind: "refresh", IP: meta.IPAddress}
+	if s.guard != nil {
+		if err := s.guard.Check(ctx, guard); err != nil {
+			return Result{}, err
+		}
+	}
 	tokens, err := s.sessions.Refresh(ctx, project, refreshToken, meta)
+	if fe, ok := failure.As(err); ok && fe.Code == "invalid_grant" && s.guard != nil {
+		if ferr := s.guard.Fail(ctx, guard); ferr != nil {
+			return Result{}, ferr
+		}
+	}
 	if err != nil {
 		return Result{}, err
 	}

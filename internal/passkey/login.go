@@ -13,6 +13,7 @@ import (
 
 	"github.com/latchkey-dev/latchkey/internal/failure"
 	"github.com/latchkey-dev/latchkey/internal/login"
+	"github.com/latchkey-dev/latchkey/internal/protect"
 	"github.com/latchkey-dev/latchkey/internal/store"
 	"github.com/latchkey-dev/latchkey/internal/token"
 )
@@ -69,6 +70,12 @@ func (s *Service) FinishLogin(ctx context.Context, p store.Project, authCode str
 	if err != nil {
 		return login.Result{}, invalidResponse(err)
 	}
+	guard := protect.Guard{Project: p, Kind: "passkey", IP: meta.IPAddress}
+	if s.d.Guard != nil {
+		if err := s.d.Guard.Check(ctx, guard); err != nil {
+			return login.Result{}, err
+		}
+	}
 	c, session, err := s.useCeremony(ctx, p.ID, store.CeremonyLogin, authCode)
 	if err != nil {
 		return login.Result{}, err
@@ -76,6 +83,11 @@ func (s *Service) FinishLogin(ctx context.Context, p store.Project, authCode str
 	u, use, err := s.assert(ctx, rp, p, c, session, parsed, meta)
 	if err != nil {
 		s.finishCeremony(ctx, c, store.CeremonyFailed, "", "")
+		if s.d.Guard != nil && failure.IsKind(err, failure.Unauthenticated) {
+			if ferr := s.d.Guard.Fail(ctx, guard); ferr != nil {
+				return login.Result{}, ferr
+			}
+		}
 		return login.Result{}, err
 	}
 	amr := []string{"pk"}

@@ -16,6 +16,7 @@ import (
 	"github.com/latchkey-dev/latchkey/internal/ident"
 	"github.com/latchkey-dev/latchkey/internal/login"
 	"github.com/latchkey-dev/latchkey/internal/project"
+	"github.com/latchkey-dev/latchkey/internal/protect"
 	"github.com/latchkey-dev/latchkey/internal/store"
 )
 
@@ -41,8 +42,10 @@ type Completer interface {
 
 // Deps are the service's dependencies.
 type Deps struct {
-	Store    store.Store
-	Login    Completer
+	Store store.Store
+	Login Completer
+	// Guard throttles an IP that presents many failing assertions (protect.Engine); nil: none.
+	Guard    Guard
 	Settings func(p store.Project) (project.Settings, error)
 	// PublicURL is the server's own URL: its origin is always allowed (the hosted pages live
 	// there) and its host is the RP id of a project that names no origin.
@@ -54,6 +57,13 @@ type Deps struct {
 	Now            func() time.Time
 	Rand           io.Reader
 	Log            *slog.Logger
+}
+
+// Guard is attack protection for assertions, which cannot be guessed: only the load of failing
+// ones from one IP is bounded.
+type Guard interface {
+	Check(ctx context.Context, g protect.Guard) error
+	Fail(ctx context.Context, g protect.Guard) error
 }
 
 // Service runs WebAuthn registration and login ceremonies and manages credentials.

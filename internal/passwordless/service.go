@@ -56,6 +56,8 @@ type Completer interface {
 // Protector is attack protection (protect.Engine): codes are checked and messages sent through it.
 type Protector interface {
 	Begin(ctx context.Context, g protect.Guard) (*protect.Attempt, error)
+	Check(ctx context.Context, g protect.Guard) error
+	Fail(ctx context.Context, g protect.Guard) error
 	AllowSend(ctx context.Context, s protect.Send) error
 }
 
@@ -274,12 +276,22 @@ func (s *Service) VerifyCode(ctx context.Context, p store.Project, channels []Ch
 
 // VerifyLink checks a magic link's secret, marking the flow verified for the device that polls
 // its status, and returns where to send the browser ("" for the confirmation page).
-func (s *Service) VerifyLink(ctx context.Context, p store.Project, state, secret string) (string, error) {
+func (s *Service) VerifyLink(ctx context.Context, p store.Project, state, secret string, meta token.Meta) (string, error) {
 	f, err := s.flow(ctx, p, []Channel{MagicLink}, state)
 	if err != nil {
 		return "", err
 	}
-	if _, err := s.verify(ctx, p, f, secret, token.Meta{}); err != nil {
+	// A link's secret is 256 bits: only the load of wrong ones from one IP is bounded.
+	guard := protect.Guard{Project: p, Kind: "link", Account: f.Destination, IP: meta.IPAddress}
+	if err := s.d.Protect.Check(ctx, guard); err != nil {
+		return "", err
+	}
+	if _, err := s.verify(ctx, p, f, secret, meta); err != nil {
+		if fe, ok := failure.As(err); ok && (fe.Code == "invalid_code" || fe.Code == "flow_dead") {
+			if ferr := s.d.Protect.Fail(ctx, guard); ferr != nil {
+				return "", ferr
+			}
+		}
 		return "", err
 	}
 	if f.RedirectURL == "" {

@@ -130,39 +130,74 @@ func (e *Engine) Begin(ctx context.Context, g Guard) (*Attempt, error) {
 	return &Attempt{e: e, g: g, keys: keys}, nil
 }
 
-// Check refuses what Begin would, without counting: for secrets too long to guess (refresh
-// tokens, client secrets, magic links, passkey assertions), where exact counts under
-// concurrency buy nothing and a right answer should cost one read, not two writes. Their
-// failures are counted afterwards by Fail.
+// Check refuses, from one read, an IP that has failed too often across accounts this hour
+// (429 ip_throttled) or is blocked (403 ip_blocked): for secrets too long to guess (refresh
+// tokens, client secrets, magic links, passkey assertions). Guessing them is hopeless, so per
+// account locks and delays would only let a stranger lock an owner out; what is worth bounding
+// is the load one IP can put on them. A right answer costs one read; Fail counts a wrong one.
 func (e *Engine) Check(ctx context.Context, g Guard) error {
-	st, keys, err := e.prepare(g)
-	if err != nil {
+	st, key, counted, err := e.ipOnly(g)
+	if err != nil || !counted {
 		return err
 	}
 	now := e.now()
-	cs, err := e.d.Store.GetCounters(ctx, g.Project.ID, keys, now)
+	cs, err := e.d.Store.GetCounters(ctx, g.Project.ID, []store.CounterKey{key}, now)
 	if err != nil {
 		return fmt.Errorf("get counters: %w", err)
 	}
-	return refuse(cs, st.Protect, now)
+	forget(&cs[0], now, ipWindow, false)
+	if cs[0].Count >= st.Protect.IPFailuresPerHour {
+		return errThrottled(cs[0].WindowStart.Add(ipWindow).Sub(now))
+	}
+	return nil
 }
 
-// Fail counts a failure that Check let through, with the locks and audit events Begin's count
-// would set.
+// Fail counts a wrong long secret against its IP, and writes the throttle's audit event when
+// the count reaches the limit.
 func (e *Engine) Fail(ctx context.Context, g Guard) error {
-	st, keys, err := e.prepare(g)
-	if err != nil {
+	st, key, counted, err := e.ipOnly(g)
+	if err != nil || !counted {
 		return err
 	}
 	now := e.now()
 	return e.d.Store.InTx(ctx, func(tx store.Store) error {
-		cs, err := tx.TakeCounters(ctx, g.Project.ID, keys, now)
+		cs, err := tx.TakeCounters(ctx, g.Project.ID, []store.CounterKey{key}, now)
 		if err != nil {
 			return fmt.Errorf("take counters: %w", err)
 		}
-		forgetAll(cs, now)
-		return e.count(ctx, tx, g, st.Protect, cs, now)
+		c := cs[0]
+		forget(&c, now, ipWindow, false)
+		c.Count++
+		c.LastAt, c.UpdatedAt = &now, now
+		if c.Count == st.Protect.IPFailuresPerHour {
+			if err := tx.AddAuditEvent(ctx, store.AuditEvent{ID: e.d.IDs.New(), ProjectID: g.Project.ID, Type: AuditThrottled,
+				IPAddress: g.IP, CreatedAt: now, Detail: map[string]any{"kind": g.Kind, "account": g.Account,
+					"failures": c.Count, "until": c.WindowStart.Add(ipWindow)}}); err != nil {
+				return fmt.Errorf("audit: %w", err)
+			}
+		}
+		if err := tx.SaveCounter(ctx, c); err != nil {
+			return fmt.Errorf("save counter: %w", err)
+		}
+		return nil
 	})
+}
+
+// ipOnly is Check's and Fail's counter: the IP's failures across accounts, shared with
+// Begin's; counted is false for an allow-listed IP.
+func (e *Engine) ipOnly(g Guard) (project.Settings, store.CounterKey, bool, error) {
+	st, err := e.d.Settings(g.Project)
+	if err != nil {
+		return project.Settings{}, store.CounterKey{}, false, err
+	}
+	ip := parseIP(g.IP)
+	if inAny(ip, st.Protect.BlockCIDRs) {
+		return project.Settings{}, store.CounterKey{}, false, failure.New(failure.Forbidden, "ip_blocked", "requests from this address are blocked")
+	}
+	if inAny(ip, st.Protect.AllowCIDRs) {
+		return st, store.CounterKey{}, false, nil
+	}
+	return st, store.CounterKey{Scope: "secret:ip", Key: ipKey(ip, g.IP)}, true, nil
 }
 
 // prepare reads the project's settings, refuses a blocked IP, and names the counters of g:
@@ -177,15 +212,9 @@ func (e *Engine) prepare(g Guard) (project.Settings, []store.CounterKey, error) 
 	if inAny(ip, st.Protect.BlockCIDRs) {
 		return project.Settings{}, nil, failure.New(failure.Forbidden, "ip_blocked", "requests from this address are blocked")
 	}
-	// Without an account (a refresh token names none until it is found), the IP stands in for
-	// it: failures from many IPs must not lock everyone's refresh tokens at once.
-	account := g.Account
-	if account == "" {
-		account = "ip:" + ipKey(ip, g.IP)
-	}
 	keys := []store.CounterKey{
-		{Scope: g.Kind + ":account", Key: account},
-		{Scope: g.Kind + ":pair", Key: account + "|" + ipKey(ip, g.IP)},
+		{Scope: g.Kind + ":account", Key: g.Account},
+		{Scope: g.Kind + ":pair", Key: g.Account + "|" + ipKey(ip, g.IP)},
 	}
 	if !inAny(ip, st.Protect.AllowCIDRs) {
 		keys = append(keys, store.CounterKey{Scope: "secret:ip", Key: ipKey(ip, g.IP)})

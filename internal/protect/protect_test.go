@@ -295,13 +295,13 @@ func TestOnlyPasswordsHardLock(t *testing.T) {
 	}
 }
 
-// Check and Fail, for secrets too long to guess: a right answer is one read; failures count
-// and lock like Begin's.
+// Check and Fail, for secrets too long to guess: a right answer is one read; an IP's failures
+// across accounts throttle it for the hour, and lock nobody else out.
 func TestCheckThenFail(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, st *sqlstore.Store) {
-		e := newEnv(t, st, `{"slow_after":10,"lock_after":10,"account_lock_after":50}`)
-		g := protect.Guard{Project: e.project, Kind: "refresh", IP: "203.0.113.3"}
-		for i := range 10 {
+		e := newEnv(t, st, `{"ip_failures_per_hour":20}`)
+		g := protect.Guard{Project: e.project, Kind: "client_secret", Account: "cli_x", IP: "203.0.113.3"}
+		for i := range 20 {
 			if err := e.engine.Check(t.Context(), g); err != nil {
 				t.Fatalf("check %d: %v", i, err)
 			}
@@ -309,20 +309,18 @@ func TestCheckThenFail(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		refused(t, e.engine.Check(t.Context(), g), "account_locked", 15*time.Minute, 15*time.Minute)
+		refused(t, e.engine.Check(t.Context(), g), "ip_throttled", 59*time.Minute, time.Hour)
 		other := g
 		other.IP = "198.51.100.3"
 		if err := e.engine.Check(t.Context(), other); err != nil {
-			t.Errorf("another IP: %v", err)
+			t.Errorf("another IP, same account: %v", err)
 		}
-		// Without an account, failures from many IPs lock none but their own.
-		for i := range 60 {
-			if err := e.engine.Fail(t.Context(), protect.Guard{Project: e.project, Kind: "refresh", IP: fmt.Sprintf("198.51.%d.1", i)}); err != nil {
-				t.Fatal(err)
-			}
+		if events, err := st.ListAuditEvents(t.Context(), e.project.ID, store.AuditFilter{Type: protect.AuditThrottled}, 10, ""); err != nil || len(events) != 1 {
+			t.Errorf("throttle events = %+v, %v", events, err)
 		}
-		if err := e.engine.Check(t.Context(), protect.Guard{Project: e.project, Kind: "refresh", IP: "192.0.2.9"}); err != nil {
-			t.Errorf("a new IP after 60 failures from 60 others: %v", err)
+		e.clock.Advance(time.Hour)
+		if err := e.engine.Check(t.Context(), g); err != nil {
+			t.Errorf("after the hour: %v", err)
 		}
 	})
 }

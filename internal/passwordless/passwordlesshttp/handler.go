@@ -22,7 +22,7 @@ type Flows interface {
 	Send(ctx context.Context, p store.Project, r passwordless.SendRequest) (string, error)
 	Resend(ctx context.Context, p store.Project, channels []passwordless.Channel, state, ip string) error
 	VerifyCode(ctx context.Context, p store.Project, channels []passwordless.Channel, state, code string, meta token.Meta) (login.Result, error)
-	VerifyLink(ctx context.Context, p store.Project, state, secret string) (string, error)
+	VerifyLink(ctx context.Context, p store.Project, state, secret string, meta token.Meta) (string, error)
 	Status(ctx context.Context, p store.Project, state string, meta token.Meta) (login.Result, error)
 }
 
@@ -131,7 +131,7 @@ func (h Handler) verifyCode(ch passwordless.Channel) httpserver.HandlerFunc {
 func (h Handler) verifyLink(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	p := httpserver.ProjectFrom(r.Context())
-	redirect, err := h.Flows.VerifyLink(r.Context(), p, q.Get("state"), q.Get("magictext"))
+	redirect, err := h.Flows.VerifyLink(r.Context(), p, q.Get("state"), q.Get("magictext"), httpserver.Meta(r))
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Referrer-Policy", "no-referrer") // the URL holds the link's secret
 	if err != nil {
