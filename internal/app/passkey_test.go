@@ -324,6 +324,11 @@ func TestPasskeyCeremonyAttacks(t *testing.T) {
 		rp.Origin = "https://evil.example"
 		opts := w.beginLogin("")
 		w.want(w.finishLogin(opts, assertion(t, rp, auth, cred, opts)), 401, "passkey_verification_failed")
+		events, err := w.a.Store().ListAuditEvents(t.Context(), w.proj.Project.ID, store.AuditFilter{Type: "login.failed"}, 10, "")
+		if err != nil || len(events) != 1 || events[0].Detail["connection_type"] != "Passkey" ||
+			events[0].Detail["reason"] != "passkey_verification_failed" {
+			t.Errorf("login.failed events after a wrong-origin assertion = %+v, %v", events, err)
+		}
 		// Registration too.
 		ro := w.beginRegistration(w.token)
 		a, c := newAuthenticator(ro, nil)

@@ -83,9 +83,16 @@ func (s *Service) FinishLogin(ctx context.Context, p store.Project, authCode str
 	u, use, err := s.assert(ctx, rp, p, c, session, parsed, meta)
 	if err != nil {
 		s.finishCeremony(ctx, c, store.CeremonyFailed, "", "")
-		if s.d.Guard != nil && failure.IsKind(err, failure.Unauthenticated) {
-			if ferr := s.d.Guard.Fail(ctx, guard); ferr != nil {
-				return login.Result{}, ferr
+		if fe, ok := failure.As(err); ok && fe.Kind == failure.Unauthenticated {
+			if s.d.Guard != nil {
+				if ferr := s.d.Guard.Fail(ctx, guard); ferr != nil {
+					return login.Result{}, ferr
+				}
+			}
+			if aerr := s.d.Store.AddAuditEvent(ctx, store.AuditEvent{ID: s.d.IDs.New(), ProjectID: p.ID, Type: login.AuditFailed,
+				IPAddress: meta.IPAddress, UserAgent: meta.UserAgent, CreatedAt: s.now(),
+				Detail: map[string]any{"connection_type": login.Passkey, "reason": fe.Code}}); aerr != nil {
+				return login.Result{}, fmt.Errorf("audit a failed passkey login: %w", aerr)
 			}
 		}
 		return login.Result{}, err
