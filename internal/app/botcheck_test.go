@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/latchkey-dev/latchkey/internal/app"
 	"github.com/latchkey-dev/latchkey/internal/botcheck"
@@ -60,6 +61,10 @@ func TestProofOfWorkOnSignup(t *testing.T) {
 		w.want(w.signupWith(map[string]string{"X-Altcha": "eyJhbGdvcml0aG0iOiJTSEEtMjU2In0="}, "bob@example.com"), 403, "bot_check_failed")
 		// The hosted forms' honeypot refuses whatever else the request carries.
 		w.want(w.signupWith(map[string]string{"X-Altcha": w.solve(), "X-Latchkey-Honeypot": "ACME Corp"}, "bob@example.com"), 403, "bot_check_failed")
+		// A solution older than the challenge's 5 minutes is refused.
+		stale := w.solve()
+		w.clock.Advance(5*time.Minute + time.Second)
+		w.want(w.signupWith(map[string]string{"X-Altcha": stale}, "bob@example.com"), 403, "bot_check_failed")
 		w.want(w.signupWith(map[string]string{"X-Altcha": w.solve()}, "bob@example.com"), 200, "")
 		// Off: no proof needed.
 		w.setProtect(`{"bot_check":"off"}`)
