@@ -350,16 +350,12 @@ func (e *Engine) Unlock(ctx context.Context, g Guard) error {
 
 // Locked reports whether the account is hard-locked (only Unlock lifts it).
 func (e *Engine) Locked(ctx context.Context, g Guard) (bool, error) {
-	var locked bool
-	err := e.d.Store.InTx(ctx, func(tx store.Store) error {
-		cs, err := tx.TakeCounters(ctx, g.Project.ID, []store.CounterKey{{Scope: g.Kind + ":account", Key: g.Account}}, e.now())
-		if err != nil {
-			return err
-		}
-		locked = cs[0].LockedUntil != nil && cs[0].LockedUntil.Sub(e.now()) > hardLockFor/2
-		return nil
-	})
-	return locked, err
+	now := e.now()
+	cs, err := e.d.Store.GetCounters(ctx, g.Project.ID, []store.CounterKey{{Scope: g.Kind + ":account", Key: g.Account}}, now)
+	if err != nil {
+		return false, fmt.Errorf("get counters: %w", err)
+	}
+	return cs[0].LockedUntil != nil && cs[0].LockedUntil.Sub(now) > hardLockFor/2, nil
 }
 
 // Send is a message about to be sent.
@@ -428,19 +424,14 @@ const (
 func (e *Engine) Risky(ctx context.Context, p store.Project, ipRaw string) (bool, error) {
 	ip := parseIP(ipRaw)
 	now := e.now()
-	var risky bool
-	err := e.d.Store.InTx(ctx, func(tx store.Store) error {
-		cs, err := tx.TakeCounters(ctx, p.ID, []store.CounterKey{{Scope: "secret:ip", Key: ipKey(ip, ipRaw)},
-			{Scope: "send:ip", Key: ipKey(ip, ipRaw)}}, now)
-		if err != nil {
-			return fmt.Errorf("take counters: %w", err)
-		}
-		forget(&cs[0], now, ipWindow, false)
-		forget(&cs[1], now, sendWindow, false)
-		risky = cs[0].Count >= riskyFailures || cs[1].Count >= riskySends
-		return nil
-	})
-	return risky, err
+	cs, err := e.d.Store.GetCounters(ctx, p.ID, []store.CounterKey{{Scope: "secret:ip", Key: ipKey(ip, ipRaw)},
+		{Scope: "send:ip", Key: ipKey(ip, ipRaw)}}, now)
+	if err != nil {
+		return false, fmt.Errorf("get counters: %w", err)
+	}
+	forget(&cs[0], now, ipWindow, false)
+	forget(&cs[1], now, sendWindow, false)
+	return cs[0].Count >= riskyFailures || cs[1].Count >= riskySends, nil
 }
 
 // Sweep deletes counters idle for longer than any of their windows.
