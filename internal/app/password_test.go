@@ -92,17 +92,24 @@ func TestPasswordSignupLoginResetAndChange(t *testing.T) {
 		if n := len(w.inbox("nobody@example.com")); n != 0 {
 			t.Errorf("%d reset emails to an unknown address", n)
 		}
+		// Two links (a second ask), the newer used: the older one dies with it.
+		w.clock.Advance(time.Second)
+		w.want(w.pw("reset/send", fmt.Sprintf(`{"email":%q,"redirect_url":"https://app.acme.test/done"}`, email)), 200, "")
 		msgs := w.inbox(email)
-		link := resetLinkRE.FindString(msgs[0]["text"].(string))
-		if link == "" {
-			t.Fatalf("no reset link in %q", msgs[0]["text"])
+		tokenOf := func(m map[string]any) string {
+			link := resetLinkRE.FindString(m["text"].(string))
+			if link == "" {
+				t.Fatalf("no reset link in %q", m["text"])
+			}
+			u, _ := url.Parse(link)
+			return u.Query().Get("token")
 		}
-		u, _ := url.Parse(link)
-		tok := u.Query().Get("token")
+		tok, older := tokenOf(msgs[0]), tokenOf(msgs[1])
 		w.want(w.pw("reset/verify", fmt.Sprintf(`{"token":%q,"password":"qwertyuiop"}`, tok)), 400, "password_breached")
 		newer := "a brand new passphrase"
 		w.want(w.pw("reset/verify", fmt.Sprintf(`{"token":%q,"password":%q}`, tok, newer)), 200, "")
 		w.want(w.pw("reset/verify", fmt.Sprintf(`{"token":%q,"password":%q}`, tok, newer)), 401, "invalid_reset_token")
+		w.want(w.pw("reset/verify", fmt.Sprintf(`{"token":%q,"password":"yet another passphrase"}`, older)), 401, "invalid_reset_token")
 		w.want(w.call("GET", "/api/v1/auth/status", "", bearer(first.body["access_token"].(string))), 401, "")
 		w.want(w.login(email, good), 401, "invalid_credentials")
 		w.clock.Advance(time.Minute)

@@ -283,8 +283,8 @@ func (s *Service) SendReset(ctx context.Context, p store.Project, emailIn, redir
 }
 
 // Reset sets a new password with a reset token, once. The token proves control of the email:
-// the email becomes verified, a lock on the account's passwords lifts, and every session ends
-// (whoever knew the old password is signed out). Errors: password_too_short,
+// the email becomes verified, a lock on the account's passwords lifts, every session ends
+// (whoever knew the old password is signed out), and the user's other reset links stop working. Errors: password_too_short,
 // password_too_long, password_breached (400), invalid_reset_token (401).
 func (s *Service) Reset(ctx context.Context, p store.Project, tok, newPassword string, meta token.Meta) error {
 	st, err := s.enabled(p)
@@ -311,6 +311,10 @@ func (s *Service) Reset(ctx context.Context, p store.Project, tok, newPassword s
 		}
 		if err := tx.SetPasswordHash(ctx, p.ID, u.ID, hash, now); err != nil {
 			return fmt.Errorf("set password: %w", err)
+		}
+		// Other links sent before this one die with it: an old email must not reset again.
+		if _, err := tx.ConsumeSubjectSecrets(ctx, p.ID, resetPurpose, u.ID, now); err != nil {
+			return fmt.Errorf("void other reset links: %w", err)
 		}
 		if !u.EmailVerified {
 			u.EmailVerified, u.UpdatedAt = true, now

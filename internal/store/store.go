@@ -304,4 +304,7 @@ type OneTimeSecrets interface {
 	// number of concurrent callers exactly one succeeds. ErrNotFound if it does not exist in the
 	// project for that purpose, has expired at now, or was already consumed.
 	ConsumeOneTimeSecret(ctx context.Context, projectID, purpose string, hash []byte, now time.Time) (OneTimeSecret, error)
+	// ConsumeSubjectSecrets marks every unused secret of the purpose for the subject used at
+	// now, and returns how many: when one is spent, the others it stands beside die with it.
+	ConsumeSubjectSecrets(ctx context.Context, projectID, purpose, subject string, now time.Time) (int, error)
 }

@@ -47,3 +47,16 @@ func (s *Store) ConsumeOneTimeSecret(ctx context.Context, projectID, purpose str
 	sec.ConsumedAt = fromNullMicros(consumed)
 	return sec, nil
 }
+
+// ConsumeSubjectSecrets spends the subject's unused secrets of the purpose.
+func (s *Store) ConsumeSubjectSecrets(ctx context.Context, projectID, purpose, subject string, now time.Time) (int, error) {
+	var n int64
+	err := s.guarded(ctx, func(s *Store) error {
+		var err error
+		n, err = s.execAffected(ctx, `UPDATE one_time_secrets SET consumed_at = ?
+			WHERE project_id = ? AND purpose = ? AND subject = ? AND consumed_at IS NULL`,
+			toMicros(now), projectID, purpose, subject)
+		return err
+	})
+	return int(n), s.wrap(err, "consume one-time secrets (%s)", purpose)
+}

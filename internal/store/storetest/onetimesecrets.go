@@ -23,6 +23,40 @@ func newOneTimeSecret(projectID, purpose string) store.OneTimeSecret {
 func testOneTimeSecrets(t *testing.T, newStore func(t *testing.T) store.Store) {
 	st := newStore(t)
 
+	t.Run("ConsumeSubjectSecrets", func(t *testing.T) {
+		t.Parallel()
+		f, g := inNewProject(t, st), inNewProject(t, st)
+		mine := []store.OneTimeSecret{newOneTimeSecret(f.pid, "password_reset"), newOneTimeSecret(f.pid, "password_reset")}
+		other := newOneTimeSecret(f.pid, "password_reset")
+		other.Subject = "someone else"
+		link := newOneTimeSecret(f.pid, "magic_link")
+		for i := range mine {
+			mine[i].Subject = "user 1"
+		}
+		link.Subject = "user 1"
+		for _, s := range append(mine, other, link) {
+			must(t, st.CreateOneTimeSecret(f.ctx, s), "CreateOneTimeSecret")
+		}
+		n, err := st.ConsumeSubjectSecrets(g.ctx, g.pid, "password_reset", "user 1", at(time.Minute))
+		must(t, err, "ConsumeSubjectSecrets")
+		if n != 0 {
+			t.Errorf("ConsumeSubjectSecrets through another project spent %d", n)
+		}
+		n, err = st.ConsumeSubjectSecrets(f.ctx, f.pid, "password_reset", "user 1", at(time.Minute))
+		must(t, err, "ConsumeSubjectSecrets")
+		if n != 2 {
+			t.Errorf("ConsumeSubjectSecrets spent %d, want the subject's 2", n)
+		}
+		for _, s := range mine {
+			_, err := st.ConsumeOneTimeSecret(f.ctx, f.pid, s.Purpose, s.Hash, at(time.Minute))
+			wantNotFound(t, err, "a secret spent with its subject's")
+		}
+		for _, s := range []store.OneTimeSecret{other, link} {
+			_, err := st.ConsumeOneTimeSecret(f.ctx, f.pid, s.Purpose, s.Hash, at(time.Minute))
+			must(t, err, "another subject's or purpose's secret")
+		}
+	})
+
 	t.Run("ConsumeOnce", func(t *testing.T) {
 		t.Parallel()
 		f := inNewProject(t, st)
