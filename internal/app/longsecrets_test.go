@@ -38,3 +38,17 @@ func TestWrongLongSecretsThrottleTheIP(t *testing.T) {
 	w.want(refresh("203.0.113.41", "rt_another"), 429, "ip_throttled")
 	w.want(refresh("198.51.100.41", "rt_another"), 401, "")
 }
+
+// An unknown client id is a failed client authentication, in the OAuth shape, like a wrong secret.
+func TestUnknownClientIDIsInvalidClient(t *testing.T) {
+	w := newPasswordWorld(t, testdb.SQLite(t))
+	form := map[string]string{"Content-Type": "application/x-www-form-urlencoded"}
+	r := w.call("POST", "/api/v1/oauth2/token", "grant_type=client_credentials&client_id=cli_nobody&client_secret="+w.proj.ClientSecret, form)
+	if r.status != 401 || r.body["error"] != "invalid_client" {
+		t.Errorf("unknown client id: %d %s", r.status, r.raw)
+	}
+	r = w.call("POST", "/api/v1/oauth2/token", "grant_type=client_credentials&client_id="+w.proj.Project.ClientID+"&client_secret=sk_wrong", form)
+	if r.status != 401 || r.body["error"] != "invalid_client" {
+		t.Errorf("wrong secret: %d %s", r.status, r.raw)
+	}
+}

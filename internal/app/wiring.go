@@ -126,6 +126,10 @@ func (g guardedSecrets) AuthenticateSecret(ctx context.Context, clientID, secret
 		return g.Service.AuthenticateSecret(ctx, clientID, secret)
 	}
 	p, err := g.ProjectByClientID(ctx, clientID)
+	if failure.IsKind(err, failure.NotFound) {
+		// As for a wrong secret: an unknown client id is a failed client authentication.
+		return store.Project{}, failure.New(failure.Unauthenticated, "invalid_client", "client authentication failed")
+	}
 	if err != nil {
 		return store.Project{}, err
 	}
