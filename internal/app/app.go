@@ -28,6 +28,7 @@ import (
 	"github.com/latchkey-dev/latchkey/internal/login"
 	"github.com/latchkey-dev/latchkey/internal/mfa"
 	"github.com/latchkey-dev/latchkey/internal/mfa/mfahttp"
+	"github.com/latchkey-dev/latchkey/internal/notice"
 	"github.com/latchkey-dev/latchkey/internal/notify"
 	"github.com/latchkey-dev/latchkey/internal/notify/devinbox"
 	"github.com/latchkey-dev/latchkey/internal/outbox"
@@ -306,6 +307,8 @@ func NewWithStore(st store.Store, opts ...Option) (*App, error) {
 	a.worker = outbox.NewWorker(outbox.Worker{Store: st, Opener: o.sealer, Senders: senders, KeepPayload: o.dev,
 		Now: o.now, Log: o.log, Webhooks: webhook.NewDispatcher(webhook.Dispatcher{Queue: st, Opener: o.sealer,
 			AllowPrivate: o.dev || o.privateWebhooks, Now: o.now, Log: o.log})})
+	notices := notice.New(notice.Deps{Settings: a.projects.Settings, Sealer: o.sealer,
+		Delivery: func(ch notify.Channel) bool { return senders[ch] != nil }, IDs: idGenerator(o), Now: o.now})
 	a.passwordless = passwordless.New(passwordless.Deps{
 		Store: st, Login: a.login, Protect: a.protect, Sealer: o.sealer, Settings: a.projects.Settings, PublicURL: o.publicURL,
 		Delivery: func(ch notify.Channel) bool { return senders[ch] != nil },
@@ -317,7 +320,7 @@ func NewWithStore(st store.Store, opts ...Option) (*App, error) {
 		return nil, err
 	}
 	a.passkeys, err = passkey.New(passkey.Deps{
-		Store: st, Login: a.login, Guard: a.protect, Settings: a.projects.Settings, PublicURL: o.publicURL, EnumerationKey: enumKey,
+		Store: st, Login: a.login, Guard: a.protect, Notices: notices, Wake: a.worker.Wake, Settings: a.projects.Settings, PublicURL: o.publicURL, EnumerationKey: enumKey,
 		IDs: idGenerator(o), Now: o.now, Rand: o.rand, Log: o.log,
 	})
 	if err != nil {
@@ -328,7 +331,7 @@ func NewWithStore(st store.Store, opts ...Option) (*App, error) {
 		Store: st, Login: a.login, Settings: a.projects.Settings, Tokens: mfaTokens,
 		TOTP:     mfa.NewTOTP(mfa.TOTPDeps{Store: st, Sealer: o.sealer, Now: o.now, Rand: o.rand, IDs: idGenerator(o)}),
 		Codes:    mfa.NewRecoveryCodes(mfa.RecoveryCodesDeps{Store: st, Now: o.now, Rand: o.rand, IDs: idGenerator(o)}),
-		Passkeys: a.passkeys, Protect: a.protect, Sealer: o.sealer, Wake: a.worker.Wake,
+		Passkeys: a.passkeys, Protect: a.protect, Notices: notices, Sealer: o.sealer, Wake: a.worker.Wake,
 		Delivery: func(ch notify.Channel) bool { return senders[ch] != nil },
 		Now:      o.now, Rand: o.rand, IDs: idGenerator(o),
 	})
@@ -342,7 +345,7 @@ func NewWithStore(st store.Store, opts ...Option) (*App, error) {
 		hibp = &breach.HIBP{BaseURL: o.hibpURL}
 	}
 	a.passwords = passwordauth.New(passwordauth.Deps{
-		Store: st, Login: a.login, Protect: a.protect, Breached: breach.NewChecker(breach.NewOffline(), hibp),
+		Store: st, Login: a.login, Protect: a.protect, Notices: notices, Breached: breach.NewChecker(breach.NewOffline(), hibp),
 		Sessions: a.sessions, Hasher: hasher, Settings: a.projects.Settings, Sealer: o.sealer,
 		Delivery: func(ch notify.Channel) bool { return senders[ch] != nil }, Wake: a.worker.Wake, Log: o.log,
 		IDs: idGenerator(o), Now: o.now, Rand: o.rand,

@@ -157,6 +157,15 @@ func TestMFARequiredEndToEnd(t *testing.T) {
 			t.Errorf("connection_type = %v, want the first factor's", ct)
 		}
 		access := res.body["access_token"].(string)
+		notified := 0
+		for _, m := range w.inbox(email) {
+			if m["subject"] == "A change to your Acme account" && strings.Contains(m["text"].(string), "An authenticator app was added") {
+				notified++
+			}
+		}
+		if notified != 1 {
+			t.Errorf("%d notices of the new authenticator app, want 1", notified)
+		}
 		w.want(w.call("GET", "/api/v1/auth/status", "", bearer(access)), 200, "")
 		// The mfa_token is spent, and confirmed apps no longer show their QR code.
 		w.want(w.validate(fmt.Sprintf(`{"mfa_token":%q,"otp":%q}`, tok, w.code(secret))), 401, "invalid_mfa_token")

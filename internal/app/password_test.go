@@ -130,6 +130,17 @@ func TestPasswordSignupLoginResetAndChange(t *testing.T) {
 		w.clock.Advance(time.Minute)
 		w.want(change(newer, "short"), 400, "password_too_short")
 		w.want(change(newer, "another fine passphrase"), 200, "")
+		// The user hears of it by email, and of the reset before it; never the password itself.
+		var notices []string
+		for _, m := range w.inbox(email) {
+			if m["subject"] == "A change to your Acme account" {
+				notices = append(notices, m["text"].(string))
+			}
+		}
+		if len(notices) != 2 || !strings.Contains(notices[0], "Your password was changed.") ||
+			!strings.Contains(notices[1], "Your password was reset") || strings.Contains(strings.Join(notices, ""), "passphrase") {
+			t.Errorf("notices = %q", notices)
+		}
 		w.want(w.call("GET", "/api/v1/auth/status", "", bearer(access)), 200, "")
 		w.want(w.call("GET", "/api/v1/auth/status", "", bearer(other.body["access_token"].(string))), 401, "")
 		w.clock.Advance(10 * time.Minute)

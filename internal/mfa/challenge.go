@@ -16,6 +16,7 @@ import (
 
 	"github.com/latchkey-dev/latchkey/internal/failure"
 	"github.com/latchkey-dev/latchkey/internal/login"
+	"github.com/latchkey-dev/latchkey/internal/notice"
 	"github.com/latchkey-dev/latchkey/internal/notify"
 	"github.com/latchkey-dev/latchkey/internal/outbox"
 	"github.com/latchkey-dev/latchkey/internal/project"
@@ -220,7 +221,7 @@ func (s *Service) Validate(ctx context.Context, p store.Project, a Answer, meta 
 		Project: p, UserID: c.UserID, OrganizationID: c.OrganizationID, ConnectionType: c.ConnectionType,
 		AMR: combineAMR(c.AMR, secondFactorAMR(kind, c.OOBChannel)), Meta: meta,
 		Also: func(ctx context.Context, tx store.Store) error {
-			detail, err := s.answer(ctx, tx, st, c, a, kind)
+			detail, err := s.answer(ctx, tx, p, st, c, a, kind)
 			if err != nil {
 				if isWrongAnswer(err) {
 					wrong = err
@@ -245,20 +246,26 @@ func (s *Service) Validate(ctx context.Context, p store.Project, a Answer, meta 
 	if err := attempt.Succeed(ctx); err != nil {
 		return login.Result{}, err
 	}
+	s.d.Wake() // a notice of an app confirmed by this answer may be waiting
 	return res, nil
 }
 
 // answer checks the answer through tx and says what passed, for the audit event.
-func (s *Service) answer(ctx context.Context, tx store.Store, st project.Settings, c store.MFAChallenge, a Answer, kind string) (map[string]any, error) {
+func (s *Service) answer(ctx context.Context, tx store.Store, p store.Project, st project.Settings, c store.MFAChallenge, a Answer, kind string) (map[string]any, error) {
 	detail := map[string]any{"authenticator_type": kind, "challenge_id": c.ID}
 	switch kind {
 	case TypeOTP:
 		if !slices.Contains(st.MFA.Factors, project.FactorOTP) {
 			return nil, errInvalidOTP()
 		}
-		id, err := s.d.TOTP.VerifyIn(ctx, tx, c.ProjectID, c.UserID, strings.TrimSpace(a.OTP), true)
+		id, confirmed, err := s.d.TOTP.VerifyIn(ctx, tx, c.ProjectID, c.UserID, strings.TrimSpace(a.OTP), true)
 		if err != nil {
 			return nil, err
+		}
+		if confirmed { // the first code of an app enrolled during this sign-in
+			if err := s.notify(ctx, tx, p, c.UserID, notice.AuthenticatorAdded); err != nil {
+				return nil, err
+			}
 		}
 		detail["authenticator_id"] = id
 	case TypeOOB:

@@ -11,6 +11,7 @@ import (
 
 	"github.com/latchkey-dev/latchkey/internal/directory"
 	"github.com/latchkey-dev/latchkey/internal/failure"
+	"github.com/latchkey-dev/latchkey/internal/notice"
 	"github.com/latchkey-dev/latchkey/internal/project"
 	"github.com/latchkey-dev/latchkey/internal/store"
 )
@@ -118,6 +119,10 @@ func (s *Service) Confirm(ctx context.Context, sub Subject, factorID, code strin
 	if err := s.d.TOTP.Confirm(ctx, sub.Project.ID, sub.UserID, factorID, code); err != nil {
 		return err
 	}
+	if err := s.notify(ctx, s.d.Store, sub.Project, sub.UserID, notice.AuthenticatorAdded); err != nil {
+		return err
+	}
+	s.d.Wake()
 	return s.audit(ctx, s.d.Store, sub, AuditConfirmed, map[string]any{"authenticator_id": factorID})
 }
 

@@ -6,6 +6,7 @@ import (
 	"slices"
 
 	"github.com/latchkey-dev/latchkey/internal/failure"
+	"github.com/latchkey-dev/latchkey/internal/notice"
 	"github.com/latchkey-dev/latchkey/internal/project"
 	"github.com/latchkey-dev/latchkey/internal/store"
 )
@@ -28,6 +29,10 @@ func (s *Service) NewRecoveryCodes(ctx context.Context, sub Subject) ([]string, 
 	if err != nil {
 		return nil, err
 	}
+	if err := s.notify(ctx, s.d.Store, sub.Project, u.ID, notice.RecoveryCodesIssued); err != nil {
+		return nil, err
+	}
+	s.d.Wake()
 	if err := s.audit(ctx, s.d.Store, sub, AuditRecoveryCodesIssued, map[string]any{"count": len(codes)}); err != nil {
 		return nil, err
 	}
@@ -68,7 +73,7 @@ func (s *Service) DeleteAuthenticator(ctx context.Context, sub Subject, id strin
 		return s.audit(ctx, s.d.Store, sub, AuditAuthenticatorDeleted, map[string]any{"authenticator_type": TypePasskey,
 			"authenticator_id": id})
 	}
-	return s.d.Store.InTx(ctx, func(tx store.Store) error {
+	err = s.d.Store.InTx(ctx, func(tx store.Store) error {
 		if a.AuthenticatorType == TypeOTP && a.Active {
 			if err := s.keepsSecondFactor(ctx, tx, st, u, sub, id); err != nil {
 				return err
@@ -86,9 +91,18 @@ func (s *Service) DeleteAuthenticator(ctx context.Context, sub Subject, id strin
 		case err != nil:
 			return fmt.Errorf("delete %s authenticator %s: %w", a.AuthenticatorType, id, err)
 		}
+		if a.AuthenticatorType == TypeOTP {
+			if err := s.notify(ctx, tx, sub.Project, u.ID, notice.AuthenticatorRemoved); err != nil {
+				return err
+			}
+		}
 		return s.audit(ctx, tx, sub, AuditAuthenticatorDeleted, map[string]any{"authenticator_type": a.AuthenticatorType,
 			"authenticator_id": id})
 	})
+	if err == nil {
+		s.d.Wake()
+	}
+	return err
 }
 
 // keepsSecondFactor refuses removing the factor `without` from a user whose policy requires
@@ -137,7 +151,15 @@ func (s *Service) Reset(ctx context.Context, p store.Project, userID string) (in
 		if err := tx.ReplaceRecoveryCodes(ctx, p.ID, userID, nil); err != nil {
 			return fmt.Errorf("void recovery codes of user %s: %w", userID, err)
 		}
+		if n > 0 {
+			if err := s.notify(ctx, tx, p, userID, notice.MFAReset); err != nil {
+				return err
+			}
+		}
 		return s.audit(ctx, tx, Subject{Project: p, UserID: userID}, AuditReset, map[string]any{"authenticators": n})
 	})
+	if err == nil {
+		s.d.Wake()
+	}
 	return n, err
 }

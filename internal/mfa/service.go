@@ -58,6 +58,11 @@ type Protector interface {
 	AllowSend(ctx context.Context, s protect.Send) error
 }
 
+// Notices tell users of changes to how they sign in (notice.Notifier).
+type Notices interface {
+	Notify(ctx context.Context, tx store.Store, p store.Project, u store.User, change string) error
+}
+
 // Deps are the MFA service's dependencies.
 type Deps struct {
 	Store    store.Store
@@ -68,6 +73,7 @@ type Deps struct {
 	Codes    *RecoveryCodes
 	Passkeys Passkeys
 	Protect  Protector
+	Notices  Notices
 	// Sealer seals the out-of-band messages in the outbox; Wake tells the outbox worker a
 	// message is waiting.
 	Sealer outbox.Sealer
@@ -214,4 +220,17 @@ func userNotFound(err error, userID string) error {
 		return failure.New(failure.NotFound, "user_not_found", "user not found")
 	}
 	return fmt.Errorf("get user %s: %w", userID, err)
+}
+
+// notify tells the subject's user of a change through st (the change's transaction, or the
+// store right after it).
+func (s *Service) notify(ctx context.Context, st store.Store, p store.Project, userID, change string) error {
+	if s.d.Notices == nil {
+		return nil
+	}
+	u, err := st.GetUser(ctx, p.ID, userID)
+	if err != nil {
+		return fmt.Errorf("get user %s: %w", userID, err)
+	}
+	return s.d.Notices.Notify(ctx, st, p, u, change)
 }

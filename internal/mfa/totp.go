@@ -159,17 +159,18 @@ func (s *TOTP) Confirm(ctx context.Context, projectID, userID, factorID, code st
 // factor it came from. A time step is accepted once per factor: the store's conditioned update
 // decides, so of concurrent requests carrying one code exactly one passes.
 func (s *TOTP) Verify(ctx context.Context, projectID, userID, code string) (string, error) {
-	return s.VerifyIn(ctx, s.d.Store, projectID, userID, code, false)
+	id, _, err := s.VerifyIn(ctx, s.d.Store, projectID, userID, code, false)
+	return id, err
 }
 
 // VerifyIn is Verify through st, the transaction of the login the code completes. With
 // confirming, a code from a factor not yet confirmed also passes, and confirms it: the first
 // valid code of an enrollment made during a sign-in both proves the enrollment and answers the
-// sign-in's challenge.
-func (s *TOTP) VerifyIn(ctx context.Context, st store.MFAFactors, projectID, userID, code string, confirming bool) (string, error) {
+// sign-in's challenge; confirmed reports that it did.
+func (s *TOTP) VerifyIn(ctx context.Context, st store.MFAFactors, projectID, userID, code string, confirming bool) (id string, confirmed bool, err error) {
 	factors, err := st.ListMFAFactors(ctx, projectID, userID)
 	if err != nil {
-		return "", fmt.Errorf("list mfa factors of user %s: %w", userID, err)
+		return "", false, fmt.Errorf("list mfa factors of user %s: %w", userID, err)
 	}
 	now := s.d.Now()
 	reused := false
@@ -179,7 +180,7 @@ func (s *TOTP) VerifyIn(ctx context.Context, st store.MFAFactors, projectID, use
 		}
 		step, ok, err := s.matchingStep(f, code, now)
 		if err != nil {
-			return "", err
+			return "", false, err
 		}
 		if !ok {
 			continue
@@ -191,18 +192,18 @@ func (s *TOTP) VerifyIn(ctx context.Context, st store.MFAFactors, projectID, use
 		}
 		switch {
 		case err == nil:
-			return f.ID, nil
+			return f.ID, !f.Confirmed, nil
 		case errors.Is(err, store.ErrReused), errors.Is(err, store.ErrConflict):
 			reused = true // ErrConflict: a concurrent request confirmed it with this code
 		case errors.Is(err, store.ErrNotFound): // deleted meanwhile
 		default:
-			return "", fmt.Errorf("use a step of totp factor %s: %w", f.ID, err)
+			return "", false, fmt.Errorf("use a step of totp factor %s: %w", f.ID, err)
 		}
 	}
 	if reused {
-		return "", errOTPUsed()
+		return "", false, errOTPUsed()
 	}
-	return "", errInvalidOTP()
+	return "", false, errInvalidOTP()
 }
 
 // matchingStep returns the time step, within the allowed skew of now, whose code is code.

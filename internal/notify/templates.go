@@ -22,6 +22,8 @@ const (
 	SMSOTP    TemplateName = "sms_otp"    // SMS with a one-time code
 	// PasswordReset is an email with a link to choose a new password.
 	PasswordReset TemplateName = "password_reset"
+	// SecurityNotice tells a user that a way of signing in to their account changed.
+	SecurityNotice TemplateName = "security_notice"
 )
 
 // Template is a message's source: Go templates for the subject and text (text/template) and
@@ -34,18 +36,20 @@ type Template struct {
 }
 
 // TemplateData is what a template can show. Templates see it as {{.code}}, {{.link}},
-// {{.expiry}}, {{.brand}} and {{.email}}: lower-case keys of a map, so that a template reads the
-// same as in SSOJet's dashboard and cannot reach Go methods.
+// {{.expiry}}, {{.brand}}, {{.email}} and {{.change}}: lower-case keys of a map, so that a
+// template reads the same as in SSOJet's dashboard and cannot reach Go methods.
 type TemplateData struct {
 	Code   string // the one-time code (email_otp, sms_otp)
 	Link   string // the sign-in link (magic_link)
 	Expiry string // how long the code or link is valid, e.g. "10 minutes"
 	Brand  string // the project's display name
 	Email  string // the recipient's address (email templates)
+	Change string // what changed, a sentence (security_notice), e.g. "Your password was changed."
 }
 
 func (d TemplateData) values() map[string]string {
-	return map[string]string{"code": d.Code, "link": d.Link, "expiry": d.Expiry, "brand": d.Brand, "email": d.Email}
+	return map[string]string{"code": d.Code, "link": d.Link, "expiry": d.Expiry, "brand": d.Brand, "email": d.Email,
+		"change": d.Change}
 }
 
 // Limits on templates and on what they render. The subject limit keeps the header readable and
@@ -111,6 +115,28 @@ It expires in {{.expiry}}. Do not share it with anyone. If you did not ask for t
 	SMSOTP: {
 		Text: "{{.code}} is your {{.brand}} code. It expires in {{.expiry}}.",
 	},
+	SecurityNotice: {
+		Subject: "A change to your {{.brand}} account",
+		Text: `Hello,
+
+{{.change}}
+
+If it was you, there is nothing to do. If it was not, reset your password or contact {{.brand}} at once: someone else may be able to sign in as you{{if .email}} ({{.email}}){{end}}.
+
+{{.brand}}
+`,
+		HTML: `<!DOCTYPE html>
+<html lang="en">
+<body style="margin:0;padding:24px;background:#f4f5f7;font-family:Helvetica,Arial,sans-serif;color:#1f2328;">
+<div style="max-width:480px;margin:0 auto;background:#ffffff;border:1px solid #e1e4e8;border-radius:8px;padding:32px;">
+<h1 style="margin:0 0 16px;font-size:20px;">A change to your {{.brand}} account</h1>
+<p style="margin:0 0 24px;font-size:15px;line-height:1.5;">{{.change}}</p>
+<p style="margin:0;font-size:13px;color:#57606a;">If it was you, there is nothing to do. If it was not, reset your password or contact {{.brand}} at once: someone else may be able to sign in as you{{if .email}} ({{.email}}){{end}}.</p>
+</div>
+</body>
+</html>
+`,
+	},
 	PasswordReset: {
 		Subject: "Reset your {{.brand}} password",
 		Text: `Hello,
@@ -149,7 +175,7 @@ func DefaultTemplate(name TemplateName) (Template, bool) {
 // ParseTemplateName returns the template name s, or an error if there is no such template.
 func ParseTemplateName(s string) (TemplateName, error) {
 	if _, ok := defaultTemplates[TemplateName(s)]; !ok {
-		return "", fmt.Errorf("unknown template %q (want magic_link, email_otp, sms_otp or password_reset)", s)
+		return "", fmt.Errorf("unknown template %q (want magic_link, email_otp, sms_otp, password_reset or security_notice)", s)
 	}
 	return TemplateName(s), nil
 }
@@ -169,6 +195,7 @@ var sampleData = TemplateData{
 	Expiry: "10 minutes",
 	Brand:  "Example Inc",
 	Email:  "jane.doe@example.com",
+	Change: "An authenticator app was added to your account on 29 November 2026 at 10:00 UTC.",
 }
 
 // Validate reports whether t can serve as template name: Subject and Text parse with

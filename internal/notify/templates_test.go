@@ -7,7 +7,7 @@ import (
 	"github.com/latchkey-dev/latchkey/internal/notify"
 )
 
-var allTemplates = []notify.TemplateName{notify.MagicLink, notify.EmailOTP, notify.SMSOTP, notify.PasswordReset}
+var allTemplates = []notify.TemplateName{notify.MagicLink, notify.EmailOTP, notify.SMSOTP, notify.PasswordReset, notify.SecurityNotice}
 
 var data = notify.TemplateData{
 	Code:   "482913",

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/latchkey-dev/latchkey/internal/failure"
+	"github.com/latchkey-dev/latchkey/internal/notice"
 	"github.com/latchkey-dev/latchkey/internal/store"
 )
 
@@ -69,11 +70,17 @@ func (s *Service) Delete(ctx context.Context, p store.Project, userID, id string
 		if err := tx.DeletePasskey(ctx, p.ID, userID, id); err != nil {
 			return err
 		}
+		if err := s.notify(ctx, tx, p, userID, notice.PasskeyRemoved); err != nil {
+			return err
+		}
 		return tx.AddAuditEvent(ctx, store.AuditEvent{ID: s.d.IDs.New(), ProjectID: p.ID, Type: "passkey.deleted",
 			UserID: userID, Detail: map[string]any{"passkey_id": id}, CreatedAt: s.now()})
 	})
 	if errors.Is(err, store.ErrNotFound) {
 		return passkeyNotFound()
+	}
+	if err == nil {
+		s.wake()
 	}
 	return err
 }
@@ -103,4 +110,22 @@ func isControl(r rune) bool { return r < 0x20 || r == 0x7f || r >= 0x80 && r < 0
 
 func passkeyNotFound() error {
 	return failure.New(failure.NotFound, "passkey_not_found", "no such passkey")
+}
+
+// notify tells the user of a change through tx, when the service has notices.
+func (s *Service) notify(ctx context.Context, tx store.Store, p store.Project, userID, change string) error {
+	if s.d.Notices == nil {
+		return nil
+	}
+	u, err := tx.GetUser(ctx, p.ID, userID)
+	if err != nil {
+		return fmt.Errorf("get user %s: %w", userID, err)
+	}
+	return s.d.Notices.Notify(ctx, tx, p, u, change)
+}
+
+func (s *Service) wake() {
+	if s.d.Wake != nil {
+		s.d.Wake()
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/go-webauthn/webauthn/webauthn"
 
 	"github.com/latchkey-dev/latchkey/internal/failure"
+	"github.com/latchkey-dev/latchkey/internal/notice"
 	"github.com/latchkey-dev/latchkey/internal/store"
 )
 
@@ -111,9 +112,15 @@ func (s *Service) register(ctx context.Context, rp relyingParty, p store.Project
 		if err := tx.CreatePasskey(ctx, pk); err != nil {
 			return err
 		}
+		if err := s.notify(ctx, tx, p, userID, notice.PasskeyAdded); err != nil {
+			return err
+		}
 		return tx.AddAuditEvent(ctx, store.AuditEvent{ID: s.d.IDs.New(), ProjectID: p.ID, Type: "passkey.registered",
 			UserID: userID, Detail: map[string]any{"passkey_id": pk.ID, "name": pk.Name}, CreatedAt: now})
 	})
+	if err == nil {
+		s.wake()
+	}
 	if errors.Is(err, store.ErrConflict) {
 		return store.Passkey{}, failure.New(failure.Conflict, "passkey_exists", "this passkey is already registered")
 	}

@@ -45,7 +45,10 @@ type Deps struct {
 	Store store.Store
 	Login Completer
 	// Guard throttles an IP that presents many failing assertions (protect.Engine); nil: none.
-	Guard    Guard
+	Guard Guard
+	// Notices tell users a passkey was added or removed (notice.Notifier); Wake sends them.
+	Notices  Notices
+	Wake     func()
 	Settings func(p store.Project) (project.Settings, error)
 	// PublicURL is the server's own URL: its origin is always allowed (the hosted pages live
 	// there) and its host is the RP id of a project that names no origin.
@@ -64,6 +67,11 @@ type Deps struct {
 type Guard interface {
 	Check(ctx context.Context, g protect.Guard) error
 	Fail(ctx context.Context, g protect.Guard) error
+}
+
+// Notices tell users of changes to how they sign in (notice.Notifier).
+type Notices interface {
+	Notify(ctx context.Context, tx store.Store, p store.Project, u store.User, change string) error
 }
 
 // Service runs WebAuthn registration and login ceremonies and manages credentials.

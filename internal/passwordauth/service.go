@@ -22,6 +22,7 @@ import (
 	"github.com/latchkey-dev/latchkey/internal/failure"
 	"github.com/latchkey-dev/latchkey/internal/ident"
 	"github.com/latchkey-dev/latchkey/internal/login"
+	"github.com/latchkey-dev/latchkey/internal/notice"
 	"github.com/latchkey-dev/latchkey/internal/notify"
 	"github.com/latchkey-dev/latchkey/internal/outbox"
 	"github.com/latchkey-dev/latchkey/internal/password"
@@ -76,10 +77,16 @@ type Sessions interface {
 	RevokeUserSessions(ctx context.Context, projectID, userID, reason string, meta token.Meta) (int, error)
 }
 
+// Notices tell users of changes to how they sign in (notice.Notifier).
+type Notices interface {
+	Notify(ctx context.Context, tx store.Store, p store.Project, u store.User, change string) error
+}
+
 // Deps are the service's dependencies.
 type Deps struct {
 	Store     store.Store
 	Login     Completer
+	Notices   Notices
 	Protect   Protector
 	Breached  Breached
 	Sessions  Sessions
@@ -322,11 +329,15 @@ func (s *Service) Reset(ctx context.Context, p store.Project, tok, newPassword s
 				return fmt.Errorf("mark email verified: %w", err)
 			}
 		}
+		if err := s.d.Notices.Notify(ctx, tx, p, u, notice.PasswordReset); err != nil {
+			return err
+		}
 		return s.audit(ctx, tx, p, u.ID, AuditReset, meta, nil)
 	})
 	if err != nil {
 		return err
 	}
+	s.d.Wake()
 	if err := s.d.Protect.Unlock(ctx, protect.Guard{Project: p, Kind: protect.KindPassword, Account: store.EmailKey(u.Email), IP: meta.IPAddress}); err != nil {
 		return err
 	}
@@ -388,8 +399,14 @@ func (s *Service) Change(ctx context.Context, p store.Project, sess store.Sessio
 				}
 			}
 		}
+		if err := s.d.Notices.Notify(ctx, tx, p, u, notice.PasswordChanged); err != nil {
+			return err
+		}
 		return s.audit(ctx, tx, p, u.ID, AuditChanged, meta, map[string]any{"sessions_revoked": len(sessions) - 1})
 	})
+	if err == nil {
+		s.d.Wake()
+	}
 	return err
 }
 
@@ -419,15 +436,28 @@ func (s *Service) SetByAdmin(ctx context.Context, p store.Project, userID, pw, i
 		}
 	}
 	now := s.now()
-	return s.d.Store.InTx(ctx, func(tx store.Store) error {
+	err = s.d.Store.InTx(ctx, func(tx store.Store) error {
 		if err := tx.SetPasswordHash(ctx, p.ID, userID, hash, now); err != nil {
 			if errors.Is(err, store.ErrNotFound) {
 				return failure.New(failure.NotFound, "user_not_found", "user not found")
 			}
 			return fmt.Errorf("set password: %w", err)
 		}
+		if importHash == "" { // an import is a migration, not news to the user
+			u, err := tx.GetUser(ctx, p.ID, userID)
+			if err != nil {
+				return fmt.Errorf("get user %s: %w", userID, err)
+			}
+			if err := s.d.Notices.Notify(ctx, tx, p, u, notice.PasswordSet); err != nil {
+				return err
+			}
+		}
 		return s.audit(ctx, tx, p, userID, AuditSet, meta, map[string]any{"imported": importHash != ""})
 	})
+	if err == nil {
+		s.d.Wake()
+	}
+	return err
 }
 
 // newHash checks a new password (length, breached lists) and hashes it.

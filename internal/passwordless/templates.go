@@ -104,7 +104,7 @@ func (s *Service) auditTemplate(ctx context.Context, tx store.AuditEvents, by to
 func templateNameOf(name string) (notify.TemplateName, error) {
 	n, err := notify.ParseTemplateName(name)
 	if err != nil {
-		return "", failure.New(failure.NotFound, "template_not_found", "no template %q (magic_link, email_otp, sms_otp, password_reset)", name)
+		return "", failure.New(failure.NotFound, "template_not_found", "no template %q (magic_link, email_otp, sms_otp, password_reset, security_notice)", name)
 	}
 	return n, nil
 }
