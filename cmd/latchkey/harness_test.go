@@ -114,6 +114,16 @@ func startServer(t *testing.T, args ...string) *server {
 // startServerEnv is startServer with extra environment variables (KEY=value) for the process.
 func startServerEnv(t *testing.T, env []string, args ...string) *server {
 	t.Helper()
+	s := launchServer(t, env, args...)
+	s.base = "http://" + s.addr()
+	s.waitHealthy(http.DefaultClient)
+	return s
+}
+
+// launchServer starts "latchkey serve" on a free port and returns once it logs the address it
+// listens on; the process is killed when the test ends if it still runs.
+func launchServer(t *testing.T, env []string, args ...string) *server {
+	t.Helper()
 	s := &server{t: t, stderr: newLogBuffer(), exited: make(chan struct{})}
 	s.cmd = exec.Command(binary, append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)...)
 	s.cmd.Env = append(cleanEnv(), env...)
@@ -144,18 +154,18 @@ func startServerEnv(t *testing.T, env []string, args ...string) *server {
 	case <-time.After(60 * time.Second):
 		t.Fatalf("latchkey serve did not listen within a minute:\n%s", s.stderr.String())
 	}
-	m := listeningRE.FindStringSubmatch(s.stderr.String())
-	s.base = "http://" + m[1]
-	s.waitHealthy()
 	return s
 }
 
-// waitHealthy polls /healthz until it answers 200.
-func (s *server) waitHealthy() {
+// addr is the host:port the server logged it listens on.
+func (s *server) addr() string { return listeningRE.FindStringSubmatch(s.stderr.String())[1] }
+
+// waitHealthy polls /healthz with client until it answers 200.
+func (s *server) waitHealthy(client *http.Client) {
 	s.t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		resp, err := http.Get(s.base + "/healthz")
+		resp, err := client.Get(s.base + "/healthz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {

@@ -12,7 +12,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -65,50 +64,10 @@ func selfSigned(t *testing.T, dir string) (certFile, keyFile string, pool *x509.
 // answers over HTTPS with client, and its base URL is https://.
 func startTLSServer(t *testing.T, client *http.Client, args ...string) *server {
 	t.Helper()
-	s := &server{t: t, stderr: newLogBuffer(), exited: make(chan struct{})}
-	s.cmd = exec.Command(binary, append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)...)
-	s.cmd.Env = cleanEnv()
-	s.cmd.Stderr = s.stderr
-	if err := s.cmd.Start(); err != nil {
-		t.Fatalf("start latchkey serve: %v", err)
-	}
-	go func() {
-		s.err = s.cmd.Wait()
-		close(s.exited)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-s.exited:
-		default:
-			_ = s.cmd.Process.Kill()
-			<-s.exited
-		}
-		if t.Failed() {
-			t.Logf("latchkey serve stderr:\n%s", s.stderr.String())
-		}
-	})
-	select {
-	case <-s.stderr.listening:
-	case <-s.exited:
-		t.Fatalf("latchkey serve exited before listening (%v):\n%s", s.err, s.stderr.String())
-	case <-time.After(60 * time.Second):
-		t.Fatalf("latchkey serve did not listen within a minute:\n%s", s.stderr.String())
-	}
-	s.base = "https://" + listeningRE.FindStringSubmatch(s.stderr.String())[1]
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := client.Get(s.base + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return s
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("/healthz did not answer 200 over HTTPS within 30s (last error %v)", err)
-		}
-		time.Sleep(20 * time.Millisecond) // poll interval
-	}
+	s := launchServer(t, nil, args...)
+	s.base = "https://" + s.addr()
+	s.waitHealthy(client)
+	return s
 }
 
 // TestServeTLS runs "latchkey serve --tls-cert --tls-key" with a self-signed certificate: it
