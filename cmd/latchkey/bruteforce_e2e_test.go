@@ -19,13 +19,16 @@ import (
 // These tests attack one account through two "latchkey serve" processes sharing PostgreSQL,
 // with 500 concurrent wrong secrets: the limits must hold across the instances exactly.
 
-const lockSeconds = 10
+// lockSeconds is far longer than any burst takes on a loaded machine, so that no lock runs out
+// mid-burst; the tests move the servers' clock past it to see the cool-down.
+const lockSeconds = 3600
 
 // attackWorld is two servers on one database whose project locks quickly, behind a trusted
 // proxy (the test) that names each request's client IP.
 type attackWorld struct {
 	t        *testing.T
 	servers  [2]*server
+	clock    *testClock
 	clientID string
 	secret   string
 	dbURL    string
@@ -37,11 +40,11 @@ func newAttackWorld(t *testing.T) *attackWorld {
 	dbURL := testdb.PostgresURL(t)
 	common := append([]string{"--database-url", dbURL, "--public-url", "http://auth.test", "--dev",
 		"--trusted-proxies", "127.0.0.1,::1"}, masterKeyArgs(t)...)
-	w := &attackWorld{t: t, dbURL: dbURL,
+	w := &attackWorld{t: t, dbURL: dbURL, clock: newTestClock(t),
 		client: &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 100}, Timeout: time.Minute}}
-	w.servers[0] = startServer(t, common...)
+	w.servers[0] = startServerEnv(t, w.clock.env(), common...)
 	w.clientID, w.secret = w.servers[0].credentials()
-	w.servers[1] = startServer(t, common...)
+	w.servers[1] = startServerEnv(t, w.clock.env(), common...)
 	settings := fmt.Sprintf(`{"settings":{"login_methods":{"password":true},"protect":{"bot_check":"off","slow_after":10,"lock_after":10,"account_lock_after":50,"lock_seconds":%d}}}`, lockSeconds)
 	if status, body := w.do(0, "PATCH", "/api/v1/project", "", settings, true); status != 200 {
 		t.Fatalf("set project settings: %d %s", status, body)
@@ -88,7 +91,7 @@ func (w *attackWorld) counter(scope, key string) int {
 	if err != nil {
 		w.t.Fatal(err)
 	}
-	cs, err := st.TakeCounters(w.t.Context(), p.ID, []store.CounterKey{{Scope: scope, Key: key}}, time.Now())
+	cs, err := st.TakeCounters(w.t.Context(), p.ID, []store.CounterKey{{Scope: scope, Key: key}}, w.clock.Now())
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -163,7 +166,7 @@ func TestPasswordBruteForceAcrossTwoInstances(t *testing.T) {
 			t.Errorf("the right password while locked, instance %d: %d %v", i, status, body)
 		}
 	}
-	time.Sleep(lockSeconds*time.Second + time.Second) // the servers' own clocks: nothing to inject
+	w.clock.Advance(lockSeconds*time.Second + time.Second)
 	status, body := w.do(1, "POST", "/api/v1/auth/password/login", attacker, `{"email":"ada@example.com","password":"`+right+`"}`, false)
 	if status != 200 || body["authenticated"] != true {
 		t.Errorf("the right password after the cool-down: %d %v", status, body)
@@ -256,7 +259,7 @@ func TestTOTPBruteForceAcrossTwoInstances(t *testing.T) {
 		t.Fatalf("enroll: %d %v", status, enr)
 	}
 	if status, res := w.do(1, "POST", "/api/v1/auth/mfa/validate", owner,
-		fmt.Sprintf(`{"mfa_token":%q,"otp":%q}`, mfaToken, mfatest.Code(t, secret, time.Now())), false); status != 200 || res["authenticated"] != true {
+		fmt.Sprintf(`{"mfa_token":%q,"otp":%q}`, mfaToken, mfatest.Code(t, secret, w.clock.Now())), false); status != 200 || res["authenticated"] != true {
 		t.Fatalf("confirm by validating: %d %v", status, res)
 	}
 
@@ -266,7 +269,7 @@ func TestTOTPBruteForceAcrossTwoInstances(t *testing.T) {
 	if status != 200 || tok == "" {
 		t.Fatalf("mfa/token: %d %v", status, started)
 	}
-	right := mfatest.Code(t, secret, time.Now())
+	right := mfatest.Code(t, secret, w.clock.Now())
 	attack := w.burst(500, func(i int) (int, map[string]any) {
 		wrong := fmt.Sprintf("%06d", i)
 		if wrong == right {
@@ -291,7 +294,7 @@ func TestTOTPBruteForceAcrossTwoInstances(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if n, _, err := st.CountMFAFailures(t.Context(), p.ID, u.ID, time.Now().Add(-time.Hour)); err != nil || n != 5 {
+	if n, _, err := st.CountMFAFailures(t.Context(), p.ID, u.ID, w.clock.Now().Add(-time.Hour)); err != nil || n != 5 {
 		t.Errorf("wrong answers counted = %d, %v; want exactly 5", n, err)
 	}
 	// The right code is refused now, on that token and on a new one, on both instances.

@@ -55,7 +55,11 @@ func (cmd *command) parse(args []string) error {
 // open builds the application on the configured database, logging to stderr.
 func (c cli) open(ctx context.Context, cfg config.Config) (*app.App, *slog.Logger, error) {
 	log := app.NewLogger(cfg, c.stderr)
-	a, err := app.New(ctx, cfg, log)
+	extra, err := clockOptions(c.lookupEnv)
+	if err != nil {
+		return nil, nil, err
+	}
+	a, err := app.New(ctx, cfg, log, extra...)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -35,7 +35,9 @@ func buildAndRun(m *testing.M) int {
 	}
 	defer os.RemoveAll(dir)
 	binary = filepath.Join(dir, "latchkey")
-	build := exec.Command(goTool(), "build", "-o", binary, ".")
+	// The test build reads LATCHKEY_TEST_CLOCK_FILE (testclock.go), so that tests move the
+	// servers' time instead of sleeping.
+	build := exec.Command(goTool(), "build", "-tags", "latchkey_testclock", "-o", binary, ".")
 	build.Stdout, build.Stderr = os.Stderr, os.Stderr
 	if err := build.Run(); err != nil {
 		fmt.Fprintf(os.Stderr, "build latchkey: %v\n", err)
@@ -261,6 +263,44 @@ func (b *logBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
+}
+
+// testClock is the time of the processes a test starts with its env: the system clock plus
+// an offset that the test moves forward, through the file the test build reads.
+type testClock struct {
+	t      *testing.T
+	path   string
+	offset time.Duration
+}
+
+func newTestClock(t *testing.T) *testClock {
+	t.Helper()
+	c := &testClock{t: t, path: filepath.Join(t.TempDir(), "clock-offset")}
+	c.write()
+	return c
+}
+
+// env is the environment that puts a process on this clock.
+func (c *testClock) env() []string { return []string{"LATCHKEY_TEST_CLOCK_FILE=" + c.path} }
+
+// Advance moves every process on this clock forward by d.
+func (c *testClock) Advance(d time.Duration) {
+	c.offset += d
+	c.write()
+}
+
+// Now is the time the processes on this clock see.
+func (c *testClock) Now() time.Time { return time.Now().Add(c.offset) }
+
+func (c *testClock) write() {
+	// Write and rename, so that a process never reads a half-written offset.
+	tmp := c.path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(c.offset.String()), 0o600); err != nil {
+		c.t.Fatal(err)
+	}
+	if err := os.Rename(tmp, c.path); err != nil {
+		c.t.Fatal(err)
+	}
 }
 
 // masterKeyArgs writes a fresh master key file and returns the flag that names it: PostgreSQL

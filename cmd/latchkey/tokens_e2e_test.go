@@ -22,9 +22,10 @@ import (
 func TestTwoInstancesShareKeys(t *testing.T) {
 	dbURL := testdb.PostgresURL(t)
 	common := append([]string{"--database-url", dbURL, "--key-cache-ttl", "1s", "--public-url", "http://auth.test"}, masterKeyArgs(t)...)
-	a := startServer(t, common...)
+	clock := newTestClock(t)
+	a := startServerEnv(t, clock.env(), common...)
 	clientID, secret := a.credentials()
-	b := startServer(t, common...)
+	b := startServerEnv(t, clock.env(), common...)
 	if strings.Contains(b.stderr.String(), "client_secret:") {
 		t.Fatal("the second instance printed a secret")
 	}
@@ -40,8 +41,10 @@ func TestTwoInstancesShareKeys(t *testing.T) {
 		t.Fatalf("second instance publishes %v, want [%s]", kids, kid1)
 	}
 
-	// Rotate from a third process; the new key signs in 4s.
-	out := runOK(t, append([]string{"keys", "rotate", "--client-id", clientID, "--activate-in", "4s", "--json"}, common...)...)
+	// Rotate from a third process; the new key signs in 2 minutes: far longer than the
+	// instances need to publish it (their caches live 1s), on the slowest machine. The servers'
+	// clock then moves past it, so nothing waits for real.
+	out := runOK(t, append([]string{"keys", "rotate", "--client-id", clientID, "--activate-in", "2m", "--json"}, common...)...)
 	var rotated struct {
 		KID         string    `json:"kid"`
 		ActivatesAt time.Time `json:"activates_at"`
@@ -62,13 +65,13 @@ func TestTwoInstancesShareKeys(t *testing.T) {
 	// Both instances publish it before it activates: their caches live 1s.
 	for _, s := range []*server{a, b} {
 		for !contains(publishedKIDs(t, s, clientID), rotated.KID) {
-			if time.Now().After(rotated.ActivatesAt) {
+			if clock.Now().After(rotated.ActivatesAt) {
 				t.Fatalf("%s did not publish the new key %s before it activated at %s", s.base, rotated.KID, rotated.ActivatesAt)
 			}
 			time.Sleep(100 * time.Millisecond) // poll interval
 		}
 	}
-	if time.Now().After(rotated.ActivatesAt) {
+	if clock.Now().After(rotated.ActivatesAt) {
 		t.Fatal("the test was too slow to observe publication before activation; raise --activate-in")
 	}
 	// Until activation, tokens are still signed with the old key.
@@ -76,7 +79,7 @@ func TestTwoInstancesShareKeys(t *testing.T) {
 		t.Errorf("before activation a token was signed with %s, want the old key %s", kid, kid1)
 	}
 
-	time.Sleep(time.Until(rotated.ActivatesAt) + 1500*time.Millisecond) // past activation and one cache TTL
+	clock.Advance(rotated.ActivatesAt.Sub(clock.Now()) + 2*time.Second) // past activation and one cache TTL
 	for _, minter := range []*server{a, b} {
 		tok := machineToken(t, minter, clientID, secret)
 		if kid := jwtKID(t, tok); kid != rotated.KID {

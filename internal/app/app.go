@@ -167,8 +167,8 @@ func WithPrivateWebhooks(allow bool) Option { return func(o *options) { o.privat
 func WithKeyCacheTTL(d time.Duration) Option { return func(o *options) { o.keyCacheTTL = d } }
 
 // New opens the database that cfg names, brings its schema up to date and builds the server.
-// cfg must be valid. Close releases the database.
-func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error) {
+// cfg must be valid; extra options apply after those cfg implies. Close releases the database.
+func New(ctx context.Context, cfg config.Config, log *slog.Logger, extra ...Option) (*App, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("invalid configuration:\n%w", err)
 	}
@@ -208,7 +208,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 	for provider, v := range captchas {
 		opts = append(opts, WithCaptcha(provider, v))
 	}
-	a, err := NewWithStore(st, opts...)
+	a, err := NewWithStore(st, append(opts, extra...)...)
 	if err != nil {
 		st.Close()
 		return nil, err
