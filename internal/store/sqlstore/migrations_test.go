@@ -1,8 +1,12 @@
 package sqlstore
 
 import (
+	"crypto/sha256"
+	"fmt"
 	"io/fs"
+	"os"
 	"slices"
+	"strings"
 	"testing"
 	"testing/fstest"
 )
@@ -62,5 +66,53 @@ func TestLoadMigrationsRejectsGaps(t *testing.T) {
 	ms, err := loadMigrations(fstest.MapFS{"m/0001_a.sql": file("one"), "m/0002_b_c.sql": file("two")}, "m")
 	if err != nil || len(ms) != 2 || ms[1].version != 2 || ms[1].name != "b_c" || ms[1].sql != "two" {
 		t.Errorf("loadMigrations = %+v, %v", ms, err)
+	}
+}
+
+// TestReleasedMigrationsAreUnchanged checks house rule 7 for released migrations: each file
+// listed in migrations/released.sha256 still has its recorded hash, and every migration file is
+// listed, so that a migration is frozen from its first commit on (0001 was once edited in place,
+// which a database migrated before the edit never sees).
+func TestReleasedMigrationsAreUnchanged(t *testing.T) {
+	raw, err := os.ReadFile("migrations/released.sha256")
+	if err != nil {
+		t.Fatal(err)
+	}
+	released := map[string]string{}
+	for i, line := range strings.Split(string(raw), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		sum, name, ok := strings.Cut(line, "  ")
+		if !ok || len(sum) != 64 {
+			t.Fatalf("released.sha256 line %d is not \"<sha256>  <file>\": %q", i+1, line)
+		}
+		released[name] = sum
+	}
+	for _, d := range []dialect{dialectSQLite, dialectPostgres} {
+		entries, err := fs.ReadDir(migrationFiles, "migrations/"+d.String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range entries {
+			name := d.String() + "/" + e.Name()
+			b, err := fs.ReadFile(migrationFiles, "migrations/"+name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := fmt.Sprintf("%x", sha256.Sum256(b))
+			want, ok := released[name]
+			switch {
+			case !ok:
+				t.Errorf("%s is not in migrations/released.sha256: add the line %q; from then on the file is frozen", name, got+"  "+name)
+			case got != want:
+				t.Errorf("%s was edited after its release (sha256 %s, released as %s): write a new migration instead", name, got, want)
+			}
+			delete(released, name)
+		}
+	}
+	for name := range released {
+		t.Errorf("released migration %s is missing", name)
 	}
 }
