@@ -1,7 +1,11 @@
 // Package protect is attack protection: one engine that every path checking a secret or
-// sending a message goes through. It counts failures per account, per IP and per (account,
-// IP) pair, and sends per destination, in the database, so that every instance sharing it
-// enforces the same limits; it slows down, locks and throttles with a Retry-After.
+// sending a message goes through. It counts failures per account, per IP, per (account, IP)
+// pair and per device of the account's owner, and sends per (destination, requester) and per
+// destination, in the database, so that every instance sharing it enforces the same limits;
+// it slows down, locks and throttles with a Retry-After. Its budgets are shaped so that a
+// stranger cannot spend the owner's: no permanent lock from failures spread over many IPs, no
+// account-wide lock for the owner's known devices, one message past a destination's ceiling
+// for a requester new to it.
 package protect
 
 import (
@@ -694,5 +698,5 @@ func ptr[T any](v T) *T { return &v }
 func IsRefusal(err error) bool {
 	fe, ok := failure.As(err)
 	return ok && (fe.Code == "account_locked" || fe.Code == "too_many_attempts" || fe.Code == "ip_throttled" ||
-		fe.Code == "ip_blocked" || fe.Code == "too_many_sends") && !errors.Is(err, context.Canceled)
+		fe.Code == "ip_blocked" || fe.Code == "too_many_sends" || fe.Code == "bot_check_required") && !errors.Is(err, context.Canceled)
 }

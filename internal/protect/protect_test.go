@@ -489,3 +489,35 @@ func TestSendCountedInTheMessagesTransaction(t *testing.T) {
 		}
 	})
 }
+
+// A device token is honoured for its project and account only, and for DeviceTTL.
+func TestDeviceTokenBinding(t *testing.T) {
+	st := testdb.SQLite(t)
+	e := newEnv(t, st, `{"slow_after":3,"lock_after":3,"account_lock_after":3}`)
+	other := newEnv(t, st, `{}`)
+	const ada = "ada@example.com"
+	device, err := e.engine.IssueDevice(e.project, ada)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if err := e.fail(ada, fmt.Sprintf("203.0.113.%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	begin := func(p store.Project, tok string) error {
+		_, err := e.engine.Begin(t.Context(), protect.Guard{Project: p, Kind: "password", Account: ada, IP: "192.0.2.1", Device: tok})
+		return err
+	}
+	if err := begin(e.project, device); err != nil {
+		t.Fatalf("the device within its project during the lock: %v", err)
+	}
+	// Another project never honours it (its own account of the same address is counted as any).
+	otherDevice, _ := other.engine.IssueDevice(other.project, ada)
+	refused(t, begin(e.project, otherDevice), "account_locked", time.Second, 15*time.Minute)
+	e.clock.Advance(protect.DeviceTTL + time.Hour)
+	for i := range 3 {
+		_ = e.fail(ada, fmt.Sprintf("203.0.114.%d", i))
+	}
+	refused(t, begin(e.project, device), "account_locked", time.Second, 15*time.Minute)
+}
