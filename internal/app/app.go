@@ -287,7 +287,14 @@ func NewWithStore(st store.Store, opts ...Option) (*App, error) {
 		Store: st, Projects: a.projects, Keys: a.keys, Access: memberAccess{a.directory},
 		Policy: a.tokenPolicy, Issuer: o.publicURL, IDs: idGenerator(o), Now: o.now, Rand: o.rand, Log: o.log,
 	})
-	a.protect = protect.New(protect.Deps{Store: st, Settings: a.projects.Settings, Now: o.now, IDs: idGenerator(o)})
+	deviceKey, err := derivedKey(o.sealer, "protect device tokens")
+	if err != nil {
+		return nil, err
+	}
+	// The alert is wired once the notifier and the worker exist, below.
+	var alerts ownerAlerts
+	a.protect = protect.New(protect.Deps{Store: st, Settings: a.projects.Settings, Now: o.now, IDs: idGenerator(o),
+		DeviceKey: deviceKey, Alert: alerts.alert, Wake: alerts.wakeWorker})
 	mfaTokens := mfa.NewTokens(mfa.TokensDeps{Store: st, Now: o.now, Rand: o.rand, IDs: idGenerator(o)})
 	a.login = login.New(login.Deps{Store: st, Sessions: a.sessions, Users: a.directory, Guard: a.protect, IDs: idGenerator(o), Now: o.now,
 		MFA: mfa.NewPolicy(mfa.PolicyDeps{Settings: a.projects.Settings, Tokens: mfaTokens})})
@@ -309,6 +316,7 @@ func NewWithStore(st store.Store, opts ...Option) (*App, error) {
 			AllowPrivate: o.dev || o.privateWebhooks, Now: o.now, Log: o.log})})
 	notices := notice.New(notice.Deps{Settings: a.projects.Settings, Sealer: o.sealer,
 		Delivery: func(ch notify.Channel) bool { return senders[ch] != nil }, IDs: idGenerator(o), Now: o.now})
+	alerts.notices, alerts.wake = notices, a.worker.Wake
 	a.passwordless = passwordless.New(passwordless.Deps{
 		Store: st, Login: a.login, Protect: a.protect, Sealer: o.sealer, Settings: a.projects.Settings, PublicURL: o.publicURL,
 		Delivery: func(ch notify.Channel) bool { return senders[ch] != nil },

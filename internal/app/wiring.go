@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -14,6 +15,7 @@ import (
 	"github.com/latchkey-dev/latchkey/internal/failure"
 	"github.com/latchkey-dev/latchkey/internal/httpserver"
 	"github.com/latchkey-dev/latchkey/internal/ident"
+	"github.com/latchkey-dev/latchkey/internal/notice"
 	"github.com/latchkey-dev/latchkey/internal/project"
 	"github.com/latchkey-dev/latchkey/internal/protect"
 	"github.com/latchkey-dev/latchkey/internal/store"
@@ -59,6 +61,60 @@ func enumerationKey(s sealer) ([]byte, error) {
 		return nil, nil
 	}
 	return d.DeriveKey("passkey stand-in credentials")
+}
+
+// derivedKey derives a 32-byte key for purpose from the master key, so that every instance
+// shares it; a sealer that cannot derive keys (none in production) gets a per-process key.
+func derivedKey(s sealer, purpose string) ([]byte, error) {
+	if d, ok := s.(interface {
+		DeriveKey(purpose string) ([]byte, error)
+	}); ok {
+		return d.DeriveKey(purpose)
+	}
+	key := make([]byte, 32)
+	if _, err := io.ReadFull(rand.Reader, key); err != nil {
+		return nil, fmt.Errorf("make a key for %s: %w", purpose, err)
+	}
+	return key, nil
+}
+
+// ownerAlerts tells an account's owner by email that a lock started on their account: they
+// learn of the attack, and that their known devices still sign in.
+type ownerAlerts struct {
+	notices *notice.Notifier
+	wake    func()
+}
+
+func (o *ownerAlerts) wakeWorker() {
+	if o.wake != nil {
+		o.wake()
+	}
+}
+
+func (o *ownerAlerts) alert(ctx context.Context, tx store.Store, p store.Project, kind, account string) error {
+	if o.notices == nil {
+		return nil
+	}
+	var u store.User
+	var err error
+	switch {
+	case kind == "mfa":
+		u, err = tx.GetUser(ctx, p.ID, account)
+	case strings.Contains(account, "@"): // a password's or an email code's account is the address
+		u, err = tx.GetUserByEmail(ctx, p.ID, account)
+	default:
+		return nil // an SMS code's account is a number: the notice goes by email only
+	}
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("find the account's owner: %w", err)
+	}
+	if !u.Active {
+		return nil
+	}
+	return o.notices.Notify(ctx, tx, p, u, notice.UnderAttack)
 }
 
 // projectLister finds projects for /.well-known/webauthn: by client id through the project

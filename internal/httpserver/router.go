@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
 
@@ -63,8 +64,9 @@ type Router struct {
 }
 
 // Gate is a check some routes make after their access check and before their handler, such
-// as a bot check on sign-up and send routes. It sees the request with its project resolved.
-type Gate func(r *http.Request) error
+// as a bot check on sign-up and send routes. It sees the request with its project resolved
+// and returns the request the handler gets: r, or r with what the check learned in its context.
+type Gate func(r *http.Request) (*http.Request, error)
 
 // NewRouter returns an empty router.
 func NewRouter(auth ProjectAuthenticator, log *slog.Logger) *Router {
@@ -88,7 +90,7 @@ func (rt *Router) Handle(pattern string, access Access, h HandlerFunc) {
 		if err == nil {
 			r = r.WithContext(ctx)
 			if gate := rt.gates[pattern]; gate != nil {
-				err = gate(r)
+				r, err = gate(r)
 			}
 		}
 		if err == nil {
@@ -175,6 +177,9 @@ func (rt *Router) authorize(r *http.Request, access Access) (context.Context, er
 		if clientID == "" {
 			return ctx, failure.New(failure.Invalid, "missing_client_id", "client_id is required (query parameter client_id or header x-client-id)")
 		}
+		if secret := secretFrom(r); secret != "" {
+			return rt.serverSide(ctx, r, clientID, secret)
+		}
 		p, err := rt.auth.ProjectByClientID(ctx, clientID)
 		if err != nil {
 			return ctx, err
@@ -216,6 +221,52 @@ func (rt *Router) authorize(r *http.Request, access Access) (context.Context, er
 		return WithCaller(WithProject(ctx, c.Project), c), nil
 	}
 	return ctx, failure.New(failure.Internal, "internal_error", "route has unknown access %d", access)
+}
+
+// Headers in which a server calling a client route with the project secret names the end
+// user it calls for. They are honoured only with a valid secret: anyone else could set them to
+// spend someone else's limits or escape their own.
+const (
+	// ForwardedForHeader is Latchkey's: one IP address, the end user's.
+	ForwardedForHeader = "Latchkey-Forwarded-For"
+	// Auth0ForwardedForHeader is Auth0's name for the same, accepted so that a backend written
+	// for Auth0 works unchanged.
+	Auth0ForwardedForHeader = "Auth0-Forwarded-For"
+)
+
+// serverSide authorizes a client route called with the project secret: the caller is the
+// project's own server, so the request is marked server-side (ServerSide) and, when it names
+// the end user's IP, that IP becomes the request's client IP for limits, logs and sessions.
+// A wrong secret is refused (401 invalid_client), never ignored.
+func (rt *Router) serverSide(ctx context.Context, r *http.Request, clientID, secret string) (context.Context, error) {
+	p, err := rt.auth.AuthenticateSecret(ctx, clientID, secret)
+	if err != nil {
+		return ctx, err
+	}
+	ctx = context.WithValue(WithProject(ctx, p), serverSideKey{}, true)
+	name := ForwardedForHeader
+	raw := strings.TrimSpace(r.Header.Get(name))
+	if raw == "" {
+		name = Auth0ForwardedForHeader
+		raw = strings.TrimSpace(r.Header.Get(name))
+	}
+	if raw == "" {
+		return ctx, nil
+	}
+	ip, err := netip.ParseAddr(raw)
+	if err != nil {
+		return ctx, failure.New(failure.Invalid, "invalid_request", "%s must be one IP address, the end user's", name)
+	}
+	return context.WithValue(ctx, clientIPKey{}, ip.Unmap().String()), nil
+}
+
+type serverSideKey struct{}
+
+// ServerSide reports whether the request of ctx came from the project's own server: a client
+// route called with the project secret.
+func ServerSide(ctx context.Context) bool {
+	ok, _ := ctx.Value(serverSideKey{}).(bool)
+	return ok
 }
 
 // clientIDFrom reads the client id from the query or the x-client-id header; both may be given

@@ -262,14 +262,17 @@ func SetPageHeaders(w http.ResponseWriter, r *http.Request, p PagePolicy) string
 // OriginsFunc returns the browser origins a project allows (lower case scheme://host[:port]).
 type OriginsFunc func(ctx context.Context, p store.Project) ([]string, error)
 
-// corsAllowHeaders are the request headers a browser client may send: its credentials, and the
+// corsAllowHeaders are the request headers a browser client may send: its credentials, the
 // answers to a bot check on sign-up and send routes (protecthttp's X-Altcha, X-Captcha-Token
-// and X-Latchkey-Honeypot). Never X-Client-Secret.
-const corsAllowHeaders = "Authorization, Content-Type, X-Client-Id, X-Altcha, X-Captcha-Token, X-Latchkey-Honeypot"
+// and X-Latchkey-Honeypot) and its device token (Latchkey-Device, from an earlier password
+// sign-in). Never X-Client-Secret, nor Latchkey-Forwarded-For, which only a server with the
+// secret may send.
+const corsAllowHeaders = "Authorization, Content-Type, X-Client-Id, X-Altcha, X-Captcha-Token, X-Latchkey-Honeypot, Latchkey-Device"
 
 // corsExposeHeaders are the response headers a browser client may read besides the safelisted
-// ones: throttling, the request id to report, and why a token was refused.
-const corsExposeHeaders = "Retry-After, WWW-Authenticate, X-Request-Id"
+// ones: throttling, the request id to report, why a token was refused, and the device token a
+// password sign-in issues.
+const corsExposeHeaders = "Retry-After, WWW-Authenticate, X-Request-Id, Latchkey-Device"
 
 // corsMaxAge is how long (seconds) a browser may reuse a preflight: short, so that an origin
 // removed from a project stops working soon.

@@ -95,9 +95,6 @@ func (s *Service) Initiate(ctx context.Context, p store.Project, mfaToken, authe
 	if ch == notify.SMS {
 		dest = u.Phone
 	}
-	if err := s.d.Protect.AllowSend(ctx, protect.Send{Project: p, Channel: string(ch), Destination: dest, IP: ip}); err != nil {
-		return Initiated{}, err
-	}
 	code, err := randomDigits(s.d.Rand, oobCodeDigits)
 	if err != nil {
 		return Initiated{}, err
@@ -119,6 +116,11 @@ func (s *Service) Initiate(ctx context.Context, p store.Project, mfaToken, authe
 			return errInvalidToken()
 		case err != nil:
 			return fmt.Errorf("record the code sent for MFA challenge %s: %w", c.ID, err)
+		}
+		// Counted once this send won the challenge, in its transaction: concurrent sends that
+		// lose send nothing and count nothing.
+		if err := s.d.Protect.AllowSendTx(ctx, tx, protect.Send{Project: p, Channel: string(ch), Destination: dest, IP: ip}); err != nil {
+			return err
 		}
 		m, err := s.message(ctx, tx, p, st, u, c, ch, code, now)
 		if err != nil {
@@ -241,6 +243,11 @@ func (s *Service) Validate(ctx context.Context, p store.Project, a Answer, meta 
 		return login.Result{}, s.fail(ctx, sub, kind, wrong)
 	}
 	if err != nil {
+		// Not a wrong answer: refused before the answer was checked, or after a right one.
+		// Either way the provisional failure must not spend the owner's budget.
+		if cerr := attempt.Cancel(ctx); cerr != nil {
+			return login.Result{}, errors.Join(err, cerr)
+		}
 		return login.Result{}, err
 	}
 	if err := attempt.Succeed(ctx); err != nil {

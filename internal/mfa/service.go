@@ -55,7 +55,7 @@ type Passkeys interface {
 // Protector is attack protection (protect.Engine).
 type Protector interface {
 	Begin(ctx context.Context, g protect.Guard) (*protect.Attempt, error)
-	AllowSend(ctx context.Context, s protect.Send) error
+	AllowSendTx(ctx context.Context, tx store.Store, s protect.Send) error
 }
 
 // Notices tell users of changes to how they sign in (notice.Notifier).

@@ -26,6 +26,10 @@ const (
 	MFAReset             = "An administrator removed the second factors of your account."
 	PasskeyAdded         = "A passkey was added to your account."
 	PasskeyRemoved       = "A passkey was removed from your account."
+	// UnderAttack is sent when many failed sign-ins lock an account, once per lock.
+	UnderAttack = "Someone failed to sign in to your account many times, so sign-ins from new devices are paused for a while. " +
+		"Devices you signed in from before are not affected. No wrong attempt got in; if it was not you, nothing needs doing, " +
+		"and a long, unique password keeps it that way."
 )
 
 // Deps are the notifier's dependencies.

@@ -61,8 +61,9 @@ type Completer interface {
 // Protector is attack protection (protect.Engine).
 type Protector interface {
 	Begin(ctx context.Context, g protect.Guard) (*protect.Attempt, error)
-	AllowSend(ctx context.Context, s protect.Send) error
+	AllowSendTx(ctx context.Context, tx store.Store, s protect.Send) error
 	Unlock(ctx context.Context, g protect.Guard) error
+	IssueDevice(p store.Project, account string) (string, error)
 	CheckIP(p store.Project, ip string) error
 }
 
@@ -189,24 +190,34 @@ func (s *Service) SignUp(ctx context.Context, p store.Project, in Signup, meta t
 // invalid_credentials (401), login_method_disabled, user_inactive (403), and attack
 // protection's refusals (429 with Retry-After).
 func (s *Service) Login(ctx context.Context, p store.Project, emailIn, pw string, meta token.Meta) (login.Result, error) {
+	res, _, err := s.LoginDevice(ctx, p, emailIn, pw, "", meta)
+	return res, err
+}
+
+// LoginDevice is Login from a device that may hold a device token of the account (from an
+// earlier sign-in): a valid one keeps the attempt out of the account-wide lock that strangers
+// can fill. A completed sign-in returns a fresh device token for the client to keep.
+func (s *Service) LoginDevice(ctx context.Context, p store.Project, emailIn, pw, device string, meta token.Meta) (login.Result, string, error) {
 	if _, err := s.enabled(p); err != nil {
-		return login.Result{}, err
+		return login.Result{}, "", err
 	}
 	email, err := directory.NormalizeEmail("email", emailIn)
 	if err != nil {
-		return login.Result{}, err
+		return login.Result{}, "", err
 	}
-	attempt, err := s.d.Protect.Begin(ctx, protect.Guard{Project: p, Kind: protect.KindPassword, Account: store.EmailKey(email), IP: meta.IPAddress})
+	account := store.EmailKey(email)
+	attempt, err := s.d.Protect.Begin(ctx, protect.Guard{Project: p, Kind: protect.KindPassword, Account: account, IP: meta.IPAddress, Device: device})
 	if err != nil {
-		return login.Result{}, err
+		return login.Result{}, "", err
 	}
 	u, hash, err := s.userAndHash(ctx, p.ID, email)
 	if err != nil {
-		return login.Result{}, err
+		return login.Result{}, "", cancel(ctx, attempt, err)
 	}
 	ok, rehash, err := s.verify(ctx, hash, pw)
 	if err != nil {
-		return login.Result{}, err
+		// server_busy or a hash that could not be read: the password was never compared.
+		return login.Result{}, "", cancel(ctx, attempt, err)
 	}
 	if !ok {
 		userID := ""
@@ -214,17 +225,34 @@ func (s *Service) Login(ctx context.Context, p store.Project, emailIn, pw string
 			userID = u.ID
 		}
 		if err := s.audit(ctx, s.d.Store, p, userID, AuditFailed, meta, map[string]any{"reason": "invalid_credentials"}); err != nil {
-			return login.Result{}, err
+			return login.Result{}, "", err
 		}
-		return login.Result{}, failure.New(failure.Unauthenticated, "invalid_credentials", "the email or the password is wrong")
+		return login.Result{}, "", failure.New(failure.Unauthenticated, "invalid_credentials", "the email or the password is wrong")
 	}
 	if err := attempt.Succeed(ctx); err != nil {
-		return login.Result{}, err
+		return login.Result{}, "", err
 	}
 	if rehash {
 		s.upgrade(ctx, p, u.ID, hash, pw)
 	}
-	return s.complete(ctx, p, u.ID, meta)
+	res, err := s.complete(ctx, p, u.ID, meta)
+	if err != nil || !res.Authenticated {
+		return res, "", err
+	}
+	tok, err := s.d.Protect.IssueDevice(p, account)
+	if err != nil {
+		return login.Result{}, "", err
+	}
+	return res, tok, nil
+}
+
+// cancel takes back attempt's provisional failure, for a refusal made before the secret was
+// compared, and returns err.
+func cancel(ctx context.Context, attempt *protect.Attempt, err error) error {
+	if cerr := attempt.Cancel(ctx); cerr != nil {
+		return errors.Join(err, cerr)
+	}
+	return err
 }
 
 // SendReset emails a reset link to the active user with this email, if there is one; the
@@ -247,9 +275,6 @@ func (s *Service) SendReset(ctx context.Context, p store.Project, emailIn, redir
 	if s.d.Delivery != nil && !s.d.Delivery(notify.Email) {
 		return failure.New(failure.Unavailable, "delivery_not_configured", "no email sender is configured on this server")
 	}
-	if err := s.d.Protect.AllowSend(ctx, protect.Send{Project: p, Channel: string(notify.Email), Destination: email, IP: ip}); err != nil {
-		return err
-	}
 	raw := make([]byte, 32)
 	if _, err := io.ReadFull(s.d.Rand, raw); err != nil {
 		return fmt.Errorf("make a reset token: %w", err)
@@ -264,6 +289,10 @@ func (s *Service) SendReset(ctx context.Context, p store.Project, emailIn, redir
 	link.RawQuery = q.Encode()
 	now := s.now()
 	err = s.d.Store.InTx(ctx, func(tx store.Store) error {
+		// Counted whether or not the account exists, in the transaction that queues the message.
+		if err := s.d.Protect.AllowSendTx(ctx, tx, protect.Send{Project: p, Channel: string(notify.Email), Destination: email, IP: ip}); err != nil {
+			return err
+		}
 		u, err := tx.GetUserByEmail(ctx, p.ID, email)
 		found := err == nil && u.Active
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -367,11 +396,11 @@ func (s *Service) Change(ctx context.Context, p store.Project, sess store.Sessio
 	}
 	old, err := s.d.Store.GetPasswordHash(ctx, p.ID, u.ID)
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("get password: %w", err)
+		return cancel(ctx, attempt, fmt.Errorf("get password: %w", err))
 	}
 	ok, _, err := s.verify(ctx, old, current)
 	if err != nil {
-		return err
+		return cancel(ctx, attempt, err)
 	}
 	if !ok {
 		return failure.New(failure.Unauthenticated, "invalid_credentials", "the current password is wrong")

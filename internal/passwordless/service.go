@@ -58,7 +58,9 @@ type Protector interface {
 	Begin(ctx context.Context, g protect.Guard) (*protect.Attempt, error)
 	Check(ctx context.Context, g protect.Guard) error
 	Fail(ctx context.Context, g protect.Guard) error
-	AllowSend(ctx context.Context, s protect.Send) error
+	// AllowSendTx counts a message in the transaction that commits it, so that only messages
+	// that were sent count.
+	AllowSendTx(ctx context.Context, tx store.Store, s protect.Send) error
 }
 
 // Deps are the service's dependencies.
@@ -141,11 +143,6 @@ func (s *Service) Send(ctx context.Context, p store.Project, r SendRequest) (str
 		return "", failure.New(failure.Unavailable, "delivery_not_configured",
 			"no %s sender is configured on this server", channelOf(r.Channel))
 	}
-	// Counted whether or not the destination has an account: the limits reveal nothing.
-	if err := s.d.Protect.AllowSend(ctx, protect.Send{Project: p, Channel: string(channelOf(r.Channel)),
-		Destination: dest, IP: r.IP}); err != nil {
-		return "", err
-	}
 	now := s.clock()
 	secret, err := s.newSecret(r.Channel, settings)
 	if err != nil {
@@ -158,6 +155,12 @@ func (s *Service) Send(ctx context.Context, p store.Project, r SendRequest) (str
 	}
 	f.SecretHash = hashSecret(f.ID, secret)
 	err = s.d.Store.InTx(ctx, func(tx store.Store) error {
+		// Counted whether or not the destination has an account, so the limits reveal nothing,
+		// and in the flow's own transaction, so only flows that were created count.
+		if err := s.d.Protect.AllowSendTx(ctx, tx, protect.Send{Project: p, Channel: string(channelOf(r.Channel)),
+			Destination: dest, IP: r.IP}); err != nil {
+			return err
+		}
 		u, found, err := findUser(ctx, tx, p.ID, r.Channel, dest)
 		if err != nil {
 			return err
@@ -212,10 +215,6 @@ func (s *Service) Resend(ctx context.Context, p store.Project, channels []Channe
 	case now.Sub(f.SentAt) < ResendInterval:
 		return failure.New(failure.TooMany, "resend_too_soon", "wait %s between resends", ResendInterval)
 	}
-	if err := s.d.Protect.AllowSend(ctx, protect.Send{Project: p, Channel: string(channelOf(Channel(f.Channel))),
-		Destination: f.Destination, IP: ip}); err != nil {
-		return err
-	}
 	secret, err := s.newSecret(Channel(f.Channel), settings)
 	if err != nil {
 		return err
@@ -228,6 +227,12 @@ func (s *Service) Resend(ctx context.Context, p store.Project, channels []Channe
 		}
 		if err != nil {
 			return fmt.Errorf("resend flow: %w", err)
+		}
+		// Counted only once this resend won the flow: of many concurrent resends, the ones
+		// refused (resend_too_soon) send nothing and count nothing.
+		if err := s.d.Protect.AllowSendTx(ctx, tx, protect.Send{Project: p, Channel: string(channelOf(Channel(f.Channel))),
+			Destination: f.Destination, IP: ip}); err != nil {
+			return err
 		}
 		if next.UserID == "" && !settings.AllowSignup {
 			// A dead-end flow stays silent, as when it was sent, at the same cost.

@@ -62,12 +62,18 @@ type ProtectSettings struct {
 	// IPFailuresPerHour failures from one IP (an IPv6 /64) across accounts throttle the IP
 	// until the hour is over: the shape of credential stuffing.
 	IPFailuresPerHour int `json:"ip_failures_per_hour"`
-	// SendsPerDestinationPerHour bounds the codes and links sent to one address or number.
+	// SendsPerDestinationPerHour bounds the codes and links sent to one address or number from
+	// all requesters; past it, each requester that has not sent to it this hour may still send
+	// one with a solved bot check, so that strangers cannot spend the owner's budget.
 	SendsPerDestinationPerHour int `json:"sends_per_destination_per_hour"`
+	// SendsPerRequesterPerHour bounds the codes and links sent to one address or number from
+	// one requester (an IP, or an IPv6 /64).
+	SendsPerRequesterPerHour int `json:"sends_per_requester_per_hour"`
 	// SMSPerPrefixPerHour bounds the SMS sent to numbers of one country calling code (its
 	// first three digits), against SMS pumping.
 	SMSPerPrefixPerHour int `json:"sms_per_prefix_per_hour"`
-	// AllowCIDRs are never throttled by IP (account locks still apply); BlockCIDRs are refused.
+	// AllowCIDRs are never throttled by IP and skip the bot check (account locks still apply);
+	// BlockCIDRs are refused.
 	AllowCIDRs []string `json:"allow_cidrs"`
 	BlockCIDRs []string `json:"block_cidrs"`
 	// BotCheck says when sign-up and send requests must prove they are not a bot: "off",
@@ -262,7 +268,7 @@ func DefaultSettings() Settings {
 		Passkey:   PasskeySettings{UserVerification: UserVerificationPreferred},
 		Branding:  Branding{PrimaryColor: "#4f46e5", BackgroundColor: "#ffffff"},
 		Protect: ProtectSettings{SlowAfter: 3, LockAfter: 10, AccountLockAfter: 50, LockSeconds: 900,
-			IPFailuresPerHour: 100, SendsPerDestinationPerHour: 10, SMSPerPrefixPerHour: 200,
+			IPFailuresPerHour: 100, SendsPerDestinationPerHour: 30, SendsPerRequesterPerHour: 10, SMSPerPrefixPerHour: 200,
 			AllowCIDRs: []string{}, BlockCIDRs: []string{}, BotCheck: BotCheckRisk, BotProvider: BotProviderAltcha},
 		Password: PasswordSettings{MinLength: 8},
 	}

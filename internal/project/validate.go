@@ -84,6 +84,7 @@ func (s Settings) Validate() error {
 	v.between("protect.lock_seconds", pr.LockSeconds, 10, day)
 	v.between("protect.ip_failures_per_hour", pr.IPFailuresPerHour, 10, 1_000_000)
 	v.between("protect.sends_per_destination_per_hour", pr.SendsPerDestinationPerHour, 1, 1000)
+	v.between("protect.sends_per_requester_per_hour", pr.SendsPerRequesterPerHour, 1, 1000)
 	v.between("protect.sms_per_prefix_per_hour", pr.SMSPerPrefixPerHour, 1, 1_000_000)
 	v.cidrs("protect.allow_cidrs", pr.AllowCIDRs)
 	v.cidrs("protect.block_cidrs", pr.BlockCIDRs)

@@ -1,7 +1,11 @@
 // Package protect is attack protection: one engine that every path checking a secret or
-// sending a message goes through. It counts failures per account, per IP and per (account,
-// IP) pair, and sends per destination, in the database, so that every instance sharing it
-// enforces the same limits; it slows down, locks and throttles with a Retry-After.
+// sending a message goes through. It counts failures per account, per IP, per (account, IP)
+// pair and per device of the account's owner, and sends per (destination, requester) and per
+// destination, in the database, so that every instance sharing it enforces the same limits;
+// it slows down, locks and throttles with a Retry-After. Its budgets are shaped so that a
+// stranger cannot spend the owner's: no permanent lock from failures spread over many IPs, no
+// account-wide lock for the owner's known devices, one message past a destination's ceiling
+// for a requester new to it.
 package protect
 
 import (
@@ -45,6 +49,16 @@ type Deps struct {
 	Settings func(store.Project) (project.Settings, error)
 	Now      func() time.Time
 	IDs      *ident.Generator
+	// DeviceKey signs device tokens (at least 32 bytes, shared by every instance; the app
+	// derives it from the master key). Without one, device tokens are neither issued nor
+	// honoured.
+	DeviceKey []byte
+	// Alert tells an account's owner, through tx, that their account is under attack: it is
+	// called in the transaction that starts an account-wide lock, so at most once per lock.
+	// nil: no alert.
+	Alert func(ctx context.Context, tx store.Store, p store.Project, kind, account string) error
+	// Wake nudges the outbox worker after an alert is committed; nil is fine.
+	Wake func()
 }
 
 // Engine is the attack-protection engine.
@@ -60,13 +74,17 @@ func New(d Deps) *Engine {
 	if d.IDs == nil {
 		d.IDs = ident.NewGenerator()
 	}
+	if d.Wake == nil {
+		d.Wake = func() {}
+	}
 	return &Engine{d: d}
 }
 
 // KindPassword is the kind of secret whose run of failures can end in a lock that only its
-// owner lifts (Unlock, after a password reset proves control of the email). Other kinds (codes,
-// MFA answers) have no such way out, so at HardLockAfter they keep locking for LockSeconds at
-// a time: an owner is never locked out for good by a stranger's guesses.
+// owner lifts (Unlock, after a password reset proves control of the email): only the run of
+// one (account, IP) pair or of one device, never the account-wide run, which failures from
+// many IPs can fill without the owner's part. Other kinds (codes, MFA answers) have no such
+// way out, so at HardLockAfter they keep locking for LockSeconds at a time.
 const KindPassword = "password"
 
 // CheckIP refuses an IP on the project's block list (403 ip_blocked), for routes that check no
@@ -92,42 +110,68 @@ type Guard struct {
 	// exist, so that unknown accounts are counted like known ones and locks reveal nothing.
 	Account string
 	IP      string
+	// Device is the device token the client presented (IssueDevice), or "". A valid one for
+	// this project and account counts the attempt on the device alone: the account-wide lock
+	// and the IP's throttle, which strangers can fill, do not apply to it.
+	Device string
 }
 
+// role is what a counter of an attempt counts.
+type role int
+
+const (
+	roleAccount role = iota // one account's failures from every IP
+	rolePair                // one account's failures from one IP
+	roleDevice              // one account's failures from one of its owner's devices
+	roleIP                  // one IP's failures across accounts
+)
+
 // Attempt is a check that Begin allowed. It is counted as a failure until Succeed says
-// otherwise, so a check that never reports back (a crash, a timeout) still counts.
+// otherwise, so a check that never reports back (a crash, a timeout) still counts; Cancel
+// takes the failure back when the secret was never looked at.
 type Attempt struct {
-	e    *Engine
-	g    Guard
-	keys []store.CounterKey
+	e     *Engine
+	g     Guard
+	keys  []store.CounterKey
+	roles []role
+	at    time.Time
+	// locks are the locks this attempt's failure set, by counter index: Cancel lifts them.
+	locks map[int]time.Time
 }
 
 // Begin lets an attempt go ahead, or refuses it: a blocked IP (403 ip_blocked), a locked
-// account or pair (429 account_locked), failures too close together (429 too_many_attempts),
-// an IP failing across many accounts (429 ip_throttled); 429s carry Retry-After. The check
-// and the provisional failure count are one step on the counters' rows, so of N concurrent
-// attempts on one account no more pass than the limits allow, on every instance at once.
+// account, pair or device (429 account_locked), failures too close together (429
+// too_many_attempts), an IP failing across many accounts (429 ip_throttled); 429s carry
+// Retry-After. The check and the provisional failure count are one step on the counters'
+// rows, so of N concurrent attempts on one account no more pass than the limits allow, on
+// every instance at once.
 func (e *Engine) Begin(ctx context.Context, g Guard) (*Attempt, error) {
-	st, keys, err := e.prepare(g)
+	st, keys, roles, err := e.prepare(g)
 	if err != nil {
 		return nil, err
 	}
 	now := e.now()
+	a := &Attempt{e: e, g: g, keys: keys, roles: roles, at: now}
+	alerted := false
 	err = e.d.Store.InTx(ctx, func(tx store.Store) error {
 		cs, err := tx.TakeCounters(ctx, g.Project.ID, keys, now)
 		if err != nil {
 			return fmt.Errorf("take counters: %w", err)
 		}
-		if err := refuse(cs, st.Protect, now); err != nil {
+		if err := refuse(cs, roles, st.Protect, now); err != nil {
 			return err
 		}
 		// Count the attempt as a failure now; Succeed takes it back.
-		return e.count(ctx, tx, g, st.Protect, cs, now)
+		a.locks, alerted, err = e.count(ctx, tx, g, st.Protect, cs, roles, now)
+		return err
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &Attempt{e: e, g: g, keys: keys}, nil
+	if alerted {
+		e.d.Wake()
+	}
+	return a, nil
 }
 
 // Check refuses, from one read, an IP that has failed too often across accounts this hour
@@ -200,107 +244,146 @@ func (e *Engine) ipOnly(g Guard) (project.Settings, store.CounterKey, bool, erro
 	return st, store.CounterKey{Scope: "secret:ip", Key: ipKey(ip, g.IP)}, true, nil
 }
 
-// prepare reads the project's settings, refuses a blocked IP, and names the counters of g:
+// prepare reads the project's settings, refuses a blocked IP, and names the counters of g.
+// An attempt from a device of the account's owner counts on that device alone; any other on
 // the account's (by kind), the (account, IP) pair's and, unless the IP is allow-listed, the
-// IP's across accounts; always in this order, so transactions take rows in one order.
-func (e *Engine) prepare(g Guard) (project.Settings, []store.CounterKey, error) {
+// IP's across accounts; always in this order of scopes, so transactions take rows in one order.
+func (e *Engine) prepare(g Guard) (project.Settings, []store.CounterKey, []role, error) {
 	st, err := e.d.Settings(g.Project)
 	if err != nil {
-		return project.Settings{}, nil, err
+		return project.Settings{}, nil, nil, err
 	}
 	ip := parseIP(g.IP)
 	if inAny(ip, st.Protect.BlockCIDRs) {
-		return project.Settings{}, nil, failure.New(failure.Forbidden, "ip_blocked", "requests from this address are blocked")
+		return project.Settings{}, nil, nil, failure.New(failure.Forbidden, "ip_blocked", "requests from this address are blocked")
+	}
+	if id, ok := e.device(g); ok {
+		return st, []store.CounterKey{{Scope: g.Kind + ":device", Key: g.Account + "|" + id}}, []role{roleDevice}, nil
 	}
 	keys := []store.CounterKey{
 		{Scope: g.Kind + ":account", Key: g.Account},
 		{Scope: g.Kind + ":pair", Key: g.Account + "|" + ipKey(ip, g.IP)},
 	}
+	roles := []role{roleAccount, rolePair}
 	if !inAny(ip, st.Protect.AllowCIDRs) {
 		keys = append(keys, store.CounterKey{Scope: "secret:ip", Key: ipKey(ip, g.IP)})
+		roles = append(roles, roleIP)
 	}
-	return st, keys, nil
+	return st, keys, roles, nil
 }
 
-// forgetAll applies the counters' windows: the account and pair remember failures for a day
-// after the last, the IP for the hour.
-func forgetAll(cs []store.Counter, now time.Time) {
-	forget(&cs[0], now, failureMemory, true)
-	forget(&cs[1], now, failureMemory, true)
-	if len(cs) > 2 {
-		forget(&cs[2], now, ipWindow, false)
+// forgetAll applies the counters' windows: the account, pair and device remember failures
+// for a day after the last, the IP for the hour.
+func forgetAll(cs []store.Counter, roles []role, now time.Time) {
+	for i, r := range roles {
+		if r == roleIP {
+			forget(&cs[i], now, ipWindow, false)
+		} else {
+			forget(&cs[i], now, failureMemory, true)
+		}
 	}
 }
 
 // refuse says whether the counters, read at now, refuse an attempt: a lock, a delay not yet
 // waited out, or a throttled IP.
-func refuse(cs []store.Counter, p project.ProtectSettings, now time.Time) error {
-	forgetAll(cs, now)
-	account, pair := &cs[0], &cs[1]
-	if err := refuseLocked(account, now); err != nil {
-		return err
-	}
-	if err := refuseLocked(pair, now); err != nil {
-		return err
-	}
-	if pair.Count >= p.SlowAfter && pair.LastAt != nil {
-		if wait := pair.LastAt.Add(delay(pair.Count - p.SlowAfter)).Sub(now); wait > 0 {
-			return failure.TooManyUntil(wait, "too_many_attempts",
-				"too many failed attempts: wait %s before trying again", roundUp(wait))
+func refuse(cs []store.Counter, roles []role, p project.ProtectSettings, now time.Time) error {
+	forgetAll(cs, roles, now)
+	for i, r := range roles {
+		if r != roleIP {
+			if err := refuseLocked(&cs[i], now); err != nil {
+				return err
+			}
 		}
 	}
-	if len(cs) > 2 && cs[2].Count >= p.IPFailuresPerHour {
-		return errThrottled(cs[2].WindowStart.Add(ipWindow).Sub(now))
+	for i, r := range roles {
+		c := &cs[i]
+		switch r {
+		case rolePair, roleDevice:
+			if c.Count >= p.SlowAfter && c.LastAt != nil {
+				if wait := c.LastAt.Add(delay(c.Count - p.SlowAfter)).Sub(now); wait > 0 {
+					return failure.TooManyUntil(wait, "too_many_attempts",
+						"too many failed attempts: wait %s before trying again", roundUp(wait))
+				}
+			}
+		case roleIP:
+			if c.Count >= p.IPFailuresPerHour {
+				return errThrottled(c.WindowStart.Add(ipWindow).Sub(now))
+			}
+		}
 	}
 	return nil
 }
 
 // count adds a failure to each counter through tx, setting the locks it reaches and writing
-// their audit events in the same transaction.
-func (e *Engine) count(ctx context.Context, tx store.Store, g Guard, p project.ProtectSettings, cs []store.Counter, now time.Time) error {
-	for i := range cs {
-		cs[i].Count++
-		cs[i].LastAt = &now
-		cs[i].UpdatedAt = now
-	}
-	account, pair := &cs[0], &cs[1]
+// their audit events (and the owner's alert, when the account-wide lock starts) in the same
+// transaction. It returns the locks it set, by counter index, and whether it alerted.
+func (e *Engine) count(ctx context.Context, tx store.Store, g Guard, p project.ProtectSettings, cs []store.Counter, roles []role, now time.Time) (map[int]time.Time, bool, error) {
+	locks := map[int]time.Time{}
 	var events []store.AuditEvent
 	event := func(typ string, detail map[string]any) {
 		detail["kind"], detail["account"] = g.Kind, g.Account
 		events = append(events, store.AuditEvent{ID: e.d.IDs.New(), ProjectID: g.Project.ID, Type: typ,
 			IPAddress: g.IP, Detail: detail, CreatedAt: now})
 	}
-	switch {
-	case account.Count >= project.HardLockAfter && g.Kind == KindPassword:
-		account.LockedUntil = ptr(now.Add(hardLockFor))
-		event(AuditHardLocked, map[string]any{"failures": account.Count})
-	case account.Count%p.AccountLockAfter == 0:
-		account.LockedUntil = ptr(now.Add(p.LockDuration()))
-		event(AuditLocked, map[string]any{"scope": "account", "failures": account.Count, "locked_until": *account.LockedUntil})
+	lock := func(i int, until time.Time) {
+		cs[i].LockedUntil = ptr(until)
+		locks[i] = until
 	}
-	if pair.Count%p.LockAfter == 0 {
-		pair.LockedUntil = ptr(now.Add(p.LockDuration()))
-		event(AuditLocked, map[string]any{"scope": "ip", "failures": pair.Count, "locked_until": *pair.LockedUntil})
-	}
-	if len(cs) > 2 && cs[2].Count == p.IPFailuresPerHour {
-		event(AuditThrottled, map[string]any{"failures": cs[2].Count, "until": cs[2].WindowStart.Add(ipWindow)})
+	alert := false
+	for i, r := range roles {
+		c := &cs[i]
+		c.Count++
+		c.LastAt = &now
+		c.UpdatedAt = now
+		switch r {
+		case roleAccount:
+			// Never a hard lock: strangers on many IPs can fill this count without the owner.
+			if c.Count%p.AccountLockAfter == 0 {
+				lock(i, now.Add(p.LockDuration()))
+				event(AuditLocked, map[string]any{"scope": "account", "failures": c.Count, "locked_until": *c.LockedUntil})
+				alert = true
+			}
+		case rolePair, roleDevice:
+			scope := "ip"
+			if r == roleDevice {
+				scope = "device"
+			}
+			switch {
+			case c.Count >= project.HardLockAfter && g.Kind == KindPassword:
+				lock(i, now.Add(hardLockFor))
+				event(AuditHardLocked, map[string]any{"scope": scope, "failures": c.Count})
+			case c.Count%p.LockAfter == 0:
+				lock(i, now.Add(p.LockDuration()))
+				event(AuditLocked, map[string]any{"scope": scope, "failures": c.Count, "locked_until": *c.LockedUntil})
+			}
+		case roleIP:
+			if c.Count == p.IPFailuresPerHour {
+				event(AuditThrottled, map[string]any{"failures": c.Count, "until": c.WindowStart.Add(ipWindow)})
+			}
+		}
 	}
 	for _, ev := range events {
 		if err := tx.AddAuditEvent(ctx, ev); err != nil {
-			return fmt.Errorf("audit: %w", err)
+			return nil, false, fmt.Errorf("audit: %w", err)
 		}
 	}
 	for _, c := range cs {
 		if err := tx.SaveCounter(ctx, c); err != nil {
-			return fmt.Errorf("save counter: %w", err)
+			return nil, false, fmt.Errorf("save counter: %w", err)
 		}
 	}
-	return nil
+	if alert && e.d.Alert != nil {
+		if err := e.d.Alert(ctx, tx, g.Project, g.Kind, g.Account); err != nil {
+			return nil, false, fmt.Errorf("alert the owner: %w", err)
+		}
+		return locks, true, nil
+	}
+	return locks, false, nil
 }
 
-// Succeed records that the attempt's secret was right: the account's and the pair's run of
-// failures ends (and a lock its own attempt set lifts), and the IP's failure is taken back.
-// A hard lock is never lifted here: Unlock does that.
+// Succeed records that the attempt's secret was right: the account's, the pair's and the
+// device's run of failures ends (and a lock its own attempt set lifts), and the IP's failure
+// is taken back. A hard lock is never lifted here: Unlock does that.
 func (a *Attempt) Succeed(ctx context.Context) error {
 	now := a.e.now()
 	return a.e.d.Store.InTx(ctx, func(tx store.Store) error {
@@ -310,7 +393,7 @@ func (a *Attempt) Succeed(ctx context.Context) error {
 		}
 		for i := range cs {
 			c := &cs[i]
-			if i < 2 {
+			if a.roles[i] != roleIP {
 				if c.LockedUntil != nil && c.LockedUntil.Sub(now) > hardLockFor/2 {
 					continue
 				}
@@ -327,12 +410,47 @@ func (a *Attempt) Succeed(ctx context.Context) error {
 	})
 }
 
-// Unlock ends an account's run of failures and its lock, hard lock included, and the pair's
-// of the IP the owner unlocks from: for an owner who proved control of their verified email.
+// Cancel takes back the failure Begin counted, for an attempt refused before its secret was
+// looked at (the server too busy to hash it, a database error): a refusal that tells the
+// client nothing about the secret must not spend the owner's budget. The locks the attempt's
+// failure started lift with it. Cancel works on a context detached from the client's, so a
+// client that goes away does not leave the failure counted.
+func (a *Attempt) Cancel(ctx context.Context) error {
+	ctx, stop := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer stop()
+	now := a.e.now()
+	return a.e.d.Store.InTx(ctx, func(tx store.Store) error {
+		cs, err := tx.TakeCounters(ctx, a.g.Project.ID, a.keys, now)
+		if err != nil {
+			return fmt.Errorf("take counters: %w", err)
+		}
+		for i := range cs {
+			c := &cs[i]
+			if c.Count > 0 && !c.WindowStart.After(a.at) {
+				c.Count--
+			}
+			if until, ok := a.locks[i]; ok && c.LockedUntil != nil && c.LockedUntil.Equal(until) {
+				c.LockedUntil = nil
+			}
+			c.UpdatedAt = now
+			if err := tx.SaveCounter(ctx, *c); err != nil {
+				return fmt.Errorf("save counter: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+// Unlock ends an account's run of failures and its lock, and the hard lock of the pair of the
+// IP (and of the device) the owner unlocks from: for an owner who proved control of their
+// verified email.
 func (e *Engine) Unlock(ctx context.Context, g Guard) error {
 	now := e.now()
 	keys := []store.CounterKey{{Scope: g.Kind + ":account", Key: g.Account},
 		{Scope: g.Kind + ":pair", Key: g.Account + "|" + ipKey(parseIP(g.IP), g.IP)}}
+	if id, ok := e.device(g); ok {
+		keys = append(keys, store.CounterKey{Scope: g.Kind + ":device", Key: g.Account + "|" + id})
+	}
 	return e.d.Store.InTx(ctx, func(tx store.Store) error {
 		cs, err := tx.TakeCounters(ctx, g.Project.ID, keys, now)
 		if err != nil {
@@ -348,10 +466,15 @@ func (e *Engine) Unlock(ctx context.Context, g Guard) error {
 	})
 }
 
-// Locked reports whether the account is hard-locked (only Unlock lifts it).
+// Locked reports whether the account is hard-locked for g's IP (or device): only Unlock
+// lifts that.
 func (e *Engine) Locked(ctx context.Context, g Guard) (bool, error) {
 	now := e.now()
-	cs, err := e.d.Store.GetCounters(ctx, g.Project.ID, []store.CounterKey{{Scope: g.Kind + ":account", Key: g.Account}}, now)
+	key := store.CounterKey{Scope: g.Kind + ":pair", Key: g.Account + "|" + ipKey(parseIP(g.IP), g.IP)}
+	if id, ok := e.device(g); ok {
+		key = store.CounterKey{Scope: g.Kind + ":device", Key: g.Account + "|" + id}
+	}
+	cs, err := e.d.Store.GetCounters(ctx, g.Project.ID, []store.CounterKey{key}, now)
 	if err != nil {
 		return false, fmt.Errorf("get counters: %w", err)
 	}
@@ -363,14 +486,40 @@ type Send struct {
 	Project     store.Project
 	Channel     string // "email" or "sms"
 	Destination string // normalised address or E.164 number
-	IP          string
+	IP          string // the requester's
 }
 
-// AllowSend counts a message to a destination, or refuses it: a blocked IP (403
-// ip_blocked), too many messages to the destination or, for SMS, to its country calling
-// code within the hour (429 too_many_sends, with Retry-After). SMS pumping fraud sends many
-// messages to premium numbers of one country; these limits cap what it can cost.
+type provenKey struct{}
+
+// WithProven marks ctx as carrying a request that passed a bot check with a proof (a solved
+// proof of work or a CAPTCHA token), which the bot-check gate verified.
+func WithProven(ctx context.Context) context.Context {
+	return context.WithValue(ctx, provenKey{}, true)
+}
+
+// Proven reports whether ctx's request passed a bot check with a proof (WithProven).
+func Proven(ctx context.Context) bool {
+	ok, _ := ctx.Value(provenKey{}).(bool)
+	return ok
+}
+
+// AllowSend counts a message to a destination in a transaction of its own, or refuses it; see
+// AllowSendTx.
 func (e *Engine) AllowSend(ctx context.Context, s Send) error {
+	return e.d.Store.InTx(ctx, func(tx store.Store) error { return e.AllowSendTx(ctx, tx, s) })
+}
+
+// AllowSendTx counts a message to a destination through tx, or refuses it: a blocked IP (403
+// ip_blocked), too many messages from this requester to the destination, to the destination
+// from everyone or, for SMS, to its country calling code within the hour (429 too_many_sends,
+// with Retry-After). Call it in the transaction that commits the message, so that only sent
+// messages count. Past the destination's ceiling, a requester that has not sent to it this
+// hour still gets one message if its request passed a bot check with a proof (Proven; 403
+// bot_check_required without one): a stranger who spends the destination's budget cannot stop
+// its owner from getting a sign-in or reset message. SMS pumping fraud sends many messages to
+// premium numbers of one country; the calling-code limit caps what it can cost and has no
+// such exception.
+func (e *Engine) AllowSendTx(ctx context.Context, tx store.Store, s Send) error {
 	st, err := e.d.Settings(s.Project)
 	if err != nil {
 		return err
@@ -379,37 +528,48 @@ func (e *Engine) AllowSend(ctx context.Context, s Send) error {
 	if inAny(ip, st.Protect.BlockCIDRs) {
 		return failure.New(failure.Forbidden, "ip_blocked", "requests from this address are blocked")
 	}
-	keys := []store.CounterKey{{Scope: "send:" + s.Channel, Key: s.Destination}}
-	limits := []int{st.Protect.SendsPerDestinationPerHour}
+	requester := ipKey(ip, s.IP)
+	const dest, pair = 0, 1
+	keys := []store.CounterKey{{Scope: "send:" + s.Channel, Key: s.Destination},
+		{Scope: "send:" + s.Channel + ":requester", Key: s.Destination + "|" + requester}}
+	limits := []int{st.Protect.SendsPerDestinationPerHour, st.Protect.SendsPerRequesterPerHour}
 	if s.Channel == "sms" {
 		keys = append(keys, store.CounterKey{Scope: "send:sms-prefix", Key: callingPrefix(s.Destination)})
 		limits = append(limits, st.Protect.SMSPerPrefixPerHour)
 	}
 	// Sends per IP have no limit of their own; they raise the IP's risk (Risky).
-	keys = append(keys, store.CounterKey{Scope: "send:ip", Key: ipKey(ip, s.IP)})
+	keys = append(keys, store.CounterKey{Scope: "send:ip", Key: requester})
 	limits = append(limits, math.MaxInt)
 	now := e.now()
-	return e.d.Store.InTx(ctx, func(tx store.Store) error {
-		cs, err := tx.TakeCounters(ctx, s.Project.ID, keys, now)
-		if err != nil {
-			return fmt.Errorf("take counters: %w", err)
+	cs, err := tx.TakeCounters(ctx, s.Project.ID, keys, now)
+	if err != nil {
+		return fmt.Errorf("take counters: %w", err)
+	}
+	for i := range cs {
+		forget(&cs[i], now, sendWindow, false)
+	}
+	for i := range cs {
+		if cs[i].Count < limits[i] {
+			continue
 		}
-		for i := range cs {
-			forget(&cs[i], now, sendWindow, false)
-			if cs[i].Count >= limits[i] {
-				wait := cs[i].WindowStart.Add(sendWindow).Sub(now)
-				return failure.TooManyUntil(wait, "too_many_sends", "too many messages to this destination: try again in %s", roundUp(wait))
+		if i == dest && cs[pair].Count == 0 {
+			if Proven(ctx) {
+				continue // the requester's first message to the destination this hour
 			}
+			return failure.New(failure.Forbidden, "bot_check_required",
+				"this address has had many messages this hour: solve GET /api/v1/protect/challenge and send the payload in X-Altcha (or a CAPTCHA token in X-Captcha-Token) to send one more")
 		}
-		for _, c := range cs {
-			c.Count++
-			c.LastAt, c.UpdatedAt = &now, now
-			if err := tx.SaveCounter(ctx, c); err != nil {
-				return fmt.Errorf("save counter: %w", err)
-			}
+		wait := cs[i].WindowStart.Add(sendWindow).Sub(now)
+		return failure.TooManyUntil(wait, "too_many_sends", "too many messages to this destination: try again in %s", roundUp(wait))
+	}
+	for _, c := range cs {
+		c.Count++
+		c.LastAt, c.UpdatedAt = &now, now
+		if err := tx.SaveCounter(ctx, c); err != nil {
+			return fmt.Errorf("save counter: %w", err)
 		}
-		return nil
-	})
+	}
+	return nil
 }
 
 // Risk thresholds: an IP with this many failed secrets or sends in the hour has to prove it
@@ -538,5 +698,5 @@ func ptr[T any](v T) *T { return &v }
 func IsRefusal(err error) bool {
 	fe, ok := failure.As(err)
 	return ok && (fe.Code == "account_locked" || fe.Code == "too_many_attempts" || fe.Code == "ip_throttled" ||
-		fe.Code == "ip_blocked" || fe.Code == "too_many_sends") && !errors.Is(err, context.Canceled)
+		fe.Code == "ip_blocked" || fe.Code == "too_many_sends" || fe.Code == "bot_check_required") && !errors.Is(err, context.Canceled)
 }

@@ -1,6 +1,7 @@
 package protect_test
 
 import (
+	"context"
 	"fmt"
 	"sync"
 	"testing"
@@ -50,7 +51,7 @@ func newEnv(t *testing.T, st *sqlstore.Store, protectSettings string) *env {
 	}
 	e := protect.New(protect.Deps{Store: st, Now: c.Now, Settings: func(p store.Project) (project.Settings, error) {
 		return project.DecodeSettings(p.Settings)
-	}})
+	}, DeviceKey: []byte("0123456789abcdef0123456789abcdef")})
 	return &env{t: t, engine: e, clock: c, project: p}
 }
 
@@ -63,7 +64,12 @@ func (e *env) fail(account, ip string) error {
 
 func (e *env) succeed(account, ip string) error {
 	e.t.Helper()
-	a, err := e.engine.Begin(e.t.Context(), protect.Guard{Project: e.project, Kind: "password", Account: account, IP: ip})
+	return e.succeedWith(protect.Guard{Project: e.project, Kind: "password", Account: account, IP: ip})
+}
+
+func (e *env) succeedWith(g protect.Guard) error {
+	e.t.Helper()
+	a, err := e.engine.Begin(e.t.Context(), g)
 	if err != nil {
 		return err
 	}
@@ -134,42 +140,140 @@ func TestProgressiveDelayThenPairLock(t *testing.T) {
 	})
 }
 
-func TestAccountLockAcrossIPsAndHardLock(t *testing.T) {
+// Failures spread over many IPs lock the account for lock_seconds at a time, never for good:
+// strangers can fill that count without the owner's part (issue 13 §2). The owner's device
+// token is not subject to the account-wide lock at all.
+func TestSpreadFailuresNeverHardLock(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, st *sqlstore.Store) {
 		e := newEnv(t, st, `{"slow_after":10,"lock_after":10,"account_lock_after":50}`)
 		const ada = "ada@example.com"
+		device, err := e.engine.IssueDevice(e.project, ada)
+		if err != nil || device == "" {
+			t.Fatalf("IssueDevice = %q, %v", device, err)
+		}
 		ip := func(i int) string { return fmt.Sprintf("198.51.%d.%d", i/200, i%200) }
 		for i := range 50 {
 			if err := e.fail(ada, ip(i)); err != nil {
 				t.Fatalf("failure %d: %v", i, err)
 			}
 		}
-		// Fifty failures from fifty IPs lock the account itself for 15 minutes.
+		// Fifty failures from fifty IPs lock the account itself for 15 minutes...
 		refused(t, e.fail(ada, "192.0.2.1"), "account_locked", 15*time.Minute, 15*time.Minute)
-		e.clock.Advance(15 * time.Minute)
-		for i := 50; i < project.HardLockAfter; i++ {
+		// ... but not the owner's device.
+		if err := e.succeedWith(protect.Guard{Project: e.project, Kind: "password", Account: ada, IP: "192.0.2.1", Device: device}); err != nil {
+			t.Fatalf("the owner's device during the account lock: %v", err)
+		}
+		// A token of another account, or a forged one, is no way around the lock.
+		other, _ := e.engine.IssueDevice(e.project, "bob@example.com")
+		for _, tok := range []string{other, device[:len(device)-2] + "AA", "lkd1.x.y"} {
+			_, err := e.engine.Begin(t.Context(), protect.Guard{Project: e.project, Kind: "password", Account: ada, IP: "192.0.2.1", Device: tok})
+			refused(t, err, "account_locked", time.Minute, 15*time.Minute)
+		}
+		// Three hundred failures from 300 IPs, waiting out each account lock: never a hard lock.
+		for i := 50; i < 300; i++ {
+			if i%50 == 0 {
+				e.clock.Advance(15 * time.Minute)
+			}
 			if err := e.fail(ada, ip(i)); err != nil {
 				t.Fatalf("failure %d: %v", i, err)
 			}
 		}
-		// A hundred consecutive failures: locked until the owner unlocks it, however long.
-		e.clock.Advance(30 * 24 * time.Hour)
-		err := e.succeed(ada, "192.0.2.1")
-		if fe, ok := failure.As(err); !ok || fe.Code != "account_locked" || fe.RetryAfter != 0 {
-			t.Fatalf("after 100 failures and 30 days: %v", err)
+		e.clock.Advance(15 * time.Minute)
+		if err := e.succeed(ada, "192.0.2.1"); err != nil {
+			t.Fatalf("the owner from a new IP after 300 spread failures and the lock's end: %v", err)
 		}
-		if locked, err := e.engine.Locked(t.Context(), protect.Guard{Project: e.project, Kind: "password", Account: ada}); err != nil || !locked {
+		if events, err := st.ListAuditEvents(t.Context(), e.project.ID, store.AuditFilter{Type: protect.AuditHardLocked}, 10, ""); err != nil || len(events) != 0 {
+			t.Errorf("hard-lock events = %+v, %v", events, err)
+		}
+	})
+}
+
+// A hundred consecutive failures from one IP hard-lock that (account, IP) pair until the owner
+// unlocks it (NIST SP 800-63B's limit); the owner elsewhere is unaffected.
+func TestPairHardLock(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, st *sqlstore.Store) {
+		e := newEnv(t, st, `{"slow_after":100,"lock_after":100,"account_lock_after":100,"ip_failures_per_hour":1000}`)
+		const ada, attacker = "ada@example.com", "203.0.113.9"
+		for i := range project.HardLockAfter {
+			if i > 0 && i%50 == 0 {
+				e.clock.Advance(16 * time.Minute) // wait out the account-wide lock
+			}
+			if err := e.fail(ada, attacker); err != nil {
+				t.Fatalf("failure %d: %v", i, err)
+			}
+		}
+		e.clock.Advance(30 * 24 * time.Hour)
+		err := e.succeed(ada, attacker)
+		if fe, ok := failure.As(err); !ok || fe.Code != "account_locked" || fe.RetryAfter != 0 {
+			t.Fatalf("the attacker's IP after 100 failures and 30 days: %v", err)
+		}
+		if locked, err := e.engine.Locked(t.Context(), protect.Guard{Project: e.project, Kind: "password", Account: ada, IP: attacker}); err != nil || !locked {
 			t.Errorf("Locked = %v, %v", locked, err)
 		}
-		// Other kinds of secret are unaffected: the owner can still sign in with an email code.
-		if _, err := e.engine.Begin(t.Context(), protect.Guard{Project: e.project, Kind: "code", Account: ada, IP: "192.0.2.1"}); err != nil {
-			t.Errorf("an email code while passwords are locked: %v", err)
+		if err := e.succeed(ada, "192.0.2.1"); err != nil {
+			t.Errorf("the owner from their own IP: %v", err)
 		}
-		if err := e.engine.Unlock(t.Context(), protect.Guard{Project: e.project, Kind: "password", Account: ada, IP: "192.0.2.1"}); err != nil {
+		if err := e.engine.Unlock(t.Context(), protect.Guard{Project: e.project, Kind: "password", Account: ada, IP: attacker}); err != nil {
 			t.Fatal(err)
 		}
-		if err := e.succeed(ada, "192.0.2.1"); err != nil {
+		if err := e.succeed(ada, attacker); err != nil {
 			t.Errorf("after Unlock: %v", err)
+		}
+	})
+}
+
+// An attempt refused before its secret was looked at (server_busy) takes its failure back,
+// and the lock it started with it.
+func TestCancelTakesBackTheFailure(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, st *sqlstore.Store) {
+		e := newEnv(t, st, `{"slow_after":3,"lock_after":3,"account_lock_after":3}`)
+		const ada, ip = "ada@example.com", "198.51.100.4"
+		for range 20 {
+			a, err := e.engine.Begin(t.Context(), protect.Guard{Project: e.project, Kind: "password", Account: ada, IP: ip})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := a.Cancel(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cs, err := st.GetCounters(t.Context(), e.project.ID, []store.CounterKey{{Scope: "password:account", Key: ada},
+			{Scope: "password:pair", Key: ada + "|" + ip}, {Scope: "secret:ip", Key: ip}}, e.clock.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, c := range cs {
+			if c.Count != 0 || c.LockedUntil != nil {
+				t.Errorf("%s after 20 cancelled attempts: count %d, locked until %v", c.Scope, c.Count, c.LockedUntil)
+			}
+		}
+	})
+}
+
+// The owner is told once per lock that their account is being attacked, in the lock's
+// transaction.
+func TestAlertOncePerLock(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, st *sqlstore.Store) {
+		e := newEnv(t, st, `{"slow_after":10,"lock_after":10,"account_lock_after":10}`)
+		var alerts []string
+		e.engine = protect.New(protect.Deps{Store: st, Now: e.clock.Now, Settings: func(p store.Project) (project.Settings, error) {
+			return project.DecodeSettings(p.Settings)
+		}, Alert: func(_ context.Context, _ store.Store, _ store.Project, kind, account string) error {
+			alerts = append(alerts, kind+" "+account)
+			return nil
+		}})
+		for i := range 40 {
+			_ = e.fail("ada@example.com", fmt.Sprintf("198.51.100.%d", i))
+		}
+		if len(alerts) != 1 || alerts[0] != "password ada@example.com" {
+			t.Fatalf("alerts within one lock = %v", alerts)
+		}
+		e.clock.Advance(15 * time.Minute)
+		for i := range 10 {
+			_ = e.fail("ada@example.com", fmt.Sprintf("198.51.101.%d", i))
+		}
+		if len(alerts) != 2 {
+			t.Errorf("alerts after a second lock = %v", alerts)
 		}
 	})
 }
@@ -323,4 +427,97 @@ func TestCheckThenFail(t *testing.T) {
 			t.Errorf("after the hour: %v", err)
 		}
 	})
+}
+
+// A stranger who spends a destination's hourly budget cannot stop its owner getting a message:
+// each requester has a budget of its own, and past the destination's ceiling a requester that
+// has not sent to it yet gets one message with a solved bot check.
+func TestStrangerCannotSpendTheOwnersSends(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, st *sqlstore.Store) {
+		e := newEnv(t, st, `{"sends_per_destination_per_hour":6,"sends_per_requester_per_hour":3}`)
+		send := func(ctx context.Context, ip string) error {
+			return e.engine.AllowSend(ctx, protect.Send{Project: e.project, Channel: "email", Destination: "ada@example.com", IP: ip})
+		}
+		ctx := t.Context()
+		for i := range 3 {
+			if err := send(ctx, "203.0.113.1"); err != nil {
+				t.Fatalf("stranger's send %d: %v", i, err)
+			}
+		}
+		// One requester's own budget ends before the destination's.
+		refused(t, send(ctx, "203.0.113.1"), "too_many_sends", 59*time.Minute, time.Hour)
+		for i := range 3 {
+			if err := send(ctx, "203.0.113.2"); err != nil {
+				t.Fatalf("second stranger's send %d: %v", i, err)
+			}
+		}
+		// The destination's ceiling is reached: without a proof, a new requester is asked for one.
+		if err := send(ctx, "198.51.100.7"); !failure.IsKind(err, failure.Forbidden) {
+			t.Fatalf("the owner past the ceiling without a proof: %v", err)
+		} else if fe, _ := failure.As(err); fe.Code != "bot_check_required" {
+			t.Fatalf("the owner past the ceiling without a proof: %v", err)
+		}
+		// With one, the owner gets their message, once; strangers who sent already do not.
+		proven := protect.WithProven(ctx)
+		if err := send(proven, "198.51.100.7"); err != nil {
+			t.Fatalf("the owner past the ceiling with a proof: %v", err)
+		}
+		refused(t, send(proven, "198.51.100.7"), "too_many_sends", 59*time.Minute, time.Hour)
+		refused(t, send(proven, "203.0.113.2"), "too_many_sends", 59*time.Minute, time.Hour)
+	})
+}
+
+// AllowSendTx counts in the caller's transaction: a message that is not committed is not counted.
+func TestSendCountedInTheMessagesTransaction(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, st *sqlstore.Store) {
+		e := newEnv(t, st, `{"sends_per_destination_per_hour":1}`)
+		s := protect.Send{Project: e.project, Channel: "email", Destination: "ada@example.com", IP: "198.51.100.1"}
+		rollback := fmt.Errorf("the message was not accepted")
+		for range 5 {
+			err := st.InTx(t.Context(), func(tx store.Store) error {
+				if err := e.engine.AllowSendTx(t.Context(), tx, s); err != nil {
+					return err
+				}
+				return rollback
+			})
+			if err != rollback {
+				t.Fatalf("InTx = %v", err)
+			}
+		}
+		if err := e.engine.AllowSend(t.Context(), s); err != nil {
+			t.Errorf("after five sends that rolled back: %v", err)
+		}
+	})
+}
+
+// A device token is honoured for its project and account only, and for DeviceTTL.
+func TestDeviceTokenBinding(t *testing.T) {
+	st := testdb.SQLite(t)
+	e := newEnv(t, st, `{"slow_after":3,"lock_after":3,"account_lock_after":3}`)
+	other := newEnv(t, st, `{}`)
+	const ada = "ada@example.com"
+	device, err := e.engine.IssueDevice(e.project, ada)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if err := e.fail(ada, fmt.Sprintf("203.0.113.%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	begin := func(p store.Project, tok string) error {
+		_, err := e.engine.Begin(t.Context(), protect.Guard{Project: p, Kind: "password", Account: ada, IP: "192.0.2.1", Device: tok})
+		return err
+	}
+	if err := begin(e.project, device); err != nil {
+		t.Fatalf("the device within its project during the lock: %v", err)
+	}
+	// Another project never honours it (its own account of the same address is counted as any).
+	otherDevice, _ := other.engine.IssueDevice(other.project, ada)
+	refused(t, begin(e.project, otherDevice), "account_locked", time.Second, 15*time.Minute)
+	e.clock.Advance(protect.DeviceTTL + time.Hour)
+	for i := range 3 {
+		_ = e.fail(ada, fmt.Sprintf("203.0.114.%d", i))
+	}
+	refused(t, begin(e.project, device), "account_locked", time.Second, 15*time.Minute)
 }

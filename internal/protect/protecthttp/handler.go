@@ -5,12 +5,14 @@ package protecthttp
 import (
 	"context"
 	"net/http"
+	"net/netip"
 	"strings"
 
 	"github.com/latchkey-dev/latchkey/internal/botcheck"
 	"github.com/latchkey-dev/latchkey/internal/failure"
 	"github.com/latchkey-dev/latchkey/internal/httpserver"
 	"github.com/latchkey-dev/latchkey/internal/project"
+	"github.com/latchkey-dev/latchkey/internal/protect"
 	"github.com/latchkey-dev/latchkey/internal/store"
 )
 
@@ -54,42 +56,88 @@ func (h Handler) challenge(w http.ResponseWriter, _ *http.Request) error {
 }
 
 // Gate refuses a request that fills the honeypot, and, when the project checks always or the
-// client's IP is risky, one without a valid proof from the project's provider. Errors:
-// bot_check_required, bot_check_failed (403), bot_check_unavailable (503).
-func (h Handler) Gate(r *http.Request) error {
+// client's IP is risky, one without a valid proof from the project's provider. Addresses in
+// protect.allow_cidrs skip the check; calls made with the project secret (the project's own
+// server, for all its users from one IP) skip the risk-based one. A proof sent when none is
+// required is verified all the same and marks the request proven (protect.WithProven): past a
+// destination's send ceiling, a proven request from a new requester still gets its message.
+// Errors: bot_check_required, bot_check_failed (403),
+// bot_check_unavailable (503).
+func (h Handler) Gate(r *http.Request) (*http.Request, error) {
 	ctx := r.Context()
 	if strings.TrimSpace(r.Header.Get(HoneypotHeader)) != "" {
-		return failure.New(failure.Forbidden, "bot_check_failed", "the request was refused")
+		return r, failure.New(failure.Forbidden, "bot_check_failed", "the request was refused")
 	}
 	p := httpserver.ProjectFrom(ctx)
 	st, err := h.Settings(p)
 	if err != nil {
-		return err
+		return r, err
 	}
+	ip := httpserver.ClientIP(r)
+	if allowed(ip, st.Protect.AllowCIDRs) {
+		return r, nil
+	}
+	required := true
 	switch st.Protect.BotCheck {
 	case project.BotCheckOff:
-		return nil
+		required = false
 	case project.BotCheckRisk:
-		risky, err := h.Risk.Risky(ctx, p, httpserver.ClientIP(r))
-		if err != nil || !risky {
-			return err
+		risky := false
+		if !httpserver.ServerSide(ctx) {
+			if risky, err = h.Risk.Risky(ctx, p, ip); err != nil {
+				return r, err
+			}
 		}
+		required = risky
 	}
-	if st.Protect.BotProvider == project.BotProviderAltcha {
+	proven, err := h.verify(ctx, r, st.Protect.BotProvider, ip, required)
+	if err != nil || !proven {
+		return r, err
+	}
+	return r.WithContext(protect.WithProven(ctx)), nil
+}
+
+// verify checks the request's proof from provider; without one it is refused when required
+// and otherwise let through unproven.
+func (h Handler) verify(ctx context.Context, r *http.Request, provider, ip string, required bool) (bool, error) {
+	if provider == project.BotProviderAltcha {
 		payload := strings.TrimSpace(r.Header.Get(AltchaHeader))
 		if payload == "" {
-			return failure.New(failure.Forbidden, "bot_check_required",
+			if !required {
+				return false, nil
+			}
+			return false, failure.New(failure.Forbidden, "bot_check_required",
 				"this request needs a proof of work: solve GET /api/v1/protect/challenge and send the payload in %s", AltchaHeader)
 		}
-		return h.PoW.Verify(ctx, payload)
-	}
-	v := h.Captchas[st.Protect.BotProvider]
-	if v == nil {
-		return failure.New(failure.Unavailable, "bot_check_unavailable", "the server has no %s secret configured", st.Protect.BotProvider)
+		return true, h.PoW.Verify(ctx, payload)
 	}
 	tok := strings.TrimSpace(r.Header.Get(CaptchaHeader))
 	if tok == "" {
-		return failure.New(failure.Forbidden, "bot_check_required", "this request needs a %s token in %s", st.Protect.BotProvider, CaptchaHeader)
+		if !required {
+			return false, nil
+		}
+		if h.Captchas[provider] == nil {
+			return false, failure.New(failure.Unavailable, "bot_check_unavailable", "the server has no %s secret configured", provider)
+		}
+		return false, failure.New(failure.Forbidden, "bot_check_required", "this request needs a %s token in %s", provider, CaptchaHeader)
 	}
-	return v.Verify(ctx, tok, httpserver.ClientIP(r))
+	v := h.Captchas[provider]
+	if v == nil {
+		return false, failure.New(failure.Unavailable, "bot_check_unavailable", "the server has no %s secret configured", provider)
+	}
+	return true, v.Verify(ctx, tok, ip)
+}
+
+// allowed reports whether ip is in one of the allow-listed CIDRs.
+func allowed(ipRaw string, cidrs []string) bool {
+	ip, err := netip.ParseAddr(strings.TrimSpace(ipRaw))
+	if err != nil {
+		return false
+	}
+	for _, c := range cidrs {
+		if p, err := project.ParseCIDR(c); err == nil && p.Contains(ip.Unmap()) {
+			return true
+		}
+	}
+	return false
 }

@@ -1,0 +1,99 @@
+package app_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/latchkey-dev/latchkey/internal/app"
+	"github.com/latchkey-dev/latchkey/internal/notify"
+	"github.com/latchkey-dev/latchkey/internal/project"
+	"github.com/latchkey-dev/latchkey/internal/testdb"
+)
+
+// TestPasskeyPageSolvesTheBotCheck forces bot_check "always" and signs in with an email code on
+// the server's own page in headless Chromium: the page must solve the proof of work itself (in
+// the page, under its strict CSP) rather than show the server's bot_check_required message.
+func TestPasskeyPageSolvesTheBotCheck(t *testing.T) {
+	chromium := chromiumPath(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+	defer cancel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := fmt.Sprintf("http://localhost:%d", ln.Addr().(*net.TCPAddr).Port)
+	mail := &mailTrap{ch: make(chan notify.Message, 16)}
+	a, err := app.NewWithStore(testdb.SQLite(t), app.WithPublicURL(base),
+		app.WithSenders(map[notify.Channel]notify.Sender{notify.Email: mail}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reqs := &requestLog{}
+	srv := httptest.NewUnstartedServer(reqs.wrap(a.Handler()))
+	srv.Listener.Close()
+	srv.Listener = ln
+	srv.Start()
+	t.Cleanup(srv.Close)
+	workerCtx, stopWorker := context.WithCancel(context.Background())
+	workerDone := make(chan struct{})
+	go func() { defer close(workerDone); a.Worker().Run(workerCtx) }()
+	t.Cleanup(func() { stopWorker(); <-workerDone })
+
+	iss, err := a.Projects().Create(ctx, project.NewProject{Name: "Bot check browser test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	patch, err := http.NewRequestWithContext(ctx, "PATCH", base+"/api/v1/project",
+		strings.NewReader(`{"settings":{"protect":{"bot_check":"always"}}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	patch.Header.Set("X-Client-Secret", iss.ClientSecret)
+	patch.Header.Set("Content-Type", "application/json")
+	res, err := http.DefaultClient.Do(patch)
+	if err != nil || res.StatusCode != 200 {
+		t.Fatalf("PATCH bot_check always: %v %v", res, err)
+	}
+	res.Body.Close()
+
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx,
+		chromedp.ExecPath(chromium), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.Flag("disable-extensions", true), chromedp.UserDataDir(t.TempDir()))
+	defer cancelAlloc()
+	tab, cancelTab := chromedp.NewContext(allocCtx)
+	defer cancelTab()
+	if err := chromedp.Do(tab); err != nil {
+		t.Fatalf("start %s: %v", chromium, err)
+	}
+	b := &chromiumTest{t: t, ctx: tab, reqs: reqs}
+	b.collectConsole()
+
+	const email = "ada@example.com"
+	b.do("open the page", chromedp.Navigate(base+"/login/passkey?client_id="+iss.Project.ClientID))
+	b.do("wait for the sign-in form", chromedp.WaitVisible(chromedp.ID("email")))
+	b.do("ask for a code", chromedp.SendKeys(chromedp.ID("email"), email), chromedp.Click(chromedp.ID("send-code")))
+	code := b.codeFrom(mail, email)
+	b.do("enter the code",
+		chromedp.WaitVisible(chromedp.ID("code")),
+		chromedp.SendKeys(chromedp.ID("code"), code),
+		chromedp.Click(chromedp.ID("verify-code")),
+	)
+	b.waitFor("signed in by email code", signedInAs(email))
+	sends := reqs.matching("POST", "/api/v1/auth/passwordless/email-otp/send")
+	challenges := reqs.matching("GET", "/api/v1/protect/challenge")
+	if len(sends) != 2 || sends[0].status != 403 || sends[1].status != 200 || len(challenges) != 1 {
+		t.Errorf("sends %+v, challenges %+v: want a refused send, one challenge, then an accepted send", sends, challenges)
+	}
+	b.screenshot("passkey-page-bot-check")
+}
