@@ -216,6 +216,10 @@ func (s *Service) Validate(ctx context.Context, p store.Project, a Answer, meta 
 	if err != nil {
 		return login.Result{}, err
 	}
+	// The answer is checked in the login's own commit; a client that goes away from here on
+	// must not leave the counters or the login half done.
+	ctx, cancel := login.Detach(ctx)
+	defer cancel()
 	var wrong error
 	res, err := s.d.Login.Complete(ctx, login.Request{
 		Project: p, UserID: c.UserID, OrganizationID: c.OrganizationID, ConnectionType: c.ConnectionType,

@@ -165,23 +165,22 @@ func (s *Service) SignUp(ctx context.Context, p store.Project, in Signup, meta t
 	u := store.User{ID: s.d.IDs.New(), ProjectID: p.ID, Email: email, Active: true, ConnectionType: login.Password,
 		FirstName: strings.TrimSpace(in.FirstName), LastName: strings.TrimSpace(in.LastName),
 		Groups: []string{}, RawAttributes: map[string]any{}, CreatedAt: now, UpdatedAt: now}
-	err = s.d.Store.InTx(ctx, func(tx store.Store) error {
-		if err := tx.CreateUser(ctx, u); err != nil {
-			if errors.Is(err, store.ErrConflict) {
-				return &failure.Error{Kind: failure.Conflict, Code: "email_exists", Field: "email",
-					Description: "email: a user with this email exists"}
+	// The account is made in the login's own commit: a sign-up whose session cannot be written
+	// leaves no account behind, and the same sign-up can be tried again.
+	return s.d.Login.Complete(ctx, login.Request{Project: p, ConnectionType: login.Password, AMR: []string{"pwd"}, Meta: meta,
+		Spend: func(ctx context.Context, tx store.Store) (string, error) {
+			if err := tx.CreateUser(ctx, u); err != nil {
+				if errors.Is(err, store.ErrConflict) {
+					return "", &failure.Error{Kind: failure.Conflict, Code: "email_exists", Field: "email",
+						Description: "email: a user with this email exists"}
+				}
+				return "", fmt.Errorf("create user: %w", err)
 			}
-			return fmt.Errorf("create user: %w", err)
-		}
-		if err := tx.SetPasswordHash(ctx, p.ID, u.ID, hash, now); err != nil {
-			return fmt.Errorf("set password: %w", err)
-		}
-		return s.audit(ctx, tx, p, u.ID, AuditSignedUp, meta, nil)
-	})
-	if err != nil {
-		return login.Result{}, err
-	}
-	return s.complete(ctx, p, u.ID, meta)
+			if err := tx.SetPasswordHash(ctx, p.ID, u.ID, hash, now); err != nil {
+				return "", fmt.Errorf("set password: %w", err)
+			}
+			return u.ID, s.audit(ctx, tx, p, u.ID, AuditSignedUp, meta, nil)
+		}})
 }
 
 // Login checks an email and password. Unknown emails, users without a password and wrong
@@ -218,6 +217,10 @@ func (s *Service) Login(ctx context.Context, p store.Project, emailIn, pw string
 		}
 		return login.Result{}, failure.New(failure.Unauthenticated, "invalid_credentials", "the email or the password is wrong")
 	}
+	// Accepted: a client that goes away now must not leave the success uncounted or the
+	// login half done.
+	ctx, cancel := login.Detach(ctx)
+	defer cancel()
 	if err := attempt.Succeed(ctx); err != nil {
 		return login.Result{}, err
 	}
