@@ -238,16 +238,17 @@ func (s *Service) Validate(ctx context.Context, p store.Project, a Answer, meta 
 			case err != nil:
 				return fmt.Errorf("complete MFA challenge %s: %w", c.ID, err)
 			}
-			return s.audit(ctx, tx, sub, AuditVerified, detail)
+			if err := s.audit(ctx, tx, sub, AuditVerified, detail); err != nil {
+				return err
+			}
+			// In the same commit: nothing more to write stands between the login and its answer.
+			return attempt.SucceedIn(ctx, tx)
 		},
 	})
 	if wrong != nil {
 		return login.Result{}, s.fail(ctx, sub, kind, wrong)
 	}
 	if err != nil {
-		return login.Result{}, err
-	}
-	if err := attempt.Succeed(ctx); err != nil {
 		return login.Result{}, err
 	}
 	s.d.Wake() // a notice of an app confirmed by this answer may be waiting

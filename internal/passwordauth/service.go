@@ -221,13 +221,13 @@ func (s *Service) Login(ctx context.Context, p store.Project, emailIn, pw string
 	// login half done.
 	ctx, cancel := login.Detach(ctx)
 	defer cancel()
-	if err := attempt.Succeed(ctx); err != nil {
-		return login.Result{}, err
-	}
 	if rehash {
 		s.upgrade(ctx, p, u.ID, hash, pw)
 	}
-	return s.complete(ctx, p, u.ID, meta)
+	// The success is counted in the login's commit: nothing more to write stands between the
+	// login and its answer.
+	return s.d.Login.Complete(ctx, login.Request{Project: p, UserID: u.ID, ConnectionType: login.Password,
+		AMR: []string{"pwd"}, Meta: meta, Also: attempt.SucceedIn})
 }
 
 // SendReset emails a reset link to the active user with this email, if there is one; the
@@ -555,11 +555,6 @@ func (s *Service) userAndHash(ctx context.Context, projectID, email string) (sto
 		return store.User{}, "", fmt.Errorf("get password: %w", err)
 	}
 	return u, hash, nil
-}
-
-func (s *Service) complete(ctx context.Context, p store.Project, userID string, meta token.Meta) (login.Result, error) {
-	return s.d.Login.Complete(ctx, login.Request{Project: p, UserID: userID, ConnectionType: login.Password,
-		AMR: []string{"pwd"}, Meta: meta})
 }
 
 func (s *Service) enabled(p store.Project) (project.Settings, error) {

@@ -272,18 +272,16 @@ func (s *Service) VerifyCode(ctx context.Context, p store.Project, channels []Ch
 		ConnectionType: connectionType(Channel(f.Channel)), AMR: amr(Channel(f.Channel)), Meta: meta,
 		Spend: func(ctx context.Context, tx store.Store) (string, error) {
 			v, err := s.spend(ctx, tx, p, f, code, now)
-			return v.UserID, err
+			if err != nil {
+				return "", err
+			}
+			// In the same commit: nothing more to write stands between the login and its answer.
+			return v.UserID, attempt.SucceedIn(ctx, tx)
 		}})
 	if errors.Is(err, errWrongSecret) {
 		return login.Result{}, s.countWrong(ctx, p, f, meta, now)
 	}
-	if err != nil {
-		return login.Result{}, err
-	}
-	if err := attempt.Succeed(ctx); err != nil {
-		return login.Result{}, err
-	}
-	return res, nil
+	return res, err
 }
 
 // VerifyLink checks a magic link's secret, marking the flow verified for the device that polls
