@@ -97,9 +97,11 @@ type Sessions interface {
 	Refresh(ctx context.Context, project store.Project, refreshToken string, meta token.Meta) (token.Tokens, error)
 }
 
-// Users reads the user a result shows.
+// Users reads the user a result shows: GetUserIn through the login's transaction, GetUser
+// for a refresh.
 type Users interface {
 	GetUser(ctx context.Context, projectID, id string) (directory.User, error)
+	GetUserIn(ctx context.Context, tx store.Store, projectID, id string) (directory.User, error)
 }
 
 // Guard is attack protection for long secrets (protect.Engine): refresh tokens cannot be
@@ -160,6 +162,7 @@ func (s *Service) Complete(ctx context.Context, r Request) (Result, error) {
 	}
 	var tokens token.Tokens
 	var challenge *Challenge
+	var user directory.User
 	err = s.store.InTx(ctx, func(tx store.Store) error {
 		if r.Spend != nil {
 			id, err := r.Spend(ctx, tx)
@@ -208,6 +211,10 @@ func (s *Service) Complete(ctx context.Context, r Request) (Result, error) {
 			CreatedAt: now}); err != nil {
 			return fmt.Errorf("audit login of user %s: %w", u.ID, err)
 		}
+		// Read here, not after the commit: from the commit on, only the answer is left to do.
+		if user, err = s.users.GetUserIn(ctx, tx, r.Project.ID, u.ID); err != nil {
+			return fmt.Errorf("load user %s for the login result: %w", u.ID, err)
+		}
 		return nil
 	})
 	if err != nil {
@@ -216,7 +223,7 @@ func (s *Service) Complete(ctx context.Context, r Request) (Result, error) {
 	if challenge != nil {
 		return Result{Challenge: challenge}, nil
 	}
-	return s.result(ctx, r.Project.ID, r.UserID, tokens)
+	return Result{Authenticated: true, Tokens: tokens, User: user}, nil
 }
 
 // Refresh spends a refresh token and returns the new tokens with the user, in the login
