@@ -1,17 +1,26 @@
 package app_test
 
 import (
+	"context"
 	"database/sql"
+	"database/sql/driver"
 	"fmt"
 	"net/http"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
+
+	"modernc.org/sqlite"
 
 	"github.com/latchkey-dev/latchkey/internal/app"
+	"github.com/latchkey-dev/latchkey/internal/passwordless"
 	"github.com/latchkey-dev/latchkey/internal/store"
 	"github.com/latchkey-dev/latchkey/internal/store/sqlstore"
 	"github.com/latchkey-dev/latchkey/internal/testdb"
+	"github.com/latchkey-dev/latchkey/internal/token"
 )
 
 // These tests pin issue 13 §3: a login whose secret is accepted either finishes (session,
@@ -205,5 +214,128 @@ func TestPasswordSignupIsAllOrNothing(t *testing.T) {
 			t.Fatalf("sign-up again after the failed one: %d %s, want 200", res.status, res.raw)
 		}
 		wantWorkingTokens(w.flowWorld, res)
+	})
+}
+
+// sessionHook runs, on SQLite, inside every session INSERT once installed: the trigger calls
+// latchkey_test_hook(), a Go function registered with the driver.
+var (
+	sessionHook         atomic.Pointer[func()]
+	registerSessionHook sync.Once
+)
+
+// onSessionInsert arranges for pause to run while a session INSERT is under way and returns a
+// function that removes the arrangement. On SQLite pause runs inside the INSERT; on PostgreSQL
+// the INSERT waits on an advisory lock the test holds until pause has run, which is as good:
+// either way the login's secret is accepted and its session not yet written.
+func (db *faultyDB) onSessionInsert(t *testing.T, pause func()) (remove func()) {
+	t.Helper()
+	ctx := t.Context()
+	if db.dialect == "sqlite" {
+		sessionHook.Store(&pause)
+		if _, err := db.raw.ExecContext(ctx, `CREATE TRIGGER test_hook BEFORE INSERT ON sessions
+			BEGIN SELECT latchkey_test_hook(); END`); err != nil {
+			t.Fatalf("install the hook trigger: %v", err)
+		}
+		return func() {
+			if _, err := db.raw.ExecContext(ctx, `DROP TRIGGER test_hook`); err != nil {
+				t.Fatalf("drop the hook trigger: %v", err)
+			}
+			sessionHook.Store(nil)
+		}
+	}
+	conn, err := db.raw.Conn(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock(4242)`); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`CREATE OR REPLACE FUNCTION test_hook() RETURNS trigger LANGUAGE plpgsql AS
+		$$ BEGIN PERFORM pg_advisory_xact_lock(4242); RETURN NEW; END $$`,
+		`CREATE TRIGGER test_hook BEFORE INSERT ON sessions FOR EACH ROW EXECUTE FUNCTION test_hook()`,
+	} {
+		if _, err := db.raw.ExecContext(ctx, q); err != nil {
+			t.Fatalf("install the hook trigger: %v", err)
+		}
+	}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		// Wait (bounded) for a session INSERT to queue on the lock, then pause and let it go.
+		for range 30_000 {
+			var waiting int
+			err := db.raw.QueryRowContext(ctx, `SELECT count(*) FROM pg_locks
+				WHERE locktype = 'advisory' AND objid = 4242 AND NOT granted`).Scan(&waiting)
+			if err != nil || waiting > 0 {
+				break
+			}
+			select {
+			case <-stop:
+				return
+			case <-time.After(time.Millisecond): // poll interval
+			}
+		}
+		pause()
+		_, _ = conn.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock(4242)`)
+	}()
+	return func() {
+		close(stop)
+		<-done
+		_, _ = conn.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock_all()`)
+		conn.Close()
+		if _, err := db.raw.ExecContext(ctx, `DROP TRIGGER test_hook ON sessions`); err != nil {
+			t.Fatalf("drop the hook trigger: %v", err)
+		}
+	}
+}
+
+// TestClientGoneMidLoginLeavesNoHalfLogin pins the other half of issue 13 §3: a client that
+// goes away (its request's context ends) after its code was accepted and before its session
+// was written. The login finishes anyway, or at the very least leaves the code usable.
+func TestClientGoneMidLoginLeavesNoHalfLogin(t *testing.T) {
+	registerSessionHook.Do(func() {
+		sqlite.MustRegisterScalarFunction("latchkey_test_hook", 0, func(*sqlite.FunctionContext, []driver.Value) (driver.Value, error) {
+			if f := sessionHook.Load(); f != nil {
+				(*f)()
+			}
+			return nil, nil
+		})
+	})
+	eachFaultyDB(t, func(t *testing.T, db *faultyDB) {
+		w := newFlowWorld(t, db.st, app.WithDev(true))
+		r := w.post("email-otp/send", `{"email":"gone@example.com"}`)
+		w.want(r, 200, "")
+		state := r.body["state"].(string)
+		code := w.lastCode("gone@example.com")
+		p, err := w.a.Store().GetProject(t.Context(), w.proj.Project.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+
+		ctx, cancel := context.WithCancel(t.Context())
+		defer cancel()
+		remove := db.onSessionInsert(t, cancel)
+		res, verr := w.a.Passwordless().VerifyCode(ctx, p, []passwordless.Channel{passwordless.EmailOTP}, state, code,
+			token.Meta{IPAddress: "192.0.2.80"})
+		remove()
+		if ctx.Err() == nil {
+			t.Fatal("the hook did not run: the client never went away")
+		}
+
+		again := w.post("email-otp/verify", fmt.Sprintf(`{"state":%q,"otp":%q}`, state, code))
+		if verr != nil && again.status != 200 {
+			t.Fatalf("half-applied: the verify failed (%v) and the code is spent: %d %s", verr, again.status, again.raw)
+		}
+		if verr != nil {
+			t.Fatalf("the client going away cut the login short (%v); the code still works, but the login should have finished", verr)
+		}
+		if !res.Authenticated || res.Tokens.RefreshToken == "" {
+			t.Fatalf("result = %+v", res)
+		}
+		w.want(again, 404, "flow_not_found")
+		wantWorkingTokens(w, response{body: map[string]any{"refresh_token": res.Tokens.RefreshToken}})
 	})
 }
