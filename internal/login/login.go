@@ -45,16 +45,17 @@ type Request struct {
 	ConnectionType string
 	AMR            []string // RFC 8176 values, e.g. ["otp"], ["hwk", "user"]
 	Meta           token.Meta
-	// Also, when set, runs first in the login's transaction, so what a method records about its
-	// factor (a passkey's new sign count) commits with the login or not at all. Its error ends
-	// the login.
+	// Also, when set, runs in the login's transaction once the user is checked (after Spend),
+	// so what a method records about its factor (a passkey's new sign count) commits with the
+	// login or not at all. Its error ends the login.
 	Also func(ctx context.Context, tx store.Store) error
 	// Spend, when set, runs before anything else in the login's transaction and returns the id
 	// of the user the login is for, which then replaces UserID. It is for methods whose secret
-	// is spent, and whose user may be signed up, by the login itself (a code, a magic link):
-	// spending it in another commit would leave it spent with no session after a crash, a
-	// database error or a client gone in between, and nothing left to finish the login with.
-	// Its error ends the login and undoes what it wrote.
+	// is spent, or whose user is signed up, by the login itself (a code, a magic link, a
+	// password sign-up): doing that in another commit would leave the secret spent, or the
+	// account made, with no session after a crash, a database error or a client gone in
+	// between, and nothing left to finish the login with. Its error ends the login and undoes
+	// what it wrote.
 	Spend func(ctx context.Context, tx store.Store) (userID string, err error)
 }
 
