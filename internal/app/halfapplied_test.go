@@ -339,3 +339,25 @@ func TestClientGoneMidLoginLeavesNoHalfLogin(t *testing.T) {
 		wantWorkingTokens(w, response{body: map[string]any{"refresh_token": res.Tokens.RefreshToken}})
 	})
 }
+
+func TestMFAAnswerIsAllOrNothing(t *testing.T) {
+	eachFaultyDB(t, func(t *testing.T, db *faultyDB) {
+		w := &mfaWorld{newFlowWorld(t, db.st, app.WithDev(true))}
+		w.setMFA(`{"policy":"required","factors":["otp","recovery-code"]}`)
+		tok := w.challenged(w.emailLogin("second@example.com"))
+		enr := w.call("POST", mfaBase+"enroll", `{"authenticator_types":["otp"]}`, w.withToken(tok))
+		w.want(enr, 200, "")
+		answer := fmt.Sprintf(`{"mfa_token":%q,"otp":%q}`, tok, w.code(enr.body["secret"].(string)))
+
+		db.breakSessions(t)
+		if r := w.validate(answer); r.status != 500 {
+			t.Fatalf("validate with sessions failing: %d %s, want 500", r.status, r.raw)
+		}
+		db.fixSessions(t)
+
+		// Neither the mfa_token, nor the app's confirmation, nor the TOTP step was spent.
+		res := w.validate(answer)
+		w.authenticated(res)
+		wantWorkingTokens(w.flowWorld, res)
+	})
+}
