@@ -29,10 +29,9 @@ const (
 	ManualUser = "ManualUser"
 )
 
-// Audit event types of logins. A login that completes writes AuditSucceeded in its own
-// transaction (its session id is in the login result, not the event); each method writes its
-// own failures (AuditFailed with the method, or the method's own type, such as
-// password.login_failed).
+// Audit event types of logins. A login that completes writes AuditSucceeded, with the id of the
+// session it started, in its own transaction; each method writes its own failures (AuditFailed
+// with the method, or the method's own type, such as password.login_failed).
 const (
 	AuditSucceeded = "login.succeeded"
 	AuditFailed    = "login.failed"
@@ -46,10 +45,30 @@ type Request struct {
 	ConnectionType string
 	AMR            []string // RFC 8176 values, e.g. ["otp"], ["hwk", "user"]
 	Meta           token.Meta
-	// Also, when set, runs first in the login's transaction, so what a method records about its
-	// factor (a passkey's new sign count) commits with the login or not at all. Its error ends
-	// the login.
+	// Also, when set, runs in the login's transaction once the user is checked (after Spend),
+	// so what a method records about its factor (a passkey's new sign count) commits with the
+	// login or not at all. Its error ends the login.
 	Also func(ctx context.Context, tx store.Store) error
+	// Spend, when set, runs before anything else in the login's transaction and returns the id
+	// of the user the login is for, which then replaces UserID. It is for methods whose secret
+	// is spent, or whose user is signed up, by the login itself (a code, a magic link, a
+	// password sign-up): doing that in another commit would leave the secret spent, or the
+	// account made, with no session after a crash, a database error or a client gone in
+	// between, and nothing left to finish the login with. Its error ends the login and undoes
+	// what it wrote.
+	Spend func(ctx context.Context, tx store.Store) (userID string, err error)
+}
+
+// FinishTimeout bounds the work of a login after its secret is accepted, which no longer
+// depends on the client staying connected (see Detach).
+const FinishTimeout = 10 * time.Second
+
+// Detach returns a context that the client's going away does not cancel, bounded by
+// FinishTimeout, keeping ctx's values. A method switches to it once it has accepted, or is about
+// to check in the login's own commit, a secret: a disconnect at that point must neither cut the
+// login in half nor leave the bookkeeping that follows it (attack protection's counters) undone.
+func Detach(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), FinishTimeout)
 }
 
 // Challenge is what a login that needs a second factor answers instead of tokens.
@@ -79,9 +98,11 @@ type Sessions interface {
 	Refresh(ctx context.Context, project store.Project, refreshToken string, meta token.Meta) (token.Tokens, error)
 }
 
-// Users reads the user a result shows.
+// Users reads the user a result shows: GetUserIn through the login's transaction, GetUser
+// for a refresh.
 type Users interface {
 	GetUser(ctx context.Context, projectID, id string) (directory.User, error)
+	GetUserIn(ctx context.Context, tx store.Store, projectID, id string) (directory.User, error)
 }
 
 // Guard is attack protection for long secrets (protect.Engine): refresh tokens cannot be
@@ -127,11 +148,14 @@ func New(d Deps) *Service {
 	return s
 }
 
-// Complete finishes a login whose first factor succeeded: unless the MFA policy asks for a
-// second factor, it records the login (login log, the user's last login) and starts the
-// session in one transaction, then returns the tokens with the user. Errors:
-// user_not_found (404), user_inactive (403).
+// Complete finishes a login whose first factor succeeded (or is spent by r.Spend): unless the
+// MFA policy asks for a second factor, it records the login (login log, the user's last login,
+// the audit event) and starts the session in one transaction, then returns the tokens with the
+// user. It runs on a context detached from the client (Detach). Errors: user_not_found (404),
+// user_inactive (403).
 func (s *Service) Complete(ctx context.Context, r Request) (Result, error) {
+	ctx, cancel := Detach(ctx)
+	defer cancel()
 	now := s.now().UTC().Truncate(time.Microsecond)
 	starter, err := s.sessions.PrepareSession(ctx, r.Project)
 	if err != nil {
@@ -139,7 +163,15 @@ func (s *Service) Complete(ctx context.Context, r Request) (Result, error) {
 	}
 	var tokens token.Tokens
 	var challenge *Challenge
+	var user directory.User
 	err = s.store.InTx(ctx, func(tx store.Store) error {
+		if r.Spend != nil {
+			id, err := r.Spend(ctx, tx)
+			if err != nil {
+				return err
+			}
+			r.UserID = id
+		}
 		u, err := tx.GetUser(ctx, r.Project.ID, r.UserID)
 		if errors.Is(err, store.ErrNotFound) {
 			return failure.New(failure.NotFound, "user_not_found", "user not found")
@@ -166,16 +198,25 @@ func (s *Service) Complete(ctx context.Context, r Request) (Result, error) {
 		if err := tx.RecordLogin(ctx, r.Project.ID, u.ID, now, r.ConnectionType); err != nil {
 			return fmt.Errorf("record last login of user %s: %w", u.ID, err)
 		}
-		if err := tx.AddAuditEvent(ctx, store.AuditEvent{ID: s.ids.New(), ProjectID: r.Project.ID, Type: AuditSucceeded,
-			UserID: u.ID, OrganizationID: r.OrganizationID, IPAddress: r.Meta.IPAddress, UserAgent: r.Meta.UserAgent,
-			Detail: map[string]any{"connection_type": r.ConnectionType, "amr": r.AMR}, CreatedAt: now}); err != nil {
-			return fmt.Errorf("audit login of user %s: %w", u.ID, err)
-		}
+		// The session first: the audit event names it.
 		tokens, err = starter.Start(ctx, tx, token.Grant{
 			UserID: u.ID, OrganizationID: r.OrganizationID,
 			ConnectionType: r.ConnectionType, AMR: r.AMR, Meta: r.Meta,
 		})
-		return err
+		if err != nil {
+			return err
+		}
+		if err := tx.AddAuditEvent(ctx, store.AuditEvent{ID: s.ids.New(), ProjectID: r.Project.ID, Type: AuditSucceeded,
+			UserID: u.ID, SessionID: tokens.Session.ID, OrganizationID: r.OrganizationID, IPAddress: r.Meta.IPAddress,
+			UserAgent: r.Meta.UserAgent, Detail: map[string]any{"connection_type": r.ConnectionType, "amr": r.AMR},
+			CreatedAt: now}); err != nil {
+			return fmt.Errorf("audit login of user %s: %w", u.ID, err)
+		}
+		// Read here, not after the commit: from the commit on, only the answer is left to do.
+		if user, err = s.users.GetUserIn(ctx, tx, r.Project.ID, u.ID); err != nil {
+			return fmt.Errorf("load user %s for the login result: %w", u.ID, err)
+		}
+		return nil
 	})
 	if err != nil {
 		return Result{}, err
@@ -183,7 +224,7 @@ func (s *Service) Complete(ctx context.Context, r Request) (Result, error) {
 	if challenge != nil {
 		return Result{Challenge: challenge}, nil
 	}
-	return s.result(ctx, r.Project.ID, r.UserID, tokens)
+	return Result{Authenticated: true, Tokens: tokens, User: user}, nil
 }
 
 // Refresh spends a refresh token and returns the new tokens with the user, in the login

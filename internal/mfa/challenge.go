@@ -218,6 +218,10 @@ func (s *Service) Validate(ctx context.Context, p store.Project, a Answer, meta 
 	if err != nil {
 		return login.Result{}, err
 	}
+	// The answer is checked in the login's own commit; a client that goes away from here on
+	// must not leave the counters or the login half done.
+	ctx, cancel := login.Detach(ctx)
+	defer cancel()
 	var wrong error
 	res, err := s.d.Login.Complete(ctx, login.Request{
 		Project: p, UserID: c.UserID, OrganizationID: c.OrganizationID, ConnectionType: c.ConnectionType,
@@ -236,7 +240,11 @@ func (s *Service) Validate(ctx context.Context, p store.Project, a Answer, meta 
 			case err != nil:
 				return fmt.Errorf("complete MFA challenge %s: %w", c.ID, err)
 			}
-			return s.audit(ctx, tx, sub, AuditVerified, detail)
+			if err := s.audit(ctx, tx, sub, AuditVerified, detail); err != nil {
+				return err
+			}
+			// In the same commit: nothing more to write stands between the login and its answer.
+			return attempt.SucceedIn(ctx, tx)
 		},
 	})
 	if wrong != nil {
@@ -248,9 +256,6 @@ func (s *Service) Validate(ctx context.Context, p store.Project, a Answer, meta 
 		if cerr := attempt.Cancel(ctx); cerr != nil {
 			return login.Result{}, errors.Join(err, cerr)
 		}
-		return login.Result{}, err
-	}
-	if err := attempt.Succeed(ctx); err != nil {
 		return login.Result{}, err
 	}
 	s.d.Wake() // a notice of an app confirmed by this answer may be waiting

@@ -97,6 +97,9 @@ func (s *Service) FinishLogin(ctx context.Context, p store.Project, authCode str
 		}
 		return login.Result{}, err
 	}
+	// Accepted: a client that goes away now must not leave the login or the ceremony half done.
+	ctx, cancel := login.Detach(ctx)
+	defer cancel()
 	amr := []string{"pk"}
 	if parsed.Response.AuthenticatorData.Flags.HasUserVerified() {
 		// A passkey that verified its user (PIN, biometrics) is something held and something

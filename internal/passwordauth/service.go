@@ -166,23 +166,22 @@ func (s *Service) SignUp(ctx context.Context, p store.Project, in Signup, meta t
 	u := store.User{ID: s.d.IDs.New(), ProjectID: p.ID, Email: email, Active: true, ConnectionType: login.Password,
 		FirstName: strings.TrimSpace(in.FirstName), LastName: strings.TrimSpace(in.LastName),
 		Groups: []string{}, RawAttributes: map[string]any{}, CreatedAt: now, UpdatedAt: now}
-	err = s.d.Store.InTx(ctx, func(tx store.Store) error {
-		if err := tx.CreateUser(ctx, u); err != nil {
-			if errors.Is(err, store.ErrConflict) {
-				return &failure.Error{Kind: failure.Conflict, Code: "email_exists", Field: "email",
-					Description: "email: a user with this email exists"}
+	// The account is made in the login's own commit: a sign-up whose session cannot be written
+	// leaves no account behind, and the same sign-up can be tried again.
+	return s.d.Login.Complete(ctx, login.Request{Project: p, ConnectionType: login.Password, AMR: []string{"pwd"}, Meta: meta,
+		Spend: func(ctx context.Context, tx store.Store) (string, error) {
+			if err := tx.CreateUser(ctx, u); err != nil {
+				if errors.Is(err, store.ErrConflict) {
+					return "", &failure.Error{Kind: failure.Conflict, Code: "email_exists", Field: "email",
+						Description: "email: a user with this email exists"}
+				}
+				return "", fmt.Errorf("create user: %w", err)
 			}
-			return fmt.Errorf("create user: %w", err)
-		}
-		if err := tx.SetPasswordHash(ctx, p.ID, u.ID, hash, now); err != nil {
-			return fmt.Errorf("set password: %w", err)
-		}
-		return s.audit(ctx, tx, p, u.ID, AuditSignedUp, meta, nil)
-	})
-	if err != nil {
-		return login.Result{}, err
-	}
-	return s.complete(ctx, p, u.ID, meta)
+			if err := tx.SetPasswordHash(ctx, p.ID, u.ID, hash, now); err != nil {
+				return "", fmt.Errorf("set password: %w", err)
+			}
+			return u.ID, s.audit(ctx, tx, p, u.ID, AuditSignedUp, meta, nil)
+		}})
 }
 
 // Login checks an email and password. Unknown emails, users without a password and wrong
@@ -229,13 +228,17 @@ func (s *Service) LoginDevice(ctx context.Context, p store.Project, emailIn, pw,
 		}
 		return login.Result{}, "", failure.New(failure.Unauthenticated, "invalid_credentials", "the email or the password is wrong")
 	}
-	if err := attempt.Succeed(ctx); err != nil {
-		return login.Result{}, "", err
-	}
+	// Accepted: a client that goes away now must not leave the success uncounted or the
+	// login half done.
+	ctx, stop := login.Detach(ctx)
+	defer stop()
 	if rehash {
 		s.upgrade(ctx, p, u.ID, hash, pw)
 	}
-	res, err := s.complete(ctx, p, u.ID, meta)
+	// The success is counted in the login's commit: nothing more to write stands between the
+	// login and its answer.
+	res, err := s.d.Login.Complete(ctx, login.Request{Project: p, UserID: u.ID, ConnectionType: login.Password,
+		AMR: []string{"pwd"}, Meta: meta, Also: attempt.SucceedIn})
 	if err != nil || !res.Authenticated {
 		return res, "", err
 	}
@@ -581,11 +584,6 @@ func (s *Service) userAndHash(ctx context.Context, projectID, email string) (sto
 		return store.User{}, "", fmt.Errorf("get password: %w", err)
 	}
 	return u, hash, nil
-}
-
-func (s *Service) complete(ctx context.Context, p store.Project, userID string, meta token.Meta) (login.Result, error) {
-	return s.d.Login.Complete(ctx, login.Request{Project: p, UserID: userID, ConnectionType: login.Password,
-		AMR: []string{"pwd"}, Meta: meta})
 }
 
 func (s *Service) enabled(p store.Project) (project.Settings, error) {

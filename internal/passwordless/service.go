@@ -268,15 +268,25 @@ func (s *Service) VerifyCode(ctx context.Context, p store.Project, channels []Ch
 	if err != nil {
 		return login.Result{}, err
 	}
-	verified, err := s.verify(ctx, p, f, code, meta)
-	if err != nil {
-		return login.Result{}, err
+	// The code is checked and spent in the login's own commit, so that it stays usable unless
+	// the session is written too; from here on, a client that goes away cannot cut that short.
+	ctx, cancel := login.Detach(ctx)
+	defer cancel()
+	now := s.clock()
+	res, err := s.d.Login.Complete(ctx, login.Request{Project: p,
+		ConnectionType: connectionType(Channel(f.Channel)), AMR: amr(Channel(f.Channel)), Meta: meta,
+		Spend: func(ctx context.Context, tx store.Store) (string, error) {
+			v, err := s.spend(ctx, tx, p, f, code, now)
+			if err != nil {
+				return "", err
+			}
+			// In the same commit: nothing more to write stands between the login and its answer.
+			return v.UserID, attempt.SucceedIn(ctx, tx)
+		}})
+	if errors.Is(err, errWrongSecret) {
+		return login.Result{}, s.countWrong(ctx, p, f, meta, now)
 	}
-	if err := attempt.Succeed(ctx); err != nil {
-		return login.Result{}, err
-	}
-	return s.d.Login.Complete(ctx, login.Request{Project: p, UserID: verified.UserID,
-		ConnectionType: connectionType(Channel(f.Channel)), AMR: amr(Channel(f.Channel)), Meta: meta})
+	return res, err
 }
 
 // VerifyLink checks a magic link's secret, marking the flow verified for the device that polls
@@ -330,15 +340,19 @@ func (s *Service) Status(ctx context.Context, p store.Project, state string, met
 	default:
 		return login.Result{}, errFlowNotFound()
 	}
-	collected, err := s.d.Store.CollectFlow(ctx, p.ID, f.ID, now)
-	if errors.Is(err, store.ErrNotFound) {
-		return login.Result{}, errFlowNotFound() // another poll collected it first
-	}
-	if err != nil {
-		return login.Result{}, fmt.Errorf("collect flow: %w", err)
-	}
-	return s.d.Login.Complete(ctx, login.Request{Project: p, UserID: collected.UserID,
-		ConnectionType: login.MagicLink, AMR: amr(MagicLink), Meta: meta})
+	// Collected in the login's own commit: a login that fails leaves the link's result for the
+	// next poll.
+	return s.d.Login.Complete(ctx, login.Request{Project: p, ConnectionType: login.MagicLink, AMR: amr(MagicLink), Meta: meta,
+		Spend: func(ctx context.Context, tx store.Store) (string, error) {
+			collected, err := tx.CollectFlow(ctx, p.ID, f.ID, now)
+			if errors.Is(err, store.ErrNotFound) {
+				return "", errFlowNotFound() // another poll collected it first
+			}
+			if err != nil {
+				return "", fmt.Errorf("collect flow: %w", err)
+			}
+			return collected.UserID, nil
+		}})
 }
 
 // verify spends the flow's secret and resolves its user (creating one on sign-up) and marks
@@ -348,30 +362,44 @@ func (s *Service) verify(ctx context.Context, p store.Project, f store.Flow, sec
 	now := s.clock()
 	var out store.Flow
 	err := s.d.Store.InTx(ctx, func(tx store.Store) error {
-		v, err := tx.VerifyFlow(ctx, p.ID, f.ID, hashSecret(f.ID, secret), now)
-		if errors.Is(err, store.ErrNotFound) {
-			return errWrongSecret
-		}
-		if err != nil {
-			return fmt.Errorf("verify flow: %w", err)
-		}
-		u, err := s.verifiedUser(ctx, tx, p, Channel(v.Channel), v.Destination, now)
-		if err != nil {
-			return err
-		}
-		if err := tx.SetFlowUser(ctx, p.ID, v.ID, u.ID); err != nil {
-			return fmt.Errorf("set flow user: %w", err)
-		}
-		v.UserID = u.ID
-		out = v
-		return nil
+		var err error
+		out, err = s.spend(ctx, tx, p, f, secret, now)
+		return err
 	})
-	if !errors.Is(err, errWrongSecret) {
-		return out, err
+	if errors.Is(err, errWrongSecret) {
+		return store.Flow{}, s.countWrong(ctx, p, f, meta, now)
 	}
-	// Count the try in its own commit: the refusal must not undo it.
+	return out, err
+}
+
+// spend spends the flow's secret through tx and resolves its user (creating one on sign-up)
+// and marks the destination verified. A wrong secret is errWrongSecret, for countWrong once
+// tx is rolled back.
+func (s *Service) spend(ctx context.Context, tx store.Store, p store.Project, f store.Flow, secret string, now time.Time) (store.Flow, error) {
+	v, err := tx.VerifyFlow(ctx, p.ID, f.ID, hashSecret(f.ID, secret), now)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Flow{}, errWrongSecret
+	}
+	if err != nil {
+		return store.Flow{}, fmt.Errorf("verify flow: %w", err)
+	}
+	u, err := s.verifiedUser(ctx, tx, p, Channel(v.Channel), v.Destination, now)
+	if err != nil {
+		return store.Flow{}, err
+	}
+	if err := tx.SetFlowUser(ctx, p.ID, v.ID, u.ID); err != nil {
+		return store.Flow{}, fmt.Errorf("set flow user: %w", err)
+	}
+	v.UserID = u.ID
+	return v, nil
+}
+
+// countWrong counts a wrong secret against the flow and writes a login.failed audit event, in
+// their own commit (the refusal must not undo them), and returns the refusal: invalid_code
+// with the tries left, flow_dead, or flow_not_found.
+func (s *Service) countWrong(ctx context.Context, p store.Project, f store.Flow, meta token.Meta, now time.Time) error {
 	if now.After(f.ExpiresAt) || f.Status != store.FlowPending {
-		return store.Flow{}, errFlowNotFound()
+		return errFlowNotFound()
 	}
 	var failed store.Flow
 	ferr := s.d.Store.InTx(ctx, func(tx store.Store) error {
@@ -388,16 +416,16 @@ func (s *Service) verify(ctx context.Context, p store.Project, f store.Flow, sec
 			Detail: map[string]any{"connection_type": connectionType(Channel(f.Channel)), "reason": reason, "flow_id": f.ID}})
 	})
 	if errors.Is(ferr, store.ErrNotFound) {
-		return store.Flow{}, errFlowNotFound()
+		return errFlowNotFound()
 	}
 	if ferr != nil {
-		return store.Flow{}, fmt.Errorf("count a failed try: %w", ferr)
+		return fmt.Errorf("count a failed try: %w", ferr)
 	}
 	if failed.Status == store.FlowDead {
-		return store.Flow{}, failure.New(failure.Unauthenticated, "flow_dead", "too many wrong tries; start a new login")
+		return failure.New(failure.Unauthenticated, "flow_dead", "too many wrong tries; start a new login")
 	}
 	left := failed.MaxAttempts - failed.Attempts
-	return store.Flow{}, failure.New(failure.Unauthenticated, "invalid_code", "the code is wrong; %d tries left", left)
+	return failure.New(failure.Unauthenticated, "invalid_code", "the code is wrong; %d tries left", left)
 }
 
 var errWrongSecret = errors.New("wrong secret")

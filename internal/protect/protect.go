@@ -385,29 +385,34 @@ func (e *Engine) count(ctx context.Context, tx store.Store, g Guard, p project.P
 // device's run of failures ends (and a lock its own attempt set lifts), and the IP's failure
 // is taken back. A hard lock is never lifted here: Unlock does that.
 func (a *Attempt) Succeed(ctx context.Context) error {
+	return a.e.d.Store.InTx(ctx, func(tx store.Store) error { return a.SucceedIn(ctx, tx) })
+}
+
+// SucceedIn is Succeed through tx, a transaction of the caller's: a login records its success
+// in the commit that starts its session, so that no further commit stands between the login
+// and its answer (a crash there would leave a login made and never answered).
+func (a *Attempt) SucceedIn(ctx context.Context, tx store.Store) error {
 	now := a.e.now()
-	return a.e.d.Store.InTx(ctx, func(tx store.Store) error {
-		cs, err := tx.TakeCounters(ctx, a.g.Project.ID, a.keys, now)
-		if err != nil {
-			return fmt.Errorf("take counters: %w", err)
-		}
-		for i := range cs {
-			c := &cs[i]
-			if a.roles[i] != roleIP {
-				if c.LockedUntil != nil && c.LockedUntil.Sub(now) > hardLockFor/2 {
-					continue
-				}
-				c.Count, c.LockedUntil = 0, nil
-			} else if c.Count > 0 {
-				c.Count--
+	cs, err := tx.TakeCounters(ctx, a.g.Project.ID, a.keys, now)
+	if err != nil {
+		return fmt.Errorf("take counters: %w", err)
+	}
+	for i := range cs {
+		c := &cs[i]
+		if a.roles[i] != roleIP {
+			if c.LockedUntil != nil && c.LockedUntil.Sub(now) > hardLockFor/2 {
+				continue
 			}
-			c.UpdatedAt = now
-			if err := tx.SaveCounter(ctx, *c); err != nil {
-				return fmt.Errorf("save counter: %w", err)
-			}
+			c.Count, c.LockedUntil = 0, nil
+		} else if c.Count > 0 {
+			c.Count--
 		}
-		return nil
-	})
+		c.UpdatedAt = now
+		if err := tx.SaveCounter(ctx, *c); err != nil {
+			return fmt.Errorf("save counter: %w", err)
+		}
+	}
+	return nil
 }
 
 // Cancel takes back the failure Begin counted, for an attempt refused before its secret was
