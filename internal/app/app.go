@@ -188,6 +188,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*App, error)
 		st.Close()
 		return nil, fmt.Errorf("migrate database: %w", err)
 	}
+	if err := CheckMasterKey(ctx, st, keys, time.Now()); err != nil {
+		st.Close()
+		return nil, err
+	}
 	senders, err := Senders(cfg, log)
 	if err != nil {
 		st.Close()

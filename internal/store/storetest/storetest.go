@@ -57,6 +57,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Passwords", testPasswords},
 		{"SpentChallenges", testSpentChallenges},
 		{"GarbageCollect", testGarbageCollect},
+		{"KeyCheck", testKeyCheck},
 		{"Paging", testPaging},
 		{"Isolation", testIsolation},
 		{"Races", testRaces},
