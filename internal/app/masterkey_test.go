@@ -193,3 +193,26 @@ func dropKeyCheck(t *testing.T, cfg config.Config) {
 		t.Fatal(err)
 	}
 }
+
+// TestKeyLeftInTheDataDirIsStillUsed: an earlier version kept the key of a sqlite:PATH
+// database in the data dir; that key is used (with a warning to move it), never replaced by a
+// new one next to the database.
+func TestKeyLeftInTheDataDirIsStillUsed(t *testing.T) {
+	cfg := config.Default()
+	cfg.DataDir = filepath.Join(t.TempDir(), "latchkey-data")
+	cfg.DatabaseURL = "sqlite:" + filepath.Join(t.TempDir(), "auth.db")
+	legacy := config.Default()
+	legacy.DataDir = cfg.DataDir // the old layout: the key in the data dir
+	old, err := app.LoadMasterKeys(legacy, nil)
+	if err != nil || !old.Generated {
+		t.Fatalf("generate the old key: %v (generated %v)", err, old.Generated)
+	}
+	mk, err := app.LoadMasterKeys(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mk.Generated || mk.File != old.File || mk.Ring.CurrentID() != old.Ring.CurrentID() {
+		t.Errorf("LoadMasterKeys = %s (generated %v, key %s), want the data dir's key %s", mk.File, mk.Generated,
+			mk.Ring.CurrentID(), old.File)
+	}
+}
