@@ -20,6 +20,9 @@ type Retention struct {
 	Ceremonies    time.Duration // passkey ceremonies, after ExpiresAt
 	MFAChallenges time.Duration // after ExpiresAt and after their newest wrong answer
 	Outbox        time.Duration // after SentAt, FailedAt or ExpiresAt
+	// WebhookDeliveries holds the record of a delivery after it was delivered or given up;
+	// the audit event it carried stays.
+	WebhookDeliveries time.Duration
 }
 
 // DefaultRetention is the retention the server runs with. MFA challenges stay a day after
@@ -32,24 +35,27 @@ var DefaultRetention = Retention{
 	Ceremonies:     24 * time.Hour,
 	MFAChallenges:  24 * time.Hour,
 	Outbox:         7 * 24 * time.Hour,
+	// A month of delivery history, for whoever debugs a receiver.
+	WebhookDeliveries: 30 * 24 * time.Hour,
 }
 
 // GCResult counts the rows one GarbageCollect call deleted, by kind.
 type GCResult struct {
-	Flows           int
-	OneTimeSecrets  int
-	Sessions        int
-	RefreshTokens   int
-	Ceremonies      int
-	MFAChallenges   int
-	Outbox          int
-	SpentChallenges int
+	Flows             int
+	OneTimeSecrets    int
+	Sessions          int
+	RefreshTokens     int
+	Ceremonies        int
+	MFAChallenges     int
+	Outbox            int
+	SpentChallenges   int
+	WebhookDeliveries int
 }
 
 // Total is the number of rows deleted.
 func (r GCResult) Total() int {
 	return r.Flows + r.OneTimeSecrets + r.Sessions + r.RefreshTokens + r.Ceremonies + r.MFAChallenges + r.Outbox +
-		r.SpentChallenges
+		r.SpentChallenges + r.WebhookDeliveries
 }
 
 // Add returns the sums of r's and o's counts.
@@ -57,13 +63,14 @@ func (r GCResult) Add(o GCResult) GCResult {
 	return GCResult{Flows: r.Flows + o.Flows, OneTimeSecrets: r.OneTimeSecrets + o.OneTimeSecrets,
 		Sessions: r.Sessions + o.Sessions, RefreshTokens: r.RefreshTokens + o.RefreshTokens,
 		Ceremonies: r.Ceremonies + o.Ceremonies, MFAChallenges: r.MFAChallenges + o.MFAChallenges,
-		Outbox: r.Outbox + o.Outbox, SpentChallenges: r.SpentChallenges + o.SpentChallenges}
+		Outbox: r.Outbox + o.Outbox, SpentChallenges: r.SpentChallenges + o.SpentChallenges,
+		WebhookDeliveries: r.WebhookDeliveries + o.WebhookDeliveries}
 }
 
 // Full reports whether some kind reached limit: there may be more to delete.
 func (r GCResult) Full(limit int) bool {
 	return max(r.Flows, r.OneTimeSecrets, r.Sessions, r.RefreshTokens, r.Ceremonies, r.MFAChallenges, r.Outbox,
-		r.SpentChallenges) >= limit
+		r.SpentChallenges, r.WebhookDeliveries) >= limit
 }
 
 // GarbageCollector deletes rows that no longer count. Audit events, login logs, users and

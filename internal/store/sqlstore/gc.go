@@ -52,6 +52,9 @@ func (s *Store) GarbageCollect(ctx context.Context, now time.Time, r store.Reten
 		{"outbox messages", &res.Outbox, `DELETE FROM outbox WHERE id IN (SELECT id FROM outbox
 			WHERE sent_at < ? OR failed_at < ? OR expires_at < ? LIMIT ?)`,
 			[]any{cut(r.Outbox), cut(r.Outbox), cut(r.Outbox)}},
+		{"webhook deliveries", &res.WebhookDeliveries, `DELETE FROM webhook_deliveries WHERE (webhook_id, event_id) IN
+			(SELECT webhook_id, event_id FROM webhook_deliveries WHERE delivered_at < ? OR failed_at < ? LIMIT ?)`,
+			[]any{cut(r.WebhookDeliveries), cut(r.WebhookDeliveries)}},
 		{"spent challenges", &res.SpentChallenges, `DELETE FROM spent_challenges WHERE challenge_key IN
 			(SELECT challenge_key FROM spent_challenges WHERE expires_at < ? LIMIT ?)`,
 			[]any{toMicros(now)}},

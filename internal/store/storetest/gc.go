@@ -13,7 +13,7 @@ import (
 func testGarbageCollect(t *testing.T, newStore func(t *testing.T) store.Store) {
 	// Every margin is an hour, so "long ago" (past it) and "recently" (within it) are clear.
 	ret := store.Retention{Flows: time.Hour, OneTimeSecrets: time.Hour, Sessions: time.Hour, Ceremonies: time.Hour,
-		MFAChallenges: time.Hour, Outbox: time.Hour}
+		MFAChallenges: time.Hour, Outbox: time.Hour, WebhookDeliveries: time.Hour}
 	now := at(0)
 	past := now.Add(-ret.Flows - time.Minute)   // ended before the margin: goes
 	recent := now.Add(-ret.Flows + time.Minute) // ended within the margin: stays
@@ -126,17 +126,31 @@ func testGarbageCollect(t *testing.T, newStore func(t *testing.T) store.Store) {
 		goneSpent := []string{spent(now.Add(-time.Second)), spent(past)}
 		keptSpent := []string{spent(now.Add(time.Minute))}
 
-		// Records stay whatever their age.
+		// Records stay whatever their age; their webhook deliveries go once delivered or given
+		// up long ago.
 		oldLog := newLoginLog(f.pid, u.ID, newID(), now.Add(-400*24*time.Hour))
 		must(t, st.AddLoginLog(f.ctx, oldLog), "AddLoginLog")
-		oldEvent := store.AuditEvent{ID: newID(), ProjectID: f.pid, Type: "user.login", UserID: u.ID, SessionID: expired.ID,
-			Detail: map[string]any{}, CreatedAt: now.Add(-400 * 24 * time.Hour)}
-		must(t, st.AddAuditEvent(f.ctx, oldEvent), "AddAuditEvent")
+		hook := f.webhook("*")
+		eventIDs := sortedIDs(4)
+		var events []store.AuditEvent
+		for _, id := range eventIDs {
+			e := store.AuditEvent{ID: id, ProjectID: f.pid, Type: "user.login", UserID: u.ID, SessionID: expired.ID,
+				Detail: map[string]any{}, CreatedAt: now.Add(-400 * 24 * time.Hour)}
+			must(t, st.AddAuditEvent(f.ctx, e), "AddAuditEvent")
+			events = append(events, e)
+		}
+		attempt := func(e store.AuditEvent, a store.WebhookAttempt) {
+			must(t, st.RecordWebhookAttempt(f.ctx, f.pid, hook.ID, e.ID, a), "RecordWebhookAttempt")
+		}
+		attempt(events[0], store.WebhookAttempt{StatusCode: 200, At: past})                                    // delivered long ago: goes
+		attempt(events[1], store.WebhookAttempt{StatusCode: 500, Error: "500", At: past})                      // given up long ago: goes
+		attempt(events[2], store.WebhookAttempt{StatusCode: 200, At: recent})                                  // delivered recently: stays
+		attempt(events[3], store.WebhookAttempt{StatusCode: 503, Error: "503", At: past, RetryAt: ptr(later)}) // pending: stays
 
 		got, err := st.GarbageCollect(f.ctx, now, ret, 1000)
 		must(t, err, "GarbageCollect")
 		want := store.GCResult{Flows: 2, OneTimeSecrets: 2, Sessions: 3, RefreshTokens: 6, Ceremonies: 2, MFAChallenges: 2,
-			Outbox: 3, SpentChallenges: 2}
+			Outbox: 3, SpentChallenges: 2, WebhookDeliveries: 2}
 		if got != want {
 			t.Errorf("GarbageCollect = %+v, want %+v", got, want)
 		}
@@ -234,9 +248,16 @@ func testGarbageCollect(t *testing.T, newStore func(t *testing.T) store.Store) {
 		logs, err := st.ListLoginLogs(f.ctx, f.pid, u.ID, 10, "")
 		must(t, err, "ListLoginLogs")
 		wantIDs(t, []string{oldLog.ID}, idsOf(logs), "login logs after collection")
-		events, err := st.ListAuditEvents(f.ctx, f.pid, store.AuditFilter{}, 10, "")
+		listed, err := st.ListAuditEvents(f.ctx, f.pid, store.AuditFilter{}, 10, "")
 		must(t, err, "ListAuditEvents")
-		wantIDs(t, []string{oldEvent.ID}, idsOf(events), "audit events after collection")
+		wantIDs(t, []string{eventIDs[3], eventIDs[2], eventIDs[1], eventIDs[0]}, idsOf(listed), "audit events after collection")
+		deliveries, err := st.ListWebhookDeliveries(f.ctx, f.pid, hook.ID, 10, "")
+		must(t, err, "ListWebhookDeliveries")
+		var kept []string
+		for _, d := range deliveries {
+			kept = append(kept, d.EventID)
+		}
+		wantIDs(t, []string{eventIDs[3], eventIDs[2]}, kept, "webhook deliveries after collection")
 	})
 
 	t.Run("Batches", func(t *testing.T) {

@@ -11,6 +11,8 @@ CREATE INDEX sessions_revoked ON sessions (revoked_at) WHERE revoked_at IS NOT N
 CREATE INDEX outbox_sent ON outbox (sent_at) WHERE sent_at IS NOT NULL;
 CREATE INDEX outbox_failed ON outbox (failed_at) WHERE failed_at IS NOT NULL;
 CREATE INDEX outbox_expiry ON outbox (expires_at) WHERE expires_at IS NOT NULL;
+CREATE INDEX webhook_deliveries_delivered ON webhook_deliveries (delivered_at) WHERE delivered_at IS NOT NULL;
+CREATE INDEX webhook_deliveries_failed ON webhook_deliveries (failed_at) WHERE failed_at IS NOT NULL;
 
 -- A known value sealed with the master key at first start (at most one row): a server whose
 -- keys cannot open it was given the wrong key, and refuses to start instead of answering every
