@@ -153,12 +153,6 @@ func (c cli) keysRotateMaster(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	ring := mk.Ring
-	if mk.File != "" {
-		if ring, err = secretbox.AddKeyToFile(mk.File, nil); err != nil {
-			return err
-		}
-	}
 	st, err := app.OpenStore(ctx, *cmd.cfg)
 	if err != nil {
 		return err
@@ -166,6 +160,17 @@ func (c cli) keysRotateMaster(ctx context.Context, args []string) error {
 	defer st.Close()
 	if err := st.Migrate(ctx); err != nil {
 		return fmt.Errorf("migrate database: %w", err)
+	}
+	// Before the key file changes: a new key added to the wrong ring would seal the database's
+	// secrets away from the key that opens them.
+	if err := app.CheckMasterKey(ctx, st, mk, time.Now()); err != nil {
+		return err
+	}
+	ring := mk.Ring
+	if mk.File != "" {
+		if ring, err = secretbox.AddKeyToFile(mk.File, nil); err != nil {
+			return err
+		}
 	}
 	n, err := st.RewrapSealed(ctx, ring.Rewrap)
 	if err != nil {

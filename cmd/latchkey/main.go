@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+
+	"github.com/latchkey-dev/latchkey/internal/app"
 )
 
 func main() {
@@ -92,6 +94,9 @@ func (c cli) exitCode(err error) int {
 		return exitUsage
 	case errors.Is(err, errFlagParse):
 		return exitUsage // the flag package has already printed the problem and the usage
+	case errors.Is(err, app.ErrWrongMasterKey):
+		fmt.Fprintf(c.stderr, "latchkey: %v\n", err)
+		return exitUsage // the configuration names the wrong key; the message says which to set
 	}
 	fmt.Fprintf(c.stderr, "latchkey: %v\n", err)
 	return exitFailure

@@ -84,6 +84,7 @@ type App struct {
 	handler         http.Handler
 	publicURL       string
 	shutdownTimeout time.Duration
+	now             func() time.Time
 }
 
 // Option adjusts an App made by NewWithStore.
@@ -187,6 +188,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, extra ...Opti
 		st.Close()
 		return nil, fmt.Errorf("migrate database: %w", err)
 	}
+	if err := CheckMasterKey(ctx, st, keys, time.Now()); err != nil {
+		st.Close()
+		return nil, err
+	}
 	senders, err := Senders(cfg, log)
 	if err != nil {
 		st.Close()
@@ -270,7 +275,10 @@ func NewWithStore(st store.Store, opts ...Option) (*App, error) {
 		return nil, fmt.Errorf("public URL %q has no host", o.publicURL)
 	}
 
-	a := &App{log: o.log, store: st, publicURL: o.publicURL, shutdownTimeout: o.shutdownTimeout}
+	a := &App{log: o.log, store: st, publicURL: o.publicURL, shutdownTimeout: o.shutdownTimeout, now: o.now}
+	if a.now == nil {
+		a.now = time.Now
+	}
 	a.directory = directory.New(directory.Deps{Store: st, Now: o.now, IDs: idGenerator(o)})
 	// Every new project gets the directory's default roles, in the transaction that creates it.
 	a.projects = project.New(project.Deps{Store: st, SeedRoles: a.directory.SeedRoles, Now: o.now, Rand: o.rand, Log: o.log})
@@ -500,11 +508,15 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	return nil
 }
 
-// sweepEvery is how often an instance deletes what no longer counts: idle attack-protection
-// counters and expired bot-check challenges. Several instances sweeping is harmless.
+// sweepEvery is how often an instance deletes what no longer counts. Several instances
+// sweeping is harmless: deleting a row twice deletes it once.
 const sweepEvery = 10 * time.Minute
 
-// sweep deletes expired protection state until ctx ends.
+// gcBatch bounds each deleting statement of a sweep: a backlog of millions goes in thousands of
+// short commits, between which requests get the database (SQLite's one writer) back.
+const gcBatch = 1000
+
+// sweep runs Sweep every sweepEvery until ctx ends.
 func (a *App) sweep(ctx context.Context) {
 	t := time.NewTicker(sweepEvery)
 	defer t.Stop()
@@ -514,11 +526,29 @@ func (a *App) sweep(ctx context.Context) {
 			return
 		case <-t.C:
 		}
-		if _, err := a.protect.Sweep(ctx); err != nil && ctx.Err() == nil {
-			a.log.WarnContext(ctx, "sweep attack-protection counters", "err", err)
+		if _, err := a.Sweep(ctx); err != nil && ctx.Err() == nil {
+			a.log.WarnContext(ctx, "sweep expired rows", "err", err)
 		}
-		if _, err := a.store.DeleteSpentChallenges(ctx, time.Now()); err != nil && ctx.Err() == nil {
-			a.log.WarnContext(ctx, "sweep spent challenges", "err", err)
+	}
+}
+
+// Sweep deletes, at the server's clock, what no longer counts: idle attack-protection
+// counters (their windows are the protect package's to know), then everything
+// store.DefaultRetention says has ended, batch by batch until a batch comes back short. It
+// returns what the garbage collection deleted.
+func (a *App) Sweep(ctx context.Context) (store.GCResult, error) {
+	if _, err := a.protect.Sweep(ctx); err != nil {
+		return store.GCResult{}, fmt.Errorf("sweep attack-protection counters: %w", err)
+	}
+	var total store.GCResult
+	for {
+		r, err := a.store.GarbageCollect(ctx, a.now().UTC(), store.DefaultRetention, gcBatch)
+		total = total.Add(r)
+		if err != nil {
+			return total, err
+		}
+		if !r.Full(gcBatch) || ctx.Err() != nil {
+			return total, ctx.Err()
 		}
 	}
 }

@@ -44,7 +44,8 @@ type Config struct {
 	// every user in the process list and stays in shell history.
 	MasterKey string
 	// MasterKeyFile is a file with one master key per line, the first current. With neither
-	// MasterKey nor MasterKeyFile, SQLite generates DataDir/master.key; PostgreSQL refuses to start.
+	// MasterKey nor MasterKeyFile, SQLite generates master.key next to its database file (in
+	// DataDir by default); PostgreSQL refuses to start.
 	MasterKeyFile string
 	// KeyCacheTTL is how long an instance trusts its cached copy of the signing keys; a
 	// rotated-in key is published for twice this before it signs.
@@ -167,7 +168,7 @@ var settings = []setting{
 		str: func(c *Config) *string { return &c.TLSKey }},
 	{name: "master-key", usage: "base64 master `keys` for secrets at rest, first current (environment only)",
 		str: func(c *Config) *string { return &c.MasterKey }, envOnly: true},
-	{name: "master-key-file", usage: "`file` of master keys for secrets at rest, one per line, first current (default: generated in the data dir with SQLite)",
+	{name: "master-key-file", usage: "`file` of master keys for secrets at rest, one per line, first current (default: generated next to the SQLite database)",
 		str: func(c *Config) *string { return &c.MasterKeyFile }},
 }
 

@@ -100,18 +100,6 @@ func (s *Service) finishCeremony(ctx context.Context, c store.Ceremony, status, 
 	}
 }
 
-// sweep removes long-expired ceremonies now and then: login options are handed to anyone, so
-// their rows must not pile up.
-func (s *Service) sweep(ctx context.Context) {
-	var b [1]byte
-	if _, err := io.ReadFull(s.d.Rand, b[:]); err != nil || b[0]%64 != 0 {
-		return
-	}
-	if _, err := s.d.Store.DeleteCeremoniesBefore(ctx, s.now().Add(-ceremonyRetention)); err != nil {
-		s.d.Log.WarnContext(ctx, "remove expired passkey ceremonies", "err", err)
-	}
-}
-
 func hashCode(code string) []byte {
 	h := sha256.Sum256([]byte("passkey-ceremony\x00" + code))
 	return h[:]

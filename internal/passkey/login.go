@@ -27,7 +27,6 @@ func (s *Service) BeginLogin(ctx context.Context, p store.Project, identifier st
 	if err != nil {
 		return Options{}, err
 	}
-	s.sweep(ctx)
 	key := IdentifierKey(identifier)
 	var (
 		assertion *protocol.CredentialAssertion

@@ -24,9 +24,6 @@ import (
 const (
 	// CeremonyTTL is how long options stay usable: the finish call must come within it.
 	CeremonyTTL = 5 * time.Minute
-	// ceremonyRetention is how long finished and expired ceremonies stay readable by the status
-	// route before they are removed.
-	ceremonyRetention = 24 * time.Hour
 	// maxCredentialIDLen is WebAuthn's bound on a credential id (§5.1: at most 1023 bytes).
 	maxCredentialIDLen = 1023
 	// handleLen is the size of a user handle: random, at most 64 bytes by the spec.

@@ -111,6 +111,4 @@ type Ceremonies interface {
 	FinishCeremony(ctx context.Context, projectID, id, status, userID, identifierKey string, at time.Time) error
 	// LatestCeremony returns the newest ceremony of the project for the identifier.
 	LatestCeremony(ctx context.Context, projectID, identifierKey string) (Ceremony, error)
-	// DeleteCeremoniesBefore removes ceremonies that expired before t, across projects.
-	DeleteCeremoniesBefore(ctx context.Context, t time.Time) (int, error)
 }

@@ -50,8 +50,6 @@ type Counters interface {
 type SpentChallenges interface {
 	// SpendChallenge records key as spent until expires, in one statement: true for the first
 	// caller, false for every later one (of any number of concurrent callers, one gets true).
+	// Garbage collection forgets them once they expire: they could not verify again anyway.
 	SpendChallenge(ctx context.Context, key string, expires time.Time) (bool, error)
-	// DeleteSpentChallenges forgets challenges that expired before `before`: they could not
-	// verify again anyway.
-	DeleteSpentChallenges(ctx context.Context, before time.Time) (int, error)
 }

@@ -46,6 +46,7 @@ type Store interface {
 	Counters
 	SpentChallenges
 	Passwords
+	GarbageCollector
 
 	// InTx runs fn in one transaction: all of fn's writes commit together or not at all.
 	// The Store passed to fn is bound to the transaction; calling InTx on it runs fn inline.

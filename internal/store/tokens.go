@@ -35,7 +35,19 @@ type SealedSecrets interface {
 	// RewrapSealed calls rewrap on every sealed value in the store and saves the result when
 	// rewrap reports a change. Each value is saved only if it is still the one rewrap saw, so a
 	// concurrent writer is never overwritten. It returns how many values changed.
+	// The key check is rewrapped with the rest but not counted: it is not a secret.
 	RewrapSealed(ctx context.Context, rewrap func(sealed []byte) ([]byte, bool, error)) (int, error)
+	// KeyCheck returns the database's key check: a known value sealed with the master key at
+	// first start, which tells whether a key ring is the one the database was sealed with.
+	// ErrNotFound before one was written.
+	KeyCheck(ctx context.Context) ([]byte, error)
+	// AddKeyCheck stores sealed as the key check unless there is one, and returns the one
+	// stored: of concurrent first starts, all check the same value.
+	AddKeyCheck(ctx context.Context, sealed []byte, at time.Time) ([]byte, error)
+	// AnySealed returns one sealed value the store keeps (not the key check), whichever it
+	// finds first: ErrNotFound when it keeps none. It tells whether a database that predates
+	// its key check was sealed with a given ring.
+	AnySealed(ctx context.Context) ([]byte, error)
 }
 
 // Session is one login of a user: every token issued for that login belongs to it, and

@@ -73,11 +73,24 @@ func (s *Store) SaveCounter(ctx context.Context, c store.Counter) error {
 }
 
 // DeleteIdleCounters sweeps counters nobody touched since before and that hold no lock past it.
+// It deletes in batches that commit one by one, so that a large backlog never holds the
+// database (SQLite's one writer) for long.
 func (s *Store) DeleteIdleCounters(ctx context.Context, before time.Time) (int, error) {
-	n, err := s.execAffected(ctx, `DELETE FROM protect_counters
-		WHERE updated_at < ? AND (locked_until IS NULL OR locked_until < ?)`, toMicros(before), toMicros(before))
-	return int(n), s.wrap(err, "delete idle counters")
+	total := 0
+	for {
+		n, err := s.execAffected(ctx, `DELETE FROM protect_counters WHERE (project_id, scope, counter_key) IN
+			(SELECT project_id, scope, counter_key FROM protect_counters
+			WHERE updated_at < ? AND (locked_until IS NULL OR locked_until < ?) LIMIT ?)`,
+			toMicros(before), toMicros(before), gcBatch)
+		total += int(n)
+		if err != nil || n < gcBatch {
+			return total, s.wrap(err, "delete idle counters")
+		}
+	}
 }
+
+// gcBatch is how many rows one deleting statement of a sweep takes at most.
+const gcBatch = 1000
 
 // SpendChallenge inserts the key unless it is there: the insert that lands is the first spend.
 func (s *Store) SpendChallenge(ctx context.Context, key string, expires time.Time) (bool, error) {
@@ -92,10 +105,4 @@ func (s *Store) SpendChallenge(ctx context.Context, key string, expires time.Tim
 		return false, s.wrap(err, "spend challenge")
 	}
 	return n == 1, nil
-}
-
-// DeleteSpentChallenges sweeps expired challenges.
-func (s *Store) DeleteSpentChallenges(ctx context.Context, before time.Time) (int, error) {
-	n, err := s.execAffected(ctx, `DELETE FROM spent_challenges WHERE expires_at < ?`, toMicros(before))
-	return int(n), s.wrap(err, "delete spent challenges")
 }

@@ -184,12 +184,6 @@ func (s *Store) LatestCeremony(ctx context.Context, projectID, identifierKey str
 	return c, s.wrap(err, "find the latest ceremony")
 }
 
-// DeleteCeremoniesBefore removes ceremonies that expired before t.
-func (s *Store) DeleteCeremoniesBefore(ctx context.Context, t time.Time) (int, error) {
-	n, err := s.execAffected(ctx, `DELETE FROM passkey_ceremonies WHERE expires_at < ?`, toMicros(t))
-	return int(n), s.wrap(err, "delete expired ceremonies")
-}
-
 func scanCeremony(sc scanner) (store.Ceremony, error) {
 	var c store.Ceremony
 	var created, expires int64

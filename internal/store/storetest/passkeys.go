@@ -205,12 +205,9 @@ func testCeremonies(t *testing.T, newStore func(t *testing.T) store.Store) {
 		wantNotFound(t, err, "LatestCeremony through another project")
 	})
 
-	t.Run("LatestAndCleanup", func(t *testing.T) {
+	t.Run("Latest", func(t *testing.T) {
 		t.Parallel()
 		f := inNewProject(t, st)
-		// DeleteCeremoniesBefore spans projects: these ceremonies live long before the other
-		// cases' so that its cut-off removes none of theirs.
-		at := func(d time.Duration) time.Time { return at(d - 30*24*time.Hour) }
 		old := newCeremony(f.pid, store.CeremonyLogin, at(0))
 		newer := newCeremony(f.pid, store.CeremonyLogin, at(time.Minute))
 		anon := newCeremony(f.pid, store.CeremonyLogin, at(2*time.Minute))
@@ -233,16 +230,5 @@ func testCeremonies(t *testing.T, newStore func(t *testing.T) store.Store) {
 		if latest.ID != anon.ID || latest.Status != store.CeremonyCompleted {
 			t.Errorf("LatestCeremony = %s %s, want the finished discoverable one", latest.ID, latest.Status)
 		}
-
-		n, err := st.DeleteCeremoniesBefore(f.ctx, newer.ExpiresAt)
-		must(t, err, "DeleteCeremoniesBefore")
-		if n < 1 {
-			t.Errorf("DeleteCeremoniesBefore removed %d, want at least the old one", n)
-		}
-		if _, err := st.UseCeremony(f.ctx, f.pid, store.CeremonyLogin, newer.CodeHash, at(time.Minute)); err != nil {
-			t.Errorf("DeleteCeremoniesBefore removed a ceremony that had not expired: %v", err)
-		}
-		_, err = st.UseCeremony(f.ctx, f.pid, store.CeremonyLogin, old.CodeHash, at(time.Second))
-		wantNotFound(t, err, "UseCeremony of a deleted ceremony")
 	})
 }

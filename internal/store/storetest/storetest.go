@@ -56,6 +56,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Counters", testCounters},
 		{"Passwords", testPasswords},
 		{"SpentChallenges", testSpentChallenges},
+		{"GarbageCollect", testGarbageCollect},
+		{"KeyCheck", testKeyCheck},
 		{"Paging", testPaging},
 		{"Isolation", testIsolation},
 		{"Races", testRaces},
