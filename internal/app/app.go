@@ -271,7 +271,15 @@ func NewWithStore(st store.Store, opts ...Option) (*App, error) {
 	}
 
 	a := &App{log: o.log, store: st, publicURL: o.publicURL, shutdownTimeout: o.shutdownTimeout}
-	a.directory = directory.New(directory.Deps{Store: st, Now: o.now, IDs: idGenerator(o)})
+	a.directory = directory.New(directory.Deps{Store: st, Now: o.now, IDs: idGenerator(o),
+		AllowLookalikes: func(ctx context.Context, projectID string) (bool, error) {
+			p, err := st.GetProject(ctx, projectID)
+			if err != nil {
+				return false, err
+			}
+			s, err := project.DecodeSettings(p.Settings)
+			return s.Emails.AllowLookalikeAddresses, err
+		}})
 	// Every new project gets the directory's default roles, in the transaction that creates it.
 	a.projects = project.New(project.Deps{Store: st, SeedRoles: a.directory.SeedRoles, Now: o.now, Rand: o.rand, Log: o.log})
 	if o.sealer == nil {

@@ -157,6 +157,9 @@ func (s *Service) SignUp(ctx context.Context, p store.Project, in Signup, meta t
 	if err != nil {
 		return login.Result{}, err
 	}
+	if err := directory.CheckNewEmail("email", email, st.Emails.AllowLookalikeAddresses); err != nil {
+		return login.Result{}, err
+	}
 	hash, err := s.newHash(ctx, st, in.Password)
 	if err != nil {
 		return login.Result{}, err
@@ -247,7 +250,8 @@ func (s *Service) SendReset(ctx context.Context, p store.Project, emailIn, redir
 	if s.d.Delivery != nil && !s.d.Delivery(notify.Email) {
 		return failure.New(failure.Unavailable, "delivery_not_configured", "no email sender is configured on this server")
 	}
-	if err := s.d.Protect.AllowSend(ctx, protect.Send{Project: p, Channel: string(notify.Email), Destination: email, IP: ip}); err != nil {
+	// Counted by the lookup key: case variants of one address are one mailbox's budget.
+	if err := s.d.Protect.AllowSend(ctx, protect.Send{Project: p, Channel: string(notify.Email), Destination: store.EmailKey(email), IP: ip}); err != nil {
 		return err
 	}
 	raw := make([]byte, 32)
@@ -269,9 +273,15 @@ func (s *Service) SendReset(ctx context.Context, p store.Project, emailIn, redir
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return fmt.Errorf("find user: %w", err)
 		}
+		// The link goes to the address the account has, never to the one typed: the two share
+		// a lookup key, and only the stored one was proven to be the owner's.
+		to := email
+		if found {
+			to = u.Email
+		}
 		m, err := outbox.Compose(ctx, tx, s.d.Sealer, outbox.Message{ID: s.d.IDs.New(), ProjectID: p.ID, Channel: notify.Email,
-			Recipient: email, Template: notify.PasswordReset, At: now, ExpiresAt: now.Add(ResetTTL),
-			Data: notify.TemplateData{Link: link.String(), Brand: st.Brand(p.Name), Expiry: "30 minutes", Email: email}})
+			Recipient: to, Template: notify.PasswordReset, At: now, ExpiresAt: now.Add(ResetTTL),
+			Data: notify.TemplateData{Link: link.String(), Brand: st.Brand(p.Name), Expiry: "30 minutes", Email: to}})
 		if err != nil || !found {
 			// No account: the message is composed all the same, so the answer takes as long.
 			return err

@@ -141,9 +141,10 @@ func (s *Service) Send(ctx context.Context, p store.Project, r SendRequest) (str
 		return "", failure.New(failure.Unavailable, "delivery_not_configured",
 			"no %s sender is configured on this server", channelOf(r.Channel))
 	}
-	// Counted whether or not the destination has an account: the limits reveal nothing.
+	// Counted whether or not the destination has an account: the limits reveal nothing. By
+	// lookup key, so that case variants of one address share its budget.
 	if err := s.d.Protect.AllowSend(ctx, protect.Send{Project: p, Channel: string(channelOf(r.Channel)),
-		Destination: dest, IP: r.IP}); err != nil {
+		Destination: destinationKey(r.Channel, dest), IP: r.IP}); err != nil {
 		return "", err
 	}
 	now := s.clock()
@@ -162,7 +163,11 @@ func (s *Service) Send(ctx context.Context, p store.Project, r SendRequest) (str
 		if err != nil {
 			return err
 		}
+		exists := found
 		if found {
+			// The secret goes to the address or number the account has, never to the one
+			// typed: they share a lookup key, and only the stored one was the owner's.
+			f.Destination = storedDestination(r.Channel, u)
 			if !u.Active {
 				found = false // a deactivated user gets a dead-end flow, like a stranger
 			} else {
@@ -170,6 +175,12 @@ func (s *Service) Send(ctx context.Context, p store.Project, r SendRequest) (str
 			}
 		}
 		deliver := found || settings.AllowSignup
+		if !exists && deliver && r.Channel != PhoneOTP {
+			// This send signs a new account up: its address must not pass for another's.
+			if err := directory.CheckNewEmail("email", dest, settings.Emails.AllowLookalikeAddresses); err != nil {
+				return err
+			}
+		}
 		if !deliver {
 			// Same answer, no message, and a secret nobody knows: the flow cannot be verified.
 			f.SecretHash = hashSecret(f.ID, s.d.IDs.New()+s.d.IDs.New())
@@ -213,7 +224,7 @@ func (s *Service) Resend(ctx context.Context, p store.Project, channels []Channe
 		return failure.New(failure.TooMany, "resend_too_soon", "wait %s between resends", ResendInterval)
 	}
 	if err := s.d.Protect.AllowSend(ctx, protect.Send{Project: p, Channel: string(channelOf(Channel(f.Channel))),
-		Destination: f.Destination, IP: ip}); err != nil {
+		Destination: destinationKey(Channel(f.Channel), f.Destination), IP: ip}); err != nil {
 		return err
 	}
 	secret, err := s.newSecret(Channel(f.Channel), settings)
@@ -259,7 +270,7 @@ func (s *Service) VerifyCode(ctx context.Context, p store.Project, channels []Ch
 	}
 	// Besides the flow's own tries, codes to one destination count across flows and IPs: a
 	// guesser cannot get fresh tries by starting new flows.
-	attempt, err := s.d.Protect.Begin(ctx, protect.Guard{Project: p, Kind: "code", Account: f.Destination, IP: meta.IPAddress})
+	attempt, err := s.d.Protect.Begin(ctx, protect.Guard{Project: p, Kind: "code", Account: destinationKey(Channel(f.Channel), f.Destination), IP: meta.IPAddress})
 	if err != nil {
 		return login.Result{}, err
 	}
@@ -282,7 +293,7 @@ func (s *Service) VerifyLink(ctx context.Context, p store.Project, state, secret
 		return "", err
 	}
 	// A link's secret is 256 bits: only the load of wrong ones from one IP is bounded.
-	guard := protect.Guard{Project: p, Kind: "link", Account: f.Destination, IP: meta.IPAddress}
+	guard := protect.Guard{Project: p, Kind: "link", Account: destinationKey(Channel(f.Channel), f.Destination), IP: meta.IPAddress}
 	if err := s.d.Protect.Check(ctx, guard); err != nil {
 		return "", err
 	}
@@ -541,6 +552,23 @@ func (s *Service) newSecret(ch Channel, settings project.Settings) (string, erro
 func hashSecret(flowID, secret string) []byte {
 	h := sha256.Sum256([]byte(flowID + "\x00" + secret))
 	return h[:]
+}
+
+// storedDestination is the account's own address or number for the channel.
+func storedDestination(ch Channel, u store.User) string {
+	if ch == PhoneOTP {
+		return u.Phone
+	}
+	return u.Email
+}
+
+// destinationKey is the form in which a destination is counted: an email's lookup key, or the
+// E.164 number itself.
+func destinationKey(ch Channel, dest string) string {
+	if ch == PhoneOTP {
+		return dest
+	}
+	return store.EmailKey(dest)
 }
 
 func normalizeDestination(ch Channel, dest string) (string, error) {
