@@ -42,6 +42,9 @@ const (
 	hashWait = 2 * time.Second
 	// resetPurpose names reset tokens among one-time secrets.
 	resetPurpose = "password_reset"
+	// resetDecoyPurpose names the rows written for reset requests to addresses without an
+	// account: never redeemed, they only make such a request cost what a real one does.
+	resetDecoyPurpose = "password_reset_decoy"
 )
 
 // Audit event types.
@@ -282,9 +285,18 @@ func (s *Service) SendReset(ctx context.Context, p store.Project, emailIn, redir
 		m, err := outbox.Compose(ctx, tx, s.d.Sealer, outbox.Message{ID: s.d.IDs.New(), ProjectID: p.ID, Channel: notify.Email,
 			Recipient: to, Template: notify.PasswordReset, At: now, ExpiresAt: now.Add(ResetTTL),
 			Data: notify.TemplateData{Link: link.String(), Brand: st.Brand(p.Name), Expiry: "30 minutes", Email: to}})
-		if err != nil || !found {
-			// No account: the message is composed all the same, so the answer takes as long.
+		if err != nil {
 			return err
+		}
+		if !found {
+			// No account: the message is composed all the same and a token row is written
+			// under a purpose nothing redeems, so that the answer costs what a real one does
+			// (the write and its commit are most of it; the outbox INSERT is what is left).
+			if err := tx.CreateOneTimeSecret(ctx, store.OneTimeSecret{ID: s.d.IDs.New(), ProjectID: p.ID, Purpose: resetDecoyPurpose,
+				Hash: hashToken(tok), Subject: "", CreatedAt: now, ExpiresAt: now.Add(ResetTTL)}); err != nil {
+				return fmt.Errorf("store a decoy reset token: %w", err)
+			}
+			return nil
 		}
 		if err := tx.CreateOneTimeSecret(ctx, store.OneTimeSecret{ID: s.d.IDs.New(), ProjectID: p.ID, Purpose: resetPurpose,
 			Hash: hashToken(tok), Subject: u.ID, CreatedAt: now, ExpiresAt: now.Add(ResetTTL)}); err != nil {
