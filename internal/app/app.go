@@ -356,7 +356,7 @@ func NewWithStore(st store.Store, opts ...Option) (*App, error) {
 		Store: st, Login: a.login, Protect: a.protect, Notices: notices, Breached: breach.NewChecker(breach.NewOffline(), hibp),
 		Sessions: a.sessions, Hasher: hasher, Settings: a.projects.Settings, Sealer: o.sealer,
 		Delivery: func(ch notify.Channel) bool { return senders[ch] != nil }, Wake: a.worker.Wake, Log: o.log,
-		IDs: idGenerator(o), Now: o.now, Rand: o.rand,
+		IDs: idGenerator(o), Now: o.now, Rand: o.rand, EnumerationKey: enumKey,
 	})
 
 	pow, err := newPoW(o, st)

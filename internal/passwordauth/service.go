@@ -5,9 +5,11 @@ package passwordauth
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +18,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/latchkey-dev/latchkey/internal/directory"
@@ -103,13 +106,31 @@ type Deps struct {
 	Now       func() time.Time
 	Rand      io.Reader
 	MaxHashes int // concurrent hashes; 0 means 2 × GOMAXPROCS
+	// EnumerationKey keys the choice of the hash an unknown user's login imitates, so that an
+	// email gets the same one on every call and every instance; nil: a random key per process.
+	EnumerationKey []byte
 }
 
 // Service runs the password flows.
 type Service struct {
 	d     Deps
 	slots chan struct{}
+
+	mixMu sync.Mutex
+	mixes map[string]hashMix // by project id
 }
+
+// hashMix is a project's count of stored hashes by kind (password.Kind), as read at `at`.
+type hashMix struct {
+	kinds  []string
+	counts []int
+	total  int
+	at     time.Time
+}
+
+// mixTTL is how long a project's hash mix is reused before it is counted again: the mix
+// changes slowly (imports, and upgrades at first login), and counting reads every hash row.
+const mixTTL = time.Minute
 
 // New returns the service.
 func New(d Deps) *Service {
@@ -131,7 +152,13 @@ func New(d Deps) *Service {
 	if d.MaxHashes <= 0 {
 		d.MaxHashes = 2 * runtime.GOMAXPROCS(0)
 	}
-	return &Service{d: d, slots: make(chan struct{}, d.MaxHashes)}
+	if len(d.EnumerationKey) == 0 {
+		d.EnumerationKey = make([]byte, 32)
+		if _, err := io.ReadFull(rand.Reader, d.EnumerationKey); err != nil {
+			panic(fmt.Sprintf("passwordauth: read an enumeration key: %v", err))
+		}
+	}
+	return &Service{d: d, slots: make(chan struct{}, d.MaxHashes), mixes: map[string]hashMix{}}
 }
 
 // Signup is a new account's email, password and name.
@@ -210,7 +237,13 @@ func (s *Service) Login(ctx context.Context, p store.Project, emailIn, pw string
 	if err != nil {
 		return login.Result{}, err
 	}
-	ok, rehash, err := s.verify(ctx, hash, pw)
+	stand := ""
+	if hash == "" {
+		if stand, err = s.standInKind(ctx, p.ID, store.EmailKey(email)); err != nil {
+			return login.Result{}, err
+		}
+	}
+	ok, rehash, err := s.verifyOr(ctx, hash, stand, pw)
 	if err != nil {
 		return login.Result{}, err
 	}
@@ -507,15 +540,20 @@ func (s *Service) newHash(ctx context.Context, st project.Settings, pw string) (
 }
 
 // verify checks pw against an encoded hash; "" (no such user, or no password) does the same
-// work and fails.
+// work as for an argon2id hash and fails.
 func (s *Service) verify(ctx context.Context, hash, pw string) (bool, bool, error) {
+	return s.verifyOr(ctx, hash, password.KindArgon2id, pw)
+}
+
+// verifyOr is verify where an empty hash does the work of a hash of the kind standIn.
+func (s *Service) verifyOr(ctx context.Context, hash, standIn, pw string) (bool, bool, error) {
 	release, err := s.slot(ctx)
 	if err != nil {
 		return false, false, err
 	}
 	defer release()
 	if hash == "" {
-		s.d.Hasher.DummyVerify(pw)
+		s.d.Hasher.DummyVerifyKind(standIn, pw)
 		return false, false, nil
 	}
 	ok, rehash, err := s.d.Hasher.Verify(hash, pw)
@@ -556,6 +594,64 @@ func (s *Service) upgrade(ctx context.Context, p store.Project, userID, old, pw 
 	if err := s.d.Store.UpgradePasswordHash(ctx, p.ID, userID, old, hash, s.now()); err != nil && !errors.Is(err, store.ErrNotFound) {
 		s.d.Log.WarnContext(ctx, "store rehashed password", "user_id", userID, "err", err)
 	}
+}
+
+// standInKind picks the kind of hash whose verification a login for an email without a
+// password imitates: drawn from the project's stored hashes in their proportions, with the
+// email's lookup key and the enumeration key as the die, so the same email always costs the
+// same. While a share of the users are on imported bcrypt hashes (slow until their first login
+// rehashes them), that share of unknown emails is as slow, and a slow answer says nothing
+// about whether an account exists.
+func (s *Service) standInKind(ctx context.Context, projectID, emailKey string) (string, error) {
+	mix, err := s.hashMix(ctx, projectID)
+	if err != nil {
+		return "", err
+	}
+	if mix.total == 0 {
+		return password.KindArgon2id, nil
+	}
+	mac := hmac.New(sha256.New, s.d.EnumerationKey)
+	mac.Write([]byte("password stand-in\x00" + projectID + "\x00" + emailKey))
+	roll := int(binary.BigEndian.Uint64(mac.Sum(nil)[:8]) % uint64(mix.total))
+	for i, n := range mix.counts {
+		if roll < n {
+			return mix.kinds[i], nil
+		}
+		roll -= n
+	}
+	return password.KindArgon2id, nil
+}
+
+// hashMix returns the project's hash mix, counted at most mixTTL ago.
+func (s *Service) hashMix(ctx context.Context, projectID string) (hashMix, error) {
+	now := s.d.Now()
+	s.mixMu.Lock()
+	m, ok := s.mixes[projectID]
+	s.mixMu.Unlock()
+	if ok && now.Sub(m.at) < mixTTL && !now.Before(m.at) {
+		return m, nil
+	}
+	counts, err := s.d.Store.CountPasswordHashPrefixes(ctx, projectID)
+	if err != nil {
+		return hashMix{}, fmt.Errorf("count password hashes: %w", err)
+	}
+	m = hashMix{at: now}
+	for _, c := range counts {
+		kind := password.Kind(c.Prefix)
+		if kind == "" {
+			continue
+		}
+		if i := slices.Index(m.kinds, kind); i >= 0 {
+			m.counts[i] += c.Count
+		} else {
+			m.kinds, m.counts = append(m.kinds, kind), append(m.counts, c.Count)
+		}
+		m.total += c.Count
+	}
+	s.mixMu.Lock()
+	s.mixes[projectID] = m
+	s.mixMu.Unlock()
+	return m, nil
 }
 
 func (s *Service) userAndHash(ctx context.Context, projectID, email string) (store.User, string, error) {
