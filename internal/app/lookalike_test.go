@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latchkey-dev/latchkey/internal/app"
 	"github.com/latchkey-dev/latchkey/internal/store"
 	"github.com/latchkey-dev/latchkey/internal/store/sqlstore"
 	"github.com/latchkey-dev/latchkey/internal/testdb"
@@ -228,4 +229,41 @@ func TestPasskeyOptionsForLookalikesAreStandIns(t *testing.T) {
 		cred.Counter++
 		w.want(w.finishLogin(o, assertion(t, w.rp, auth, cred, o)), 401, "passkey_not_registered")
 	}
+}
+
+// TestPhoneNumbersHaveOneForm: a number is stored and found in E.164 only. Spaces, dashes, dots
+// and parentheses are dropped, so grouped spellings reach the account and its codes go to the
+// stored number; a "00" prefix, full-width or other non-ASCII digits are refused (400), never
+// folded onto someone's number.
+func TestPhoneNumbersHaveOneForm(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, st *sqlstore.Store) {
+		w := newFlowWorld(t, st, app.WithDev(true))
+		w.want(w.call("PATCH", "/api/v1/project", `{"settings":{"protect":{"sends_per_destination_per_hour":1000}}}`, w.secret()), 200, "")
+		const stored = "+14155550100"
+		u := w.call("POST", "/api/v1/users", `{"phone_id":"+1 (415) 555-0100"}`, w.secret())
+		w.want(u, 201, "")
+		if u.body["phone_id"] != stored {
+			t.Fatalf("stored phone = %v", u.body["phone_id"])
+		}
+		for _, variant := range []string{"+1 415 555 0100", "+1-415-555-0100", "+1.415.555.0100", " +14155550100 "} {
+			before := w.mailTo()[stored]
+			r := w.post("phone-otp/send", jsonOf(t, map[string]any{"phone_id": variant}))
+			w.want(r, 200, "")
+			after := w.mailTo()
+			if after[stored] != before+1 || (variant != stored && after[variant] != 0) {
+				t.Errorf("%q: messages %v, want one more to %s", variant, after, stored)
+			}
+			w.want(w.call("POST", "/api/v1/users", jsonOf(t, map[string]any{"phone_id": variant}), w.secret()), 409, "phone_exists")
+			w.want(w.call("POST", "/api/v1/auth/mfa/token", jsonOf(t, map[string]any{"identifier": variant}), w.secret()), 200, "")
+		}
+		for _, other := range []string{"+\uff11\uff14\uff11\uff15\uff15\uff15\uff15\uff10\uff11\uff10\uff10", "0014155550100",
+			"+\u0661\u0664\u0661\u0665\u0665\u0665\u0665\u0660\u0661\u0660\u0660", "+1 415 555 01OO"} {
+			before := w.mailTo()
+			w.want(w.post("phone-otp/send", jsonOf(t, map[string]any{"phone_id": other})), 400, "invalid_phone")
+			w.want(w.call("POST", "/api/v1/users", jsonOf(t, map[string]any{"phone_id": other}), w.secret()), 400, "invalid_phone")
+			if after := w.mailTo(); len(after) != len(before) || after[stored] != before[stored] {
+				t.Errorf("%+q: messages %v, then %v", other, before, after)
+			}
+		}
+	})
 }
