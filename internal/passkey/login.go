@@ -220,12 +220,11 @@ func (s *Service) standIns(ctx context.Context, projectID, key string) ([]protoc
 	if err != nil {
 		return nil, fmt.Errorf("stand-in credentials: %w", err)
 	}
-	seed := s.derive(projectID, key, "choice", 0, 32)
 	var model []store.PasskeyShape
 	if len(shapes) == 0 {
 		platform := []string{string(protocol.Hybrid), string(protocol.Internal)}
 		model = []store.PasskeyShape{{IDLength: 16, Transports: platform}}
-		if seed[31]%2 == 1 {
+		if s.derive(projectID, key, "count", 0, 1)[0]%2 == 1 {
 			model = append(model, store.PasskeyShape{IDLength: 15, Transports: platform})
 		}
 	} else {
@@ -236,7 +235,16 @@ func (s *Service) standIns(ctx context.Context, projectID, key string) ([]protoc
 			}
 			users[len(users)-1] = append(users[len(users)-1], sh)
 		}
-		model = users[binary.BigEndian.Uint64(seed[:8])%uint64(len(users))]
+		// Rendezvous hashing: the user whose id scores highest with this identifier. Adding or
+		// removing another user's passkeys rarely changes the choice (1 time in n), so watching
+		// an identifier's options while registering passkeys elsewhere hardly tells a stand-in
+		// from a real user's options, which change only when that user's passkeys do.
+		var best uint64
+		for _, creds := range users {
+			if score := binary.BigEndian.Uint64(s.derive(projectID, key, "user:"+creds[0].UserID, 0, 8)); model == nil || score > best {
+				model, best = creds, score
+			}
+		}
 	}
 	out := make([]protocol.CredentialDescriptor, len(model))
 	for i, sh := range model {

@@ -61,7 +61,7 @@ func TestStandInsLookLikeTheProjectsCredentials(t *testing.T) {
 			t.Fatal(err)
 		}
 		svc, err := New(Deps{Store: st, Settings: func(p store.Project) (project.Settings, error) { return project.DecodeSettings(p.Settings) },
-			PublicURL: "https://auth.example.com"})
+			PublicURL: "https://auth.example.com", EnumerationKey: []byte("a fixed key, so the draw is fixed")})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -138,6 +138,40 @@ func TestStandInsLookLikeTheProjectsCredentials(t *testing.T) {
 		}
 		if len(drawn) < 2 {
 			t.Errorf("60 strangers all got the shape %v: stand-ins should follow the users' mix", drawn)
+		}
+
+		// Another user's new passkey moves few strangers to another model (about 1 in 4 here):
+		// registering passkeys and watching an identifier's options tells little.
+		before := map[string]string{}
+		for i := range 60 {
+			identifier := fmt.Sprintf("stranger-%d@example.com", i)
+			o, err := svc.BeginLogin(ctx, p, identifier)
+			if err != nil {
+				t.Fatal(err)
+			}
+			before[identifier] = shapeOf(t, o)
+		}
+		newcomer := store.User{ID: ids.New(), ProjectID: p.ID, Email: "newcomer@example.com", Active: true, ConnectionType: "ManualUser",
+			Groups: []string{}, RawAttributes: map[string]any{}, CreatedAt: now, UpdatedAt: now}
+		if err := st.CreateUser(ctx, newcomer); err != nil {
+			t.Fatal(err)
+		}
+		if err := st.CreatePasskey(ctx, store.Passkey{ID: ids.New(), ProjectID: p.ID, UserID: newcomer.ID, CredentialID: random(48),
+			PublicKey: random(77), AAGUID: random(16), Transports: []string{"usb"}, CreatedAt: now, UpdatedAt: now}); err != nil {
+			t.Fatal(err)
+		}
+		moved := 0
+		for identifier, shape := range before {
+			o, err := svc.BeginLogin(ctx, p, identifier)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if shapeOf(t, o) != shape {
+				moved++
+			}
+		}
+		if moved > 35 { // 15 expected; 35 is six standard deviations away
+			t.Errorf("%d of 60 strangers' options changed when another user added a passkey", moved)
 		}
 	})
 }
