@@ -612,14 +612,19 @@ func (s *Service) standInKind(ctx context.Context, projectID, emailKey string) (
 	}
 	mac := hmac.New(sha256.New, s.d.EnumerationKey)
 	mac.Write([]byte("password stand-in\x00" + projectID + "\x00" + emailKey))
-	roll := int(binary.BigEndian.Uint64(mac.Sum(nil)[:8]) % uint64(mix.total))
+	// A point in [0, 1) that stays put while the mix moves: when the counts change (a sign-up,
+	// an upgrade at login), only the emails whose point lies where the boundaries moved change
+	// kind, as few as the users whose hashes changed, rather than every email at random, which
+	// would let anyone who signs up watch a target email flip and know it has no account.
+	point := float64(binary.BigEndian.Uint64(mac.Sum(nil)[:8])>>11) / (1 << 53)
+	seen := 0
 	for i, n := range mix.counts {
-		if roll < n {
+		seen += n
+		if point < float64(seen)/float64(mix.total) {
 			return mix.kinds[i], nil
 		}
-		roll -= n
 	}
-	return password.KindArgon2id, nil
+	return mix.kinds[len(mix.kinds)-1], nil
 }
 
 // hashMix returns the project's hash mix, counted at most mixTTL ago.
