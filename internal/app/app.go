@@ -279,7 +279,15 @@ func NewWithStore(st store.Store, opts ...Option) (*App, error) {
 	if a.now == nil {
 		a.now = time.Now
 	}
-	a.directory = directory.New(directory.Deps{Store: st, Now: o.now, IDs: idGenerator(o)})
+	a.directory = directory.New(directory.Deps{Store: st, Now: o.now, IDs: idGenerator(o),
+		AllowLookalikes: func(ctx context.Context, projectID string) (bool, error) {
+			p, err := st.GetProject(ctx, projectID)
+			if err != nil {
+				return false, err
+			}
+			s, err := project.DecodeSettings(p.Settings)
+			return s.Emails.AllowLookalikeAddresses, err
+		}})
 	// Every new project gets the directory's default roles, in the transaction that creates it.
 	a.projects = project.New(project.Deps{Store: st, SeedRoles: a.directory.SeedRoles, Now: o.now, Rand: o.rand, Log: o.log})
 	if o.sealer == nil {
@@ -364,7 +372,7 @@ func NewWithStore(st store.Store, opts ...Option) (*App, error) {
 		Store: st, Login: a.login, Protect: a.protect, Notices: notices, Breached: breach.NewChecker(breach.NewOffline(), hibp),
 		Sessions: a.sessions, Hasher: hasher, Settings: a.projects.Settings, Sealer: o.sealer,
 		Delivery: func(ch notify.Channel) bool { return senders[ch] != nil }, Wake: a.worker.Wake, Log: o.log,
-		IDs: idGenerator(o), Now: o.now, Rand: o.rand,
+		IDs: idGenerator(o), Now: o.now, Rand: o.rand, EnumerationKey: enumKey,
 	})
 
 	pow, err := newPoW(o, st)

@@ -1,6 +1,7 @@
 package directory
 
 import (
+	"context"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -18,25 +19,33 @@ type Deps struct {
 	Store store.Store
 	IDs   *ident.Generator // nil: the system clock and CSPRNG
 	Now   func() time.Time // nil: time.Now
+	// AllowLookalikes reports whether the project accepts, for users' new addresses, the
+	// look-alike addresses that CheckNewEmail refuses (emails.allow_lookalike_addresses).
+	// nil: never.
+	AllowLookalikes func(ctx context.Context, projectID string) (bool, error)
 }
 
 // Service manages the directory of every project. Each method takes the project id of the
 // caller and never reads or writes another project's records. Errors are *failure.Error with
 // the codes documented on each method, or an internal error.
 type Service struct {
-	store store.Store
-	ids   *ident.Generator
-	now   func() time.Time
+	store           store.Store
+	ids             *ident.Generator
+	now             func() time.Time
+	allowLookalikes func(ctx context.Context, projectID string) (bool, error)
 }
 
 // New returns a Service over d.Store.
 func New(d Deps) *Service {
-	s := &Service{store: d.Store, ids: d.IDs, now: d.Now}
+	s := &Service{store: d.Store, ids: d.IDs, now: d.Now, allowLookalikes: d.AllowLookalikes}
 	if s.ids == nil {
 		s.ids = ident.NewGenerator()
 	}
 	if s.now == nil {
 		s.now = time.Now
+	}
+	if s.allowLookalikes == nil {
+		s.allowLookalikes = func(context.Context, string) (bool, error) { return false, nil }
 	}
 	return s
 }

@@ -142,6 +142,9 @@ func (s *Service) CreateUser(ctx context.Context, by token.Actor, projectID stri
 	if err := p.apply(&u); err != nil {
 		return User{}, err
 	}
+	if err := s.checkNewEmail(ctx, projectID, "", u.Email); err != nil {
+		return User{}, err
+	}
 	err = s.store.InTx(ctx, func(tx store.Store) error {
 		if err := tx.CreateUser(ctx, u); err != nil {
 			return err
@@ -244,6 +247,9 @@ func (s *Service) UpdateUser(ctx context.Context, by token.Actor, projectID, id 
 		if err := p.apply(&u); err != nil {
 			return err
 		}
+		if err := s.checkNewEmail(ctx, projectID, old.Email, u.Email); err != nil {
+			return err
+		}
 		u.UpdatedAt = s.clock()
 		if err := tx.UpdateUser(ctx, u); err != nil {
 			return err
@@ -273,6 +279,19 @@ func (s *Service) UpdateUser(ctx context.Context, by token.Actor, projectID, id 
 		return User{}, s.userWriteError(ctx, u, err)
 	}
 	return s.userView(ctx, u)
+}
+
+// checkNewEmail applies CheckNewEmail to an address the user did not have before: a user
+// created before the rule, with an address it refuses, may still be updated otherwise.
+func (s *Service) checkNewEmail(ctx context.Context, projectID, old, email string) error {
+	if email == "" || store.EmailKey(email) == store.EmailKey(old) {
+		return nil
+	}
+	allow, err := s.allowLookalikes(ctx, projectID)
+	if err != nil {
+		return fmt.Errorf("directory: email policy of project %s: %w", projectID, err)
+	}
+	return CheckNewEmail("email", email, allow)
 }
 
 // userChanges names the fields, as the API spells them, whose values differ from a to b.

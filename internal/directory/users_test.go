@@ -453,3 +453,44 @@ func TestListUsersQueriesPerPage(t *testing.T) {
 		}
 	})
 }
+
+// TestLookalikeEmailsAreNotTheirVictims creates kim and bill, then users with every kind of
+// look-alike and case variant of their addresses: case and IDNA variants are duplicates (409),
+// Unicode look-alikes are refused (400 invalid_email, naming the field) and, where the project
+// allows them, become accounts of their own; neither ever updates or reaches kim or bill.
+func TestLookalikeEmailsAreNotTheirVictims(t *testing.T) {
+	each(t, func(t *testing.T, e *env) {
+		kim := must(e.svc.CreateUser(e.ctx, operator, e.pid, directory.UserInput{Email: ptr("kim@acme.example")}))(t)
+		bill := must(e.svc.CreateUser(e.ctx, operator, e.pid, directory.UserInput{Email: ptr("bill@b\u00fccher.example")}))(t)
+		for _, dup := range []string{"KIM@acme.example", "Kim@ACME.EXAMPLE.", "bill@xn--bcher-kva.example", "Bill@B\u00dcCHER.example"} {
+			_, err := e.svc.CreateUser(e.ctx, operator, e.pid, directory.UserInput{Email: ptr(dup)})
+			wantFailure(t, err, failure.Conflict, "email_exists", "email")
+		}
+		lookalikes := []string{"\u212aim@acme.example", "b\u0130ll@b\u00fccher.example", "k\u0131m@acme.example",
+			"\u017fkim@acme.example", "\uff4bim@acme.example", "bi\ufb00@acme.example", "k\u0456m@acme.example",
+			"\u03baim@acme.example", "kim@\u0430cme.example"}
+		for _, l := range lookalikes {
+			_, err := e.svc.CreateUser(e.ctx, operator, e.pid, directory.UserInput{Email: ptr(l)})
+			wantFailure(t, err, failure.Invalid, "invalid_email", "email")
+			// Nor may an existing user take one on.
+			_, err = e.svc.UpdateUser(e.ctx, operator, e.pid, bill.ID, directory.UserInput{Email: ptr(l)})
+			wantFailure(t, err, failure.Invalid, "invalid_email", "email")
+		}
+		// A project that opts in gets them as accounts of their own.
+		allowing := directory.New(directory.Deps{Store: e.st,
+			AllowLookalikes: func(context.Context, string) (bool, error) { return true, nil }})
+		for _, l := range lookalikes {
+			u := must(allowing.CreateUser(e.ctx, operator, e.pid, directory.UserInput{Email: ptr(l)}))(t)
+			if u.ID == kim.ID || u.ID == bill.ID {
+				t.Fatalf("%q became %s", l, u.ID)
+			}
+			found := must(e.svc.GetUserByEmail(e.ctx, e.pid, l))(t)
+			if found.ID != u.ID {
+				t.Errorf("GetUserByEmail(%q) = %s, want its own user %s", l, found.ID, u.ID)
+			}
+		}
+		if got := must(e.svc.GetUserByEmail(e.ctx, e.pid, "KIM@acme.example."))(t); got.ID != kim.ID || got.Email != "kim@acme.example" {
+			t.Errorf("kim = %+v", got.User)
+		}
+	})
+}

@@ -11,6 +11,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/latchkey-dev/latchkey/internal/failure"
+	"github.com/latchkey-dev/latchkey/internal/mailbox"
 )
 
 // Input limits. They bound what one record may hold so that a client cannot make the
@@ -37,11 +38,13 @@ const (
 
 var slugPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
 
-// NormalizeEmail trims s, lower-cases its domain and checks that it is a plain address
-// (local@domain, no display name, no comments, no quoted local part) whose domain is a DNS
-// name. The local part keeps its case: some mail systems treat it as case-sensitive, and
-// the address must reach the same mailbox the user typed. Field names the input field in the
-// error.
+// NormalizeEmail trims s, puts its domain in its IDNA ASCII form (A-labels, lower case, no
+// trailing dot: "Bücher.example." becomes "xn--bcher-kva.example") and checks that it is a
+// plain address (local@domain, no display name, no comments, no quoted local part) whose domain
+// is a DNS name. The local part keeps its case: some mail systems treat it as case-sensitive,
+// and the address must reach the same mailbox the user typed. Field names the input field in
+// the error. Accounts are found by store.EmailKey of the result; new accounts also pass
+// CheckNewEmail.
 func NormalizeEmail(field, s string) (string, error) {
 	bad := func(reason string) error { return failure.InvalidField("invalid_email", field, reason) }
 	s = strings.TrimSpace(s)
@@ -54,6 +57,8 @@ func NormalizeEmail(field, s string) (string, error) {
 	if strings.Count(s, "@") != 1 {
 		return "", bad("must contain exactly one @")
 	}
+	// The fully qualified form of the domain (one trailing dot) is the same domain.
+	s = strings.TrimSuffix(s, ".")
 	addr, err := mail.ParseAddress(s)
 	// ParseAddress also accepts "Name <a@b.c>", "<a@b.c>", comments and quoted local parts,
 	// all of which it rewrites; an address it returns unchanged is a plain addr-spec.
@@ -72,11 +77,42 @@ func NormalizeEmail(field, s string) (string, error) {
 			return "", bad("must not contain spaces, control or format characters")
 		}
 	}
+	if ascii, err := mailbox.Domain(domain); err == nil {
+		domain = ascii
+	} else if !isASCII(domain) {
+		return "", bad("the part after @ is not a valid international domain name")
+	}
 	domain, err = normalizeDomain(domain)
 	if err != nil {
 		return "", bad("the part after @ " + err.Error())
 	}
 	return local + "@" + domain, nil
+}
+
+// CheckNewEmail refuses, for an address that is to become a new account's (sign-up, a user
+// created or given a new address), the look-alikes of other addresses that mailbox.Vet finds:
+// compatibility characters, characters that case-fold to ASCII and mixed scripts. Such an
+// address gets a lookup key of its own, so it can never reach another account; refusing it
+// keeps anyone from making an account that displays as someone else's. A project that needs
+// such addresses sets emails.allow_lookalike_addresses. Email is NormalizeEmail's result.
+func CheckNewEmail(field, email string, allowLookalikes bool) error {
+	if allowLookalikes {
+		return nil
+	}
+	if p := mailbox.Vet(email); p != "" {
+		return failure.InvalidField("invalid_email", field, string(p)+
+			": it could pass for another address (a project may allow such addresses with emails.allow_lookalike_addresses)")
+	}
+	return nil
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
 
 // NormalizePhone returns s in E.164 form: "+" followed by 8 to 15 digits, the first not zero.

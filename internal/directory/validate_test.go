@@ -15,6 +15,12 @@ func TestNormalizeEmail(t *testing.T) {
 		{"a.b+tag@Sub.Example.co.uk", "a.b+tag@sub.example.co.uk"},
 		{"o'neil_x-y@xn--bcher-kva.example", "o'neil_x-y@xn--bcher-kva.example"},
 		{"josé@example.com", "josé@example.com"}, // SMTPUTF8 local parts are real addresses
+		// International domains are kept in their IDNA ASCII form, whatever form was typed.
+		{"alice@bücher.de", "alice@xn--bcher-kva.de"},
+		{"alice@BÜCHER.de.", "alice@xn--bcher-kva.de"},
+		{"alice@bu\u0308cher.de", "alice@xn--bcher-kva.de"},
+		{"Alice@XN--BCHER-KVA.DE", "Alice@xn--bcher-kva.de"},
+		{"\u212aim@example.com", "\u212aim@example.com"}, // kept as typed; its key is its own
 		{strings.Repeat("l", 64) + "@example.com", strings.Repeat("l", 64) + "@example.com"},
 	}
 	for _, c := range valid {
@@ -27,7 +33,7 @@ func TestNormalizeEmail(t *testing.T) {
 		"", "   ", "plain", "@example.com", "alice@", "alice@example", "a@@example.com", "a@b@example.com",
 		"Alice <alice@example.com>", "<alice@example.com>", `"alice smith"@example.com`, "alice@example.com (home)",
 		"al ice@example.com", "alice@-example.com", "alice@example-.com", "alice@exa..mple.com", "alice@exa_mple.com",
-		"alice@[192.0.2.1]", "alice@192.0.2.1", "alice@bücher.de", ".alice@example.com", "alice.@example.com",
+		"alice@[192.0.2.1]", "alice@192.0.2.1", "alice@b\u00fc_cher.de", ".alice@example.com", "alice.@example.com",
 		"alice@example.com\nBcc: x@example.com", "ali\u202ece@example.com", "=?utf-8?q?x?= <a@example.com>", strings.Repeat("l", 65) + "@example.com",
 		"a@" + strings.Repeat("d", 63) + "." + strings.Repeat("d", 63) + "." + strings.Repeat("d", 63) + "." + strings.Repeat("d", 60) + ".com",
 		"a@" + strings.Repeat("d", 64) + ".com",
@@ -39,6 +45,29 @@ func TestNormalizeEmail(t *testing.T) {
 			continue
 		}
 		wantFailure(t, err, failure.Invalid, "invalid_email", "email")
+	}
+}
+
+// TestCheckNewEmailRefusesLookalikes: new accounts may not have addresses that pass for
+// another's, unless the project allows them; the error names the field.
+func TestCheckNewEmailRefusesLookalikes(t *testing.T) {
+	for _, in := range []string{"\u212aim@acme.example", "b\u0130ll@acme.example", "\u0131ris@acme.example",
+		"\u017fam@acme.example", "\uff41da@acme.example", "o\ufb00ice@acme.example", "p\u0430ypal@acme.example",
+		"b\u03bfb@acme.example", "kim@xn--pypal-4ve.example"} {
+		e, err := directory.NormalizeEmail("email", in)
+		if err != nil {
+			t.Fatalf("NormalizeEmail(%q): %v", in, err)
+		}
+		wantFailure(t, directory.CheckNewEmail("email", e, false), failure.Invalid, "invalid_email", "email")
+		if err := directory.CheckNewEmail("email", e, true); err != nil {
+			t.Errorf("CheckNewEmail(%q) with look-alikes allowed: %v", in, err)
+		}
+	}
+	for _, in := range []string{"Kim@Acme.example", "jos\u00e9@example.com", "\u0438\u0432\u0430\u043d@example.com",
+		"alice@xn--bcher-kva.de"} {
+		if err := directory.CheckNewEmail("email", in, false); err != nil {
+			t.Errorf("CheckNewEmail(%q) = %v, want accepted", in, err)
+		}
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/binary"
 	"errors"
 	"fmt"
 
@@ -45,8 +46,12 @@ func (s *Service) BeginLogin(ctx context.Context, p store.Project, identifier st
 			userID = u.ID
 			assertion, session, err = rp.wa.BeginLogin(u, webauthn.WithUserVerification(rp.uv))
 		} else {
+			standIns, serr := s.standIns(ctx, p.ID, key)
+			if serr != nil {
+				return Options{}, serr
+			}
 			assertion, session, err = rp.wa.BeginDiscoverableLogin(webauthn.WithUserVerification(rp.uv),
-				webauthn.WithAllowedCredentials(s.standIns(p.ID, key)))
+				webauthn.WithAllowedCredentials(standIns))
 		}
 	}
 	if err != nil {
@@ -201,18 +206,68 @@ func (s *Service) assert(ctx context.Context, rp relyingParty, p store.Project, 
 		UserVerified: cred.Flags.UserVerified, At: now}}, nil
 }
 
-// standIns returns the credential descriptors shown for an identifier without passkeys: one or
-// two ids derived from the identifier with a server key, so they are the same on every call
-// and every instance, and look like a platform passkey's.
-func (s *Service) standIns(projectID, key string) []protocol.CredentialDescriptor {
-	mac := hmac.New(sha256.New, s.d.EnumerationKey)
-	mac.Write([]byte(projectID + "\x00" + key))
-	sum := mac.Sum(nil)
-	out := []protocol.CredentialDescriptor{{Type: protocol.PublicKeyCredentialType, CredentialID: sum[:16],
-		Transport: []protocol.AuthenticatorTransport{protocol.Hybrid, protocol.Internal}}}
-	if sum[31]%2 == 1 {
-		out = append(out, protocol.CredentialDescriptor{Type: protocol.PublicKeyCredentialType, CredentialID: sum[16:31],
-			Transport: []protocol.AuthenticatorTransport{protocol.Hybrid, protocol.Internal}})
+// standInSample bounds how many of the project's credentials stand-ins are modelled on.
+const standInSample = 256
+
+// standIns returns the credential descriptors shown for an identifier without passkeys. They
+// copy the shape of a real user's credentials, chosen among the project's with a server key:
+// how many, each id's length and its transports, so that nothing but the random-looking bytes
+// of the ids differs from a real answer (ids of 16 bytes with [hybrid, internal] gave unknown
+// identifiers away in a project whose passkeys have 32-byte ids). The choice and the id bytes
+// are derived from the identifier, so they are the same on every call and every instance.
+// A project without passkeys has nobody to be told apart from; its stand-ins look like a
+// platform passkey's.
+func (s *Service) standIns(ctx context.Context, projectID, key string) ([]protocol.CredentialDescriptor, error) {
+	shapes, err := s.d.Store.SamplePasskeyShapes(ctx, projectID, standInSample)
+	if err != nil {
+		return nil, fmt.Errorf("stand-in credentials: %w", err)
 	}
-	return out
+	var model []store.PasskeyShape
+	if len(shapes) == 0 {
+		platform := []string{string(protocol.Hybrid), string(protocol.Internal)}
+		model = []store.PasskeyShape{{IDLength: 16, Transports: platform}}
+		if s.derive(projectID, key, "count", 0, 1)[0]%2 == 1 {
+			model = append(model, store.PasskeyShape{IDLength: 15, Transports: platform})
+		}
+	} else {
+		var users [][]store.PasskeyShape
+		for i, sh := range shapes {
+			if i == 0 || sh.UserID != shapes[i-1].UserID {
+				users = append(users, nil)
+			}
+			users[len(users)-1] = append(users[len(users)-1], sh)
+		}
+		// Rendezvous hashing: the user whose id scores highest with this identifier. Adding or
+		// removing another user's passkeys rarely changes the choice (1 time in n), so watching
+		// an identifier's options while registering passkeys elsewhere hardly tells a stand-in
+		// from a real user's options, which change only when that user's passkeys do.
+		var best uint64
+		for _, creds := range users {
+			if score := binary.BigEndian.Uint64(s.derive(projectID, key, "user:"+creds[0].UserID, 0, 8)); model == nil || score > best {
+				model, best = creds, score
+			}
+		}
+	}
+	out := make([]protocol.CredentialDescriptor, len(model))
+	for i, sh := range model {
+		ts := make([]protocol.AuthenticatorTransport, len(sh.Transports))
+		for j, t := range sh.Transports {
+			ts[j] = protocol.AuthenticatorTransport(t)
+		}
+		out[i] = protocol.CredentialDescriptor{Type: protocol.PublicKeyCredentialType,
+			CredentialID: s.derive(projectID, key, "id", i, sh.IDLength), Transport: ts}
+	}
+	return out, nil
+}
+
+// derive returns n bytes derived with the enumeration key from the identifier, a purpose and an
+// index: HMAC-SHA256 in counter mode.
+func (s *Service) derive(projectID, key, purpose string, index, n int) []byte {
+	out := make([]byte, 0, n+sha256.Size)
+	for block := 0; len(out) < n; block++ {
+		mac := hmac.New(sha256.New, s.d.EnumerationKey)
+		fmt.Fprintf(mac, "%s\x00%s\x00%s\x00%d\x00%d", projectID, key, purpose, index, block)
+		out = mac.Sum(out)
+	}
+	return out[:n]
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"sync"
 
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/bcrypt"
@@ -68,6 +69,8 @@ type Hasher struct {
 	// dummy is a well-formed hash with the Hasher's parameters that no password matches (its
 	// key is all zeros); DummyVerify verifies against it.
 	dummy string
+	// bcryptDummies holds, by cost, bcrypt hashes of unknown passwords for DummyVerifyKind.
+	bcryptDummies sync.Map
 }
 
 // New returns a Hasher that makes hashes with p and salts read from random (crypto/rand
@@ -146,10 +149,67 @@ func (h *Hasher) Verify(encoded, password string) (ok, needsRehash bool, err err
 // DummyVerify does the work of one Verify against a hash with the Hasher's parameters that no
 // password matches, and throws the answer away. A login for an unknown user calls it where a
 // known user's would call Verify: otherwise the unknown user's answer would come about 22 ms
-// sooner, and timing the login form would tell which accounts exist. (Users still on imported
-// bcrypt hashes take bcrypt's time until their first login rehashes them.)
+// sooner, and timing the login form would tell which accounts exist. Users still on imported
+// bcrypt hashes take bcrypt's time until their first login rehashes them: DummyVerifyKind
+// lets unknown users take it too, as often as known ones do.
 func (h *Hasher) DummyVerify(password string) {
 	_, _, _ = h.Verify(h.dummy, password)
+}
+
+// Kind names the work that verifying a stored hash costs: "argon2id", or "bcrypt-N" for a
+// bcrypt hash of cost N. It reads only the start of encoded (the first 7 bytes are enough, so a
+// store can group hashes by that prefix) and returns "" for anything else.
+func Kind(encoded string) string {
+	if strings.HasPrefix(encoded, "$argon2") {
+		return KindArgon2id
+	}
+	for _, v := range []string{"$2a$", "$2b$", "$2y$"} {
+		rest, ok := strings.CutPrefix(encoded, v)
+		if !ok || len(rest) < 2 {
+			continue
+		}
+		if cost, err := strconv.Atoi(rest[:2]); err == nil && cost >= bcrypt.MinCost && cost <= maxBcryptCost {
+			return fmt.Sprintf("bcrypt-%d", cost)
+		}
+	}
+	return ""
+}
+
+// KindArgon2id is the Kind of an argon2id hash.
+const KindArgon2id = "argon2id"
+
+// DummyVerifyKind does the work of verifying a hash of the kind (see Kind) and throws the
+// answer away: for an unknown user, what a known user with such a hash would cost. bcrypt
+// stand-in hashes are made once per cost, on first use; an unknown kind costs argon2id.
+func (h *Hasher) DummyVerifyKind(kind, password string) {
+	var cost int
+	if _, err := fmt.Sscanf(kind, "bcrypt-%d", &cost); err != nil || cost < bcrypt.MinCost || cost > maxBcryptCost {
+		h.DummyVerify(password)
+		return
+	}
+	dummy, err := h.bcryptDummy(cost)
+	if err != nil {
+		h.DummyVerify(password)
+		return
+	}
+	_, _ = verifyBcrypt(dummy, password)
+}
+
+// bcryptDummy returns a bcrypt hash of the cost of a random password nobody knows.
+func (h *Hasher) bcryptDummy(cost int) (string, error) {
+	if d, ok := h.bcryptDummies.Load(cost); ok {
+		return d.(string), nil
+	}
+	secret := make([]byte, 32)
+	if _, err := io.ReadFull(h.random, secret); err != nil {
+		return "", fmt.Errorf("read a dummy password: %w", err)
+	}
+	b, err := bcrypt.GenerateFromPassword([]byte(base64.RawStdEncoding.EncodeToString(secret)), cost)
+	if err != nil {
+		return "", fmt.Errorf("make a dummy bcrypt hash: %w", err)
+	}
+	d, _ := h.bcryptDummies.LoadOrStore(cost, string(b))
+	return d.(string), nil
 }
 
 // argon2idHash is a parsed PHC string.

@@ -338,3 +338,43 @@ func BenchmarkVerify(b *testing.B) {
 		}
 	}
 }
+
+func TestKind(t *testing.T) {
+	for encoded, want := range map[string]string{
+		"$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$a2V5": KindArgon2id,
+		"$argon2":                       KindArgon2id,
+		"$2b$12$abcdefghijklmnopqrstuv": "bcrypt-12",
+		"$2a$10$":                       "bcrypt-10",
+		"$2y$04$":                       "bcrypt-4",
+		"$2b$17$":                       "", // above the accepted cost
+		"$2b$xx$":                       "",
+		"$1$md5$":                       "",
+		"":                              "",
+	} {
+		if got := Kind(encoded); got != want {
+			t.Errorf("Kind(%q) = %q, want %q", encoded, got, want)
+		}
+	}
+}
+
+// TestDummyVerifyKindMatchesNothing: the stand-in hashes accept no password, whatever the kind.
+func TestDummyVerifyKindMatchesNothing(t *testing.T) {
+	h, err := New(DefaultParams(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, kind := range []string{KindArgon2id, "bcrypt-4", "bcrypt-5", "bcrypt-99", "nonsense"} {
+		h.DummyVerifyKind(kind, "any password")
+		h.DummyVerifyKind(kind, "")
+	}
+	d, err := h.bcryptDummy(4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := h.bcryptDummy(4); again != d {
+		t.Error("the bcrypt stand-in of a cost changes")
+	}
+	if ok, _, err := h.Verify(d, "any password"); ok || err != nil {
+		t.Errorf("Verify(stand-in) = %v, %v", ok, err)
+	}
+}

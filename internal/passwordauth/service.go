@@ -5,9 +5,11 @@ package passwordauth
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +18,7 @@ import (
 	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/latchkey-dev/latchkey/internal/directory"
@@ -42,6 +45,9 @@ const (
 	hashWait = 2 * time.Second
 	// resetPurpose names reset tokens among one-time secrets.
 	resetPurpose = "password_reset"
+	// resetDecoyPurpose names the rows written for reset requests to addresses without an
+	// account: never redeemed, they only make such a request cost what a real one does.
+	resetDecoyPurpose = "password_reset_decoy"
 )
 
 // Audit event types.
@@ -101,13 +107,31 @@ type Deps struct {
 	Now       func() time.Time
 	Rand      io.Reader
 	MaxHashes int // concurrent hashes; 0 means 2 × GOMAXPROCS
+	// EnumerationKey keys the choice of the hash an unknown user's login imitates, so that an
+	// email gets the same one on every call and every instance; nil: a random key per process.
+	EnumerationKey []byte
 }
 
 // Service runs the password flows.
 type Service struct {
 	d     Deps
 	slots chan struct{}
+
+	mixMu sync.Mutex
+	mixes map[string]hashMix // by project id
 }
+
+// hashMix is a project's count of stored hashes by kind (password.Kind), as read at `at`.
+type hashMix struct {
+	kinds  []string
+	counts []int
+	total  int
+	at     time.Time
+}
+
+// mixTTL is how long a project's hash mix is reused before it is counted again: the mix
+// changes slowly (imports, and upgrades at first login), and counting reads every hash row.
+const mixTTL = time.Minute
 
 // New returns the service.
 func New(d Deps) *Service {
@@ -129,7 +153,13 @@ func New(d Deps) *Service {
 	if d.MaxHashes <= 0 {
 		d.MaxHashes = 2 * runtime.GOMAXPROCS(0)
 	}
-	return &Service{d: d, slots: make(chan struct{}, d.MaxHashes)}
+	if len(d.EnumerationKey) == 0 {
+		d.EnumerationKey = make([]byte, 32)
+		if _, err := io.ReadFull(rand.Reader, d.EnumerationKey); err != nil {
+			panic(fmt.Sprintf("passwordauth: read an enumeration key: %v", err))
+		}
+	}
+	return &Service{d: d, slots: make(chan struct{}, d.MaxHashes), mixes: map[string]hashMix{}}
 }
 
 // Signup is a new account's email, password and name.
@@ -156,6 +186,9 @@ func (s *Service) SignUp(ctx context.Context, p store.Project, in Signup, meta t
 	}
 	email, err := directory.NormalizeEmail("email", in.Email)
 	if err != nil {
+		return login.Result{}, err
+	}
+	if err := directory.CheckNewEmail("email", email, st.Emails.AllowLookalikeAddresses); err != nil {
 		return login.Result{}, err
 	}
 	hash, err := s.newHash(ctx, st, in.Password)
@@ -213,7 +246,13 @@ func (s *Service) LoginDevice(ctx context.Context, p store.Project, emailIn, pw,
 	if err != nil {
 		return login.Result{}, "", cancel(ctx, attempt, err)
 	}
-	ok, rehash, err := s.verify(ctx, hash, pw)
+	stand := ""
+	if hash == "" {
+		if stand, err = s.standInKind(ctx, p.ID, store.EmailKey(email)); err != nil {
+			return login.Result{}, "", cancel(ctx, attempt, err)
+		}
+	}
+	ok, rehash, err := s.verifyOr(ctx, hash, stand, pw)
 	if err != nil {
 		// server_busy or a hash that could not be read: the password was never compared.
 		return login.Result{}, "", cancel(ctx, attempt, err)
@@ -293,7 +332,8 @@ func (s *Service) SendReset(ctx context.Context, p store.Project, emailIn, redir
 	now := s.now()
 	err = s.d.Store.InTx(ctx, func(tx store.Store) error {
 		// Counted whether or not the account exists, in the transaction that queues the message.
-		if err := s.d.Protect.AllowSendTx(ctx, tx, protect.Send{Project: p, Channel: string(notify.Email), Destination: email, IP: ip}); err != nil {
+		// Counted by the lookup key: case variants of one address are one mailbox's budget.
+		if err := s.d.Protect.AllowSendTx(ctx, tx, protect.Send{Project: p, Channel: string(notify.Email), Destination: store.EmailKey(email), IP: ip}); err != nil {
 			return err
 		}
 		u, err := tx.GetUserByEmail(ctx, p.ID, email)
@@ -301,12 +341,27 @@ func (s *Service) SendReset(ctx context.Context, p store.Project, emailIn, redir
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return fmt.Errorf("find user: %w", err)
 		}
+		// The link goes to the address the account has, never to the one typed: the two share
+		// a lookup key, and only the stored one was proven to be the owner's.
+		to := email
+		if found {
+			to = u.Email
+		}
 		m, err := outbox.Compose(ctx, tx, s.d.Sealer, outbox.Message{ID: s.d.IDs.New(), ProjectID: p.ID, Channel: notify.Email,
-			Recipient: email, Template: notify.PasswordReset, At: now, ExpiresAt: now.Add(ResetTTL),
-			Data: notify.TemplateData{Link: link.String(), Brand: st.Brand(p.Name), Expiry: "30 minutes", Email: email}})
-		if err != nil || !found {
-			// No account: the message is composed all the same, so the answer takes as long.
+			Recipient: to, Template: notify.PasswordReset, At: now, ExpiresAt: now.Add(ResetTTL),
+			Data: notify.TemplateData{Link: link.String(), Brand: st.Brand(p.Name), Expiry: "30 minutes", Email: to}})
+		if err != nil {
 			return err
+		}
+		if !found {
+			// No account: the message is composed all the same and a token row is written
+			// under a purpose nothing redeems, so that the answer costs what a real one does
+			// (the write and its commit are most of it; the outbox INSERT is what is left).
+			if err := tx.CreateOneTimeSecret(ctx, store.OneTimeSecret{ID: s.d.IDs.New(), ProjectID: p.ID, Purpose: resetDecoyPurpose,
+				Hash: hashToken(tok), Subject: "", CreatedAt: now, ExpiresAt: now.Add(ResetTTL)}); err != nil {
+				return fmt.Errorf("store a decoy reset token: %w", err)
+			}
+			return nil
 		}
 		if err := tx.CreateOneTimeSecret(ctx, store.OneTimeSecret{ID: s.d.IDs.New(), ProjectID: p.ID, Purpose: resetPurpose,
 			Hash: hashToken(tok), Subject: u.ID, CreatedAt: now, ExpiresAt: now.Add(ResetTTL)}); err != nil {
@@ -517,15 +572,20 @@ func (s *Service) newHash(ctx context.Context, st project.Settings, pw string) (
 }
 
 // verify checks pw against an encoded hash; "" (no such user, or no password) does the same
-// work and fails.
+// work as for an argon2id hash and fails.
 func (s *Service) verify(ctx context.Context, hash, pw string) (bool, bool, error) {
+	return s.verifyOr(ctx, hash, password.KindArgon2id, pw)
+}
+
+// verifyOr is verify where an empty hash does the work of a hash of the kind standIn.
+func (s *Service) verifyOr(ctx context.Context, hash, standIn, pw string) (bool, bool, error) {
 	release, err := s.slot(ctx)
 	if err != nil {
 		return false, false, err
 	}
 	defer release()
 	if hash == "" {
-		s.d.Hasher.DummyVerify(pw)
+		s.d.Hasher.DummyVerifyKind(standIn, pw)
 		return false, false, nil
 	}
 	ok, rehash, err := s.d.Hasher.Verify(hash, pw)
@@ -566,6 +626,69 @@ func (s *Service) upgrade(ctx context.Context, p store.Project, userID, old, pw 
 	if err := s.d.Store.UpgradePasswordHash(ctx, p.ID, userID, old, hash, s.now()); err != nil && !errors.Is(err, store.ErrNotFound) {
 		s.d.Log.WarnContext(ctx, "store rehashed password", "user_id", userID, "err", err)
 	}
+}
+
+// standInKind picks the kind of hash whose verification a login for an email without a
+// password imitates: drawn from the project's stored hashes in their proportions, with the
+// email's lookup key and the enumeration key as the die, so the same email always costs the
+// same. While a share of the users are on imported bcrypt hashes (slow until their first login
+// rehashes them), that share of unknown emails is as slow, and a slow answer says nothing
+// about whether an account exists.
+func (s *Service) standInKind(ctx context.Context, projectID, emailKey string) (string, error) {
+	mix, err := s.hashMix(ctx, projectID)
+	if err != nil {
+		return "", err
+	}
+	if mix.total == 0 {
+		return password.KindArgon2id, nil
+	}
+	mac := hmac.New(sha256.New, s.d.EnumerationKey)
+	mac.Write([]byte("password stand-in\x00" + projectID + "\x00" + emailKey))
+	// A point in [0, 1) that stays put while the mix moves: when the counts change (a sign-up,
+	// an upgrade at login), only the emails whose point lies where the boundaries moved change
+	// kind, as few as the users whose hashes changed, rather than every email at random, which
+	// would let anyone who signs up watch a target email flip and know it has no account.
+	point := float64(binary.BigEndian.Uint64(mac.Sum(nil)[:8])>>11) / (1 << 53)
+	seen := 0
+	for i, n := range mix.counts {
+		seen += n
+		if point < float64(seen)/float64(mix.total) {
+			return mix.kinds[i], nil
+		}
+	}
+	return mix.kinds[len(mix.kinds)-1], nil
+}
+
+// hashMix returns the project's hash mix, counted at most mixTTL ago.
+func (s *Service) hashMix(ctx context.Context, projectID string) (hashMix, error) {
+	now := s.d.Now()
+	s.mixMu.Lock()
+	m, ok := s.mixes[projectID]
+	s.mixMu.Unlock()
+	if ok && now.Sub(m.at) < mixTTL && !now.Before(m.at) {
+		return m, nil
+	}
+	counts, err := s.d.Store.CountPasswordHashPrefixes(ctx, projectID)
+	if err != nil {
+		return hashMix{}, fmt.Errorf("count password hashes: %w", err)
+	}
+	m = hashMix{at: now}
+	for _, c := range counts {
+		kind := password.Kind(c.Prefix)
+		if kind == "" {
+			continue
+		}
+		if i := slices.Index(m.kinds, kind); i >= 0 {
+			m.counts[i] += c.Count
+		} else {
+			m.kinds, m.counts = append(m.kinds, kind), append(m.counts, c.Count)
+		}
+		m.total += c.Count
+	}
+	s.mixMu.Lock()
+	s.mixes[projectID] = m
+	s.mixMu.Unlock()
+	return m, nil
 }
 
 func (s *Service) userAndHash(ctx context.Context, projectID, email string) (store.User, string, error) {

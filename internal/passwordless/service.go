@@ -156,16 +156,21 @@ func (s *Service) Send(ctx context.Context, p store.Project, r SendRequest) (str
 	f.SecretHash = hashSecret(f.ID, secret)
 	err = s.d.Store.InTx(ctx, func(tx store.Store) error {
 		// Counted whether or not the destination has an account, so the limits reveal nothing,
-		// and in the flow's own transaction, so only flows that were created count.
+		// and in the flow's own transaction, so only flows that were created count. By lookup
+		// key, so that case variants of one address share its budget.
 		if err := s.d.Protect.AllowSendTx(ctx, tx, protect.Send{Project: p, Channel: string(channelOf(r.Channel)),
-			Destination: dest, IP: r.IP}); err != nil {
+			Destination: destinationKey(r.Channel, dest), IP: r.IP}); err != nil {
 			return err
 		}
 		u, found, err := findUser(ctx, tx, p.ID, r.Channel, dest)
 		if err != nil {
 			return err
 		}
+		exists := found
 		if found {
+			// The secret goes to the address or number the account has, never to the one
+			// typed: they share a lookup key, and only the stored one was the owner's.
+			f.Destination = storedDestination(r.Channel, u)
 			if !u.Active {
 				found = false // a deactivated user gets a dead-end flow, like a stranger
 			} else {
@@ -173,6 +178,12 @@ func (s *Service) Send(ctx context.Context, p store.Project, r SendRequest) (str
 			}
 		}
 		deliver := found || settings.AllowSignup
+		if !exists && deliver && r.Channel != PhoneOTP {
+			// This send signs a new account up: its address must not pass for another's.
+			if err := directory.CheckNewEmail("email", dest, settings.Emails.AllowLookalikeAddresses); err != nil {
+				return err
+			}
+		}
 		if !deliver {
 			// Same answer, no message, and a secret nobody knows: the flow cannot be verified.
 			f.SecretHash = hashSecret(f.ID, s.d.IDs.New()+s.d.IDs.New())
@@ -231,7 +242,7 @@ func (s *Service) Resend(ctx context.Context, p store.Project, channels []Channe
 		// Counted only once this resend won the flow: of many concurrent resends, the ones
 		// refused (resend_too_soon) send nothing and count nothing.
 		if err := s.d.Protect.AllowSendTx(ctx, tx, protect.Send{Project: p, Channel: string(channelOf(Channel(f.Channel))),
-			Destination: f.Destination, IP: ip}); err != nil {
+			Destination: destinationKey(Channel(f.Channel), f.Destination), IP: ip}); err != nil {
 			return err
 		}
 		if next.UserID == "" && !settings.AllowSignup {
@@ -264,7 +275,7 @@ func (s *Service) VerifyCode(ctx context.Context, p store.Project, channels []Ch
 	}
 	// Besides the flow's own tries, codes to one destination count across flows and IPs: a
 	// guesser cannot get fresh tries by starting new flows.
-	attempt, err := s.d.Protect.Begin(ctx, protect.Guard{Project: p, Kind: "code", Account: f.Destination, IP: meta.IPAddress})
+	attempt, err := s.d.Protect.Begin(ctx, protect.Guard{Project: p, Kind: "code", Account: destinationKey(Channel(f.Channel), f.Destination), IP: meta.IPAddress})
 	if err != nil {
 		return login.Result{}, err
 	}
@@ -297,7 +308,7 @@ func (s *Service) VerifyLink(ctx context.Context, p store.Project, state, secret
 		return "", err
 	}
 	// A link's secret is 256 bits: only the load of wrong ones from one IP is bounded.
-	guard := protect.Guard{Project: p, Kind: "link", Account: f.Destination, IP: meta.IPAddress}
+	guard := protect.Guard{Project: p, Kind: "link", Account: destinationKey(Channel(f.Channel), f.Destination), IP: meta.IPAddress}
 	if err := s.d.Protect.Check(ctx, guard); err != nil {
 		return "", err
 	}
@@ -574,6 +585,23 @@ func (s *Service) newSecret(ch Channel, settings project.Settings) (string, erro
 func hashSecret(flowID, secret string) []byte {
 	h := sha256.Sum256([]byte(flowID + "\x00" + secret))
 	return h[:]
+}
+
+// storedDestination is the account's own address or number for the channel.
+func storedDestination(ch Channel, u store.User) string {
+	if ch == PhoneOTP {
+		return u.Phone
+	}
+	return u.Email
+}
+
+// destinationKey is the form in which a destination is counted: an email's lookup key, or the
+// E.164 number itself.
+func destinationKey(ch Channel, dest string) string {
+	if ch == PhoneOTP {
+		return dest
+	}
+	return store.EmailKey(dest)
 }
 
 func normalizeDestination(ch Channel, dest string) (string, error) {

@@ -34,6 +34,20 @@ type Settings struct {
 	Branding     Branding          `json:"branding"`
 	Protect      ProtectSettings   `json:"protect"`
 	Password     PasswordSettings  `json:"password"`
+	Emails       EmailSettings     `json:"emails"`
+}
+
+// EmailSettings shape which addresses new accounts may have. Accounts are always found by the
+// address's lookup key (store.EmailKey: IDNA ASCII domain, only A–Z case-folded), so a
+// look-alike never reaches another account; these settings only decide whether one may be
+// created.
+type EmailSettings struct {
+	// AllowLookalikeAddresses accepts, at sign-up and when a user is created or given a new
+	// address, addresses with compatibility characters (full-width letters, ligatures, the
+	// KELVIN SIGN), characters that case-fold to an ASCII letter (U+0130, U+0131, U+017F) or
+	// letters of several scripts in one part. Off by default: such addresses display as
+	// someone else's.
+	AllowLookalikeAddresses bool `json:"allow_lookalike_addresses"`
 }
 
 // PasswordSettings shape passwords, when login_methods.password is on.

@@ -93,6 +93,8 @@ func TestApplyRefusesUnknownKeysAndWrongTypes(t *testing.T) {
 		{`{"tokens": {"access_token_ttl_seconds": "60"}}`, "tokens.access_token_ttl_seconds"},
 		{`{"tokens": {"access_token_ttl_seconds": 60.5}}`, "tokens.access_token_ttl_seconds"},
 		{`{"allow_signup": "yes"}`, "allow_signup"},
+		{`{"emails": {"allow_lookalike_addresses": "yes"}}`, "emails.allow_lookalike_addresses"},
+		{`{"emails": {"allow_lookalikes": true}}`, "emails.allow_lookalikes"},
 		{`{"tokens": 5}`, "tokens"},
 		{`[1,2]`, "settings"},
 		{`{"codes": `, "settings"},
@@ -340,5 +342,17 @@ func TestEffectiveRPID(t *testing.T) {
 	// An IP address is never an RP id: a server reached by IP offers localhost.
 	if got := DefaultSettings().EffectiveRPID("127.0.0.1"); got != "localhost" {
 		t.Errorf("EffectiveRPID with an IP fallback = %q, want localhost", got)
+	}
+}
+
+// TestLookalikeAddressesAreRefusedByDefault: new accounts may not have look-alike addresses
+// unless the project says so.
+func TestLookalikeAddressesAreRefusedByDefault(t *testing.T) {
+	if DefaultSettings().Emails.AllowLookalikeAddresses {
+		t.Fatal("emails.allow_lookalike_addresses is on by default")
+	}
+	s, err := DefaultSettings().Apply([]byte(`{"emails":{"allow_lookalike_addresses":true}}`))
+	if err != nil || !s.Emails.AllowLookalikeAddresses || s.Validate() != nil {
+		t.Fatalf("Apply = %+v, %v", s.Emails, err)
 	}
 }

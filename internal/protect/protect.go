@@ -534,6 +534,10 @@ func (e *Engine) AllowSendTx(ctx context.Context, tx store.Store, s Send) error 
 		return failure.New(failure.Forbidden, "ip_blocked", "requests from this address are blocked")
 	}
 	requester := ipKey(ip, s.IP)
+	if s.Channel == "email" {
+		// One mailbox, one budget, whichever case variant of its address a caller names.
+		s.Destination = store.EmailKey(s.Destination)
+	}
 	const dest, pair = 0, 1
 	keys := []store.CounterKey{{Scope: "send:" + s.Channel, Key: s.Destination},
 		{Scope: "send:" + s.Channel + ":requester", Key: s.Destination + "|" + requester}}

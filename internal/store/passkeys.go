@@ -30,6 +30,13 @@ type Passkey struct {
 	LastUsedAt     *time.Time
 }
 
+// PasskeyShape is what login options reveal of a credential besides its id's bytes.
+type PasskeyShape struct {
+	UserID     string
+	IDLength   int
+	Transports []string
+}
+
 // PasskeyUse is what a successful assertion changes in a credential record.
 type PasskeyUse struct {
 	PrevSignCount uint32 // the count the assertion was checked against
@@ -60,6 +67,10 @@ type Passkeys interface {
 	RecordPasskeyUse(ctx context.Context, projectID, id string, u PasskeyUse) (Passkey, error)
 	// FlagPasskeyClone marks the credential as possibly cloned.
 	FlagPasskeyClone(ctx context.Context, projectID, id string, at time.Time) error
+	// SamplePasskeyShapes returns what login options show of up to limit of the project's
+	// credentials (the id's length and the transports), by user id, then oldest first within a
+	// user: the model that stand-in credentials for unknown identifiers are drawn from.
+	SamplePasskeyShapes(ctx context.Context, projectID string, limit int) ([]PasskeyShape, error)
 
 	// EnsurePasskeyHandle returns the user's WebAuthn user handle, storing candidate as the
 	// handle when the user has none yet (concurrent callers all get the one stored).

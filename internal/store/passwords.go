@@ -19,4 +19,14 @@ type Passwords interface {
 	UpgradePasswordHash(ctx context.Context, projectID, userID, old, hash string, at time.Time) error
 	// DeletePasswordHash removes the user's password; no error when there is none.
 	DeletePasswordHash(ctx context.Context, projectID, userID string) error
+	// CountPasswordHashPrefixes counts the project's hashes by their first 7 bytes (which say
+	// the algorithm and, for bcrypt, the cost), in prefix order: the mix of verification costs
+	// that logins for unknown users imitate.
+	CountPasswordHashPrefixes(ctx context.Context, projectID string) ([]PrefixCount, error)
+}
+
+// PrefixCount is how many hashes start with Prefix.
+type PrefixCount struct {
+	Prefix string
+	Count  int
 }

@@ -3,8 +3,9 @@ package store
 import (
 	"context"
 	"errors"
-	"strings"
 	"time"
+
+	"github.com/latchkey-dev/latchkey/internal/mailbox"
 )
 
 // ErrNotFound is returned (wrapped) when a record does not exist in the project asked about.
@@ -134,11 +135,14 @@ type UserFilter struct {
 	Phone string // exact E.164
 }
 
-// EmailKey is the form in which emails are compared: case-folded whole. RFC 5321 lets a mail
-// server treat local parts case-sensitively, but no real provider does, and two accounts for
-// Ann@x.com and ann@x.com would be one person split in two (and a takeover risk), so every
-// backend matches and enforces uniqueness on this key while keeping the address as written.
-func EmailKey(email string) string { return strings.ToLower(email) }
+// EmailKey is the form in which emails are compared: mailbox.Key, the domain in its IDNA ASCII
+// form and lower case, the local part with only A–Z case-folded. RFC 5321 lets a mail server
+// treat local parts case-sensitively, but no real provider does for ASCII, and two accounts for
+// Ann@x.com and ann@x.com would be one person split in two, so every backend matches and
+// enforces uniqueness on this key while keeping the address as written. Unicode case folding
+// is deliberately not applied: it maps look-alikes such as U+212A KELVIN SIGN onto other
+// people's addresses.
+func EmailKey(email string) string { return mailbox.Key(email) }
 
 // Users stores end users.
 type Users interface {

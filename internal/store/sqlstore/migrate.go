@@ -11,6 +11,8 @@ import (
 	"regexp"
 	"strconv"
 	"time"
+
+	"github.com/latchkey-dev/latchkey/internal/store"
 )
 
 //go:embed migrations/sqlite/*.sql migrations/postgres/*.sql
@@ -166,12 +168,57 @@ func (s *Store) applyMigration(ctx context.Context, conn *sql.Conn, m migration)
 	if _, err := tx.ExecContext(ctx, m.sql); err != nil {
 		return err
 	}
+	if step := goSteps[m.version]; step != nil {
+		if err := step(ctx, tx, s.d); err != nil {
+			return err
+		}
+	}
 	if _, err := tx.ExecContext(ctx, s.d.rebind("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)"),
 		m.version, m.name, toMicros(time.Now())); err != nil {
 		return fmt.Errorf("record: %w", err)
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
+	}
+	return nil
+}
+
+// goSteps are the parts of migrations that SQL cannot express, run after the migration's SQL
+// in its transaction, by version. Like the SQL, a step is never changed once shipped.
+var goSteps = map[int]func(ctx context.Context, tx *sql.Tx, d dialect) error{
+	15: rekeyEmails,
+}
+
+// rekeyEmails recomputes users.email_key with store.EmailKey (migration 0015). Rows are read
+// first and then updated: a PostgreSQL connection cannot update while a result set is open.
+// The new keys cannot collide: two addresses that share a new key (they differ only in A–Z
+// case and in the IDNA form of the domain) shared the old one too, which was unique.
+func rekeyEmails(ctx context.Context, tx *sql.Tx, d dialect) error {
+	rows, err := tx.QueryContext(ctx, "SELECT id, email, email_key FROM users WHERE email IS NOT NULL")
+	if err != nil {
+		return fmt.Errorf("read email keys: %w", err)
+	}
+	type rekey struct{ id, key string }
+	var changed []rekey
+	for rows.Next() {
+		var id, email string
+		var key sql.NullString
+		if err := rows.Scan(&id, &email, &key); err != nil {
+			rows.Close()
+			return fmt.Errorf("read email keys: %w", err)
+		}
+		if k := store.EmailKey(email); !key.Valid || k != key.String {
+			changed = append(changed, rekey{id, k})
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read email keys: %w", err)
+	}
+	rows.Close()
+	for _, c := range changed {
+		if _, err := tx.ExecContext(ctx, d.rebind("UPDATE users SET email_key = ? WHERE id = ?"), c.key, c.id); err != nil {
+			return fmt.Errorf("rekey the email of user %s: %w", c.id, err)
+		}
 	}
 	return nil
 }

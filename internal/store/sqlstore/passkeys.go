@@ -47,6 +47,27 @@ func (s *Store) ListPasskeys(ctx context.Context, projectID, userID string) ([]s
 	return out, s.wrap(err, "list passkeys of user %s", userID)
 }
 
+// SamplePasskeyShapes returns the id lengths and transports of up to limit of the project's
+// credentials, by user, then oldest first.
+func (s *Store) SamplePasskeyShapes(ctx context.Context, projectID string, limit int) ([]store.PasskeyShape, error) {
+	rows, err := s.query(ctx, `SELECT user_id, length(credential_id), transports FROM passkeys
+		WHERE project_id = ? ORDER BY user_id, created_at, id LIMIT ?`, projectID, limit)
+	if err != nil {
+		return nil, s.wrap(err, "sample passkey shapes")
+	}
+	out, err := collect(rows, func(sc scanner) (store.PasskeyShape, error) {
+		var p store.PasskeyShape
+		var transports string
+		if err := sc.Scan(&p.UserID, &p.IDLength, &transports); err != nil {
+			return p, err
+		}
+		var err error
+		p.Transports, err = stringsFromJSON(transports)
+		return p, err
+	})
+	return out, s.wrap(err, "sample passkey shapes")
+}
+
 // RenamePasskey renames one of the user's credentials.
 func (s *Store) RenamePasskey(ctx context.Context, projectID, userID, id, name string, at time.Time) (store.Passkey, error) {
 	p, err := scanPasskey(s.writeRow(ctx, `UPDATE passkeys SET name = ?, updated_at = ?

@@ -2,7 +2,11 @@ package sqlstore
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"time"
+
+	"github.com/latchkey-dev/latchkey/internal/store"
 )
 
 // GetPasswordHash returns the user's encoded password hash.
@@ -37,4 +41,20 @@ func (s *Store) UpgradePasswordHash(ctx context.Context, projectID, userID, old,
 func (s *Store) DeletePasswordHash(ctx context.Context, projectID, userID string) error {
 	_, err := s.exec(ctx, `DELETE FROM user_passwords WHERE project_id = ? AND user_id = ?`, projectID, userID)
 	return s.wrap(err, "delete password of user %s", userID)
+}
+
+// CountPasswordHashPrefixes groups the project's hashes by their first 7 bytes.
+func (s *Store) CountPasswordHashPrefixes(ctx context.Context, projectID string) ([]store.PrefixCount, error) {
+	rows, err := s.query(ctx, `SELECT substr(hash, 1, 7), COUNT(*) FROM user_passwords WHERE project_id = ?
+		GROUP BY substr(hash, 1, 7)`, projectID)
+	if err != nil {
+		return nil, s.wrap(err, "count password hashes")
+	}
+	out, err := collect(rows, func(sc scanner) (store.PrefixCount, error) {
+		var c store.PrefixCount
+		return c, sc.Scan(&c.Prefix, &c.Count)
+	})
+	// Sorted here: the databases' collations order "$2" and "$a" differently.
+	slices.SortFunc(out, func(a, b store.PrefixCount) int { return strings.Compare(a.Prefix, b.Prefix) })
+	return out, s.wrap(err, "count password hashes")
 }

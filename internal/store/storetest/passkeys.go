@@ -108,6 +108,38 @@ func testPasskeys(t *testing.T, newStore func(t *testing.T) store.Store) {
 		}
 	})
 
+	t.Run("SampleShapes", func(t *testing.T) {
+		t.Parallel()
+		f, g := inNewProject(t, st), inNewProject(t, st)
+		shapes, err := st.SamplePasskeyShapes(f.ctx, f.pid, 10)
+		must(t, err, "SamplePasskeyShapes of a project without passkeys")
+		if len(shapes) != 0 {
+			t.Errorf("shapes of a project without passkeys = %v", shapes)
+		}
+		u, v := f.user(), f.user()
+		if v.ID < u.ID {
+			u, v = v, u
+		}
+		a := newPasskey(f.pid, u.ID, at(0))
+		b := newPasskey(f.pid, u.ID, at(time.Second))
+		b.CredentialID, b.Transports = randomBytes(64), []string{"nfc", "usb"}
+		c := newPasskey(f.pid, v.ID, at(0))
+		c.CredentialID, c.Transports = randomBytes(32), []string{}
+		for _, p := range []store.Passkey{b, c, a} {
+			must(t, st.CreatePasskey(f.ctx, p), "CreatePasskey")
+		}
+		gu := g.user()
+		must(t, st.CreatePasskey(f.ctx, newPasskey(g.pid, gu.ID, at(0))), "CreatePasskey in another project")
+		shapes, err = st.SamplePasskeyShapes(f.ctx, f.pid, 10)
+		must(t, err, "SamplePasskeyShapes")
+		want := []store.PasskeyShape{{UserID: u.ID, IDLength: 20, Transports: []string{"hybrid", "internal"}},
+			{UserID: u.ID, IDLength: 64, Transports: []string{"nfc", "usb"}}, {UserID: v.ID, IDLength: 32, Transports: []string{}}}
+		wantEqual(t, want, shapes, "SamplePasskeyShapes")
+		shapes, err = st.SamplePasskeyShapes(f.ctx, f.pid, 2)
+		must(t, err, "SamplePasskeyShapes with a limit")
+		wantEqual(t, want[:2], shapes, "SamplePasskeyShapes with a limit of 2")
+	})
+
 	t.Run("DeletedWithUser", func(t *testing.T) {
 		t.Parallel()
 		f := inNewProject(t, st)

@@ -9,6 +9,22 @@ import (
 
 func testPasswords(t *testing.T, newStore func(t *testing.T) store.Store) {
 	st := newStore(t)
+	t.Run("CountPrefixes", func(t *testing.T) {
+		t.Parallel()
+		f, g := inNewProject(t, st), inNewProject(t, st)
+		counts, err := st.CountPasswordHashPrefixes(f.ctx, f.pid)
+		must(t, err, "CountPasswordHashPrefixes without passwords")
+		wantEqual(t, 0, len(counts), "prefixes of a project without passwords")
+		for _, h := range []string{"$argon2id$v=19$m=19456$a", "$argon2id$v=19$m=19456$b", "$2b$12$abc", "$2a$10$abc", "$2b$12$def"} {
+			must(t, st.SetPasswordHash(f.ctx, f.pid, f.user().ID, h, at(0)), "SetPasswordHash")
+		}
+		must(t, st.SetPasswordHash(g.ctx, g.pid, g.user().ID, "$2b$14$other", at(0)), "SetPasswordHash in another project")
+		counts, err = st.CountPasswordHashPrefixes(f.ctx, f.pid)
+		must(t, err, "CountPasswordHashPrefixes")
+		wantEqual(t, []store.PrefixCount{{Prefix: "$2a$10$", Count: 1}, {Prefix: "$2b$12$", Count: 2}, {Prefix: "$argon2", Count: 2}},
+			counts, "CountPasswordHashPrefixes")
+	})
+
 	t.Run("SetGetUpgradeDelete", func(t *testing.T) {
 		t.Parallel()
 		f, g := inNewProject(t, st), inNewProject(t, st)

@@ -1,6 +1,7 @@
 package storetest
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -201,6 +202,37 @@ func testUsers(t *testing.T, newStore func(t *testing.T) store.Store) {
 		got, err = st.GetUser(f.ctx, f.pid, a.ID)
 		must(t, err, "GetUser")
 		wantEqual(t, a, got, "user after changing the case of their email")
+	})
+
+	t.Run("EmailLookalikesAreOtherAddresses", func(t *testing.T) {
+		t.Parallel()
+		f := inNewProject(t, st)
+		kim := f.user(func(u *store.User) { u.Email = "kim@acme.example" })
+		f.user(func(u *store.User) { u.Email = "bill@acme.example" })
+		jan := f.user(func(u *store.User) { u.Email = "jan@xn--bcher-kva.example" })
+		// Unicode look-alikes of the local part find nobody, and are free to be other accounts.
+		for _, addr := range []string{"\u212aim@acme.example", "b\u0130ll@acme.example", "B\u0130LL@acme.example",
+			"\u0138im@acme.example", "\uff4bim@acme.example", "k\u0456m@acme.example"} {
+			if _, err := st.GetUserByEmail(f.ctx, f.pid, addr); !errors.Is(err, store.ErrNotFound) {
+				t.Errorf("GetUserByEmail(%q) = %v, want ErrNotFound: a look-alike must not find kim or bill", addr, err)
+			}
+			list, err := st.ListUsers(f.ctx, f.pid, store.UserFilter{Email: addr}, store.Page{Limit: 10})
+			must(t, err, "ListUsers(email filter %q)", addr)
+			wantIDs(t, nil, idsOf(list), "ListUsers filtered by the look-alike %q", addr)
+		}
+		// The same mailbox: ASCII case, the IDNA forms of the domain, a trailing dot.
+		for addr, want := range map[string]store.User{"KIM@Acme.Example": kim, "kim@acme.example.": kim,
+			"jan@B\u00dcCHER.example": jan, "jan@bu\u0308cher.example": jan, "JAN@xn--bcher-kva.example.": jan} {
+			got, err := st.GetUserByEmail(f.ctx, f.pid, addr)
+			must(t, err, "GetUserByEmail(%q)", addr)
+			wantEqual(t, want, got, "GetUserByEmail(%q)", addr)
+		}
+		other := f.newUser()
+		other.Email = "\u212aim@acme.example"
+		must(t, st.CreateUser(f.ctx, other), "CreateUser with a KELVIN SIGN look-alike of kim")
+		got, err := st.GetUserByEmail(f.ctx, f.pid, "kim@acme.example")
+		must(t, err, "GetUserByEmail(kim)")
+		wantEqual(t, kim, got, "kim after the look-alike was created")
 	})
 
 	t.Run("RecordLogin", func(t *testing.T) {
