@@ -270,6 +270,10 @@ func NewWithStore(st store.Store, opts ...Option) (*App, error) {
 		return nil, fmt.Errorf("public URL %q has no host", o.publicURL)
 	}
 
+	// The store reports rows it reads around (an unreadable stored document) to the server's log.
+	if l, ok := st.(interface{ SetLogger(*slog.Logger) }); ok {
+		l.SetLogger(o.log)
+	}
 	a := &App{log: o.log, store: st, publicURL: o.publicURL, shutdownTimeout: o.shutdownTimeout}
 	a.directory = directory.New(directory.Deps{Store: st, Now: o.now, IDs: idGenerator(o)})
 	// Every new project gets the directory's default roles, in the transaction that creates it.

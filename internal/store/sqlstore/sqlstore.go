@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -31,6 +32,20 @@ type Store struct {
 	reader *sql.DB
 	// tx is set on the Store handed to an InTx function: every method then runs on it.
 	tx *sql.Tx
+	// log receives warnings about rows the store reads around (see store.User.Unreadable);
+	// nil: slog.Default().
+	log *slog.Logger
+}
+
+// SetLogger sets where the store logs what it works around, such as an unreadable stored
+// document. Call it before the store is used.
+func (s *Store) SetLogger(l *slog.Logger) { s.log = l }
+
+func (s *Store) logger() *slog.Logger {
+	if s.log == nil {
+		return slog.Default()
+	}
+	return s.log
 }
 
 var _ store.Store = (*Store)(nil)
