@@ -314,7 +314,8 @@ func NewWithStore(st store.Store, opts ...Option) (*App, error) {
 			}
 		}
 	}
-	hooks := webhook.New(webhook.Deps{Store: st, Sealer: o.sealer, IDs: idGenerator(o), Now: o.now, Rand: o.rand})
+	hooks := webhook.New(webhook.Deps{Store: st, Sealer: o.sealer, IDs: idGenerator(o), Now: o.now, Rand: o.rand,
+		AllowPrivate: o.dev || o.privateWebhooks})
 	a.worker = outbox.NewWorker(outbox.Worker{Store: st, Opener: o.sealer, Senders: senders, KeepPayload: o.dev,
 		Now: o.now, Log: o.log, Webhooks: webhook.NewDispatcher(webhook.Dispatcher{Queue: st, Opener: o.sealer,
 			AllowPrivate: o.dev || o.privateWebhooks, Now: o.now, Log: o.log})})
