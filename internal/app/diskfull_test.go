@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"database/sql"
 	"errors"
 	"fmt"
 	"os"
@@ -114,4 +115,19 @@ func TestDiskFullIsAnnouncedAndRecovered(t *testing.T) {
 	s := w.post("email-otp/send", `{"email":"after@example.com"}`)
 	w.want(s, 200, "")
 	w.want(w.post("email-otp/verify", fmt.Sprintf(`{"state":%q,"otp":%q}`, s.body["state"], w.lastCode("after@example.com"))), 200, "")
+
+	// The failed writes left nothing half-written behind.
+	db, err := sql.Open("sqlite", filepath.Join(dir, "latchkey.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var check string
+	if err := db.QueryRowContext(t.Context(), "PRAGMA integrity_check").Scan(&check); err != nil || check != "ok" {
+		t.Errorf("integrity_check after the disk was full = %q, %v", check, err)
+	}
+	var n int
+	if err := db.QueryRowContext(t.Context(), "SELECT count(*) FROM users WHERE email IN ('again@example.com')").Scan(&n); err != nil || n != 0 {
+		t.Errorf("a refused user creation was stored: %d, %v", n, err)
+	}
 }
