@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -335,4 +336,54 @@ func TestMigrateCommand(t *testing.T) {
 			t.Errorf("migrate printed %q", out)
 		}
 	}
+}
+
+var adminListeningRE = regexp.MustCompile(`msg="latchkey admin listening" addr=(\S+)`)
+
+// TestMetricsOnlyOnTheAdminListener: the binary serves /metrics (and pprof, when asked) on the
+// admin listener and answers 404 for them on the public port; health and readiness are on both.
+func TestMetricsOnlyOnTheAdminListener(t *testing.T) {
+	s := startServer(t, "--data-dir", t.TempDir(), "--pprof")
+	m := adminListeningRE.FindStringSubmatch(s.stderr.String())
+	if m == nil {
+		t.Fatalf("no admin listener logged:\n%s", s.stderr.String())
+	}
+	admin := "http://" + m[1]
+	for _, c := range []struct {
+		url    string
+		status int
+	}{
+		{s.base + "/metrics", 404},
+		{s.base + "/debug/pprof/", 404},
+		{s.base + "/healthz", 200},
+		{s.base + "/readyz", 200},
+		{admin + "/metrics", 200},
+		{admin + "/healthz", 200},
+		{admin + "/readyz", 200},
+		{admin + "/debug/pprof/", 200},
+	} {
+		status, body, err := request(t, http.DefaultClient, "GET", c.url, "", "")
+		if err != nil || status != c.status {
+			t.Errorf("GET %s = %d %v, want %d", c.url, status, err, c.status)
+		}
+		if c.url == admin+"/metrics" && !strings.Contains(body, "latchkey_http_requests_total") {
+			t.Errorf("admin /metrics lacks the HTTP metrics:\n%.300s", body)
+		}
+	}
+	s.stop(syscall.SIGTERM)
+}
+
+// TestDevRefusedOnAPublicAddress: --dev on an address others can reach would show every
+// project's codes at /dev/inbox, so serve refuses it and says how to accept it; with
+// --dev-allow-remote it starts and warns.
+func TestDevRefusedOnAPublicAddress(t *testing.T) {
+	_, stderr, code := runCLI(t, "serve", "--dev", "--addr", "0.0.0.0:0", "--admin-addr", "off", "--data-dir", t.TempDir())
+	if code == 0 || !strings.Contains(stderr, "--dev-allow-remote") {
+		t.Fatalf("--dev on 0.0.0.0: exit %d, stderr:\n%s", code, stderr)
+	}
+	s := launchServer(t, nil, "--dev", "--addr", "0.0.0.0:0", "--dev-allow-remote", "--data-dir", t.TempDir())
+	if !strings.Contains(s.stderr.String(), "level=WARN") || !strings.Contains(s.stderr.String(), "/dev/inbox") {
+		t.Errorf("no warning for --dev-allow-remote:\n%s", s.stderr.String())
+	}
+	s.stop(syscall.SIGTERM)
 }

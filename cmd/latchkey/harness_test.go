@@ -127,7 +127,7 @@ func startServerEnv(t *testing.T, env []string, args ...string) *server {
 func launchServer(t *testing.T, env []string, args ...string) *server {
 	t.Helper()
 	s := &server{t: t, stderr: newLogBuffer(), exited: make(chan struct{})}
-	s.cmd = exec.Command(binary, append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)...)
+	s.cmd = exec.Command(binary, append([]string{"serve", "--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"}, args...)...)
 	s.cmd.Env = append(cleanEnv(), env...)
 	s.cmd.Stderr = s.stderr
 	if err := s.cmd.Start(); err != nil {

@@ -52,7 +52,19 @@ func (c cli) serve(ctx context.Context, args []string) error {
 		return err
 	}
 	defer a.Close()
+	// The admin port after the configuration has proved usable: a refused start (no master
+	// key, say) never holds it.
+	admin, err := app.ListenAdmin(cmd.cfg)
+	if err != nil {
+		return err
+	}
+	if admin != nil {
+		defer admin.Close()
+	}
 	log.Info("starting latchkey", "version", versionString(), "config", *cmd.cfg)
+	for _, w := range cmd.cfg.Warnings() {
+		log.Warn(w)
+	}
 	if tlsConfig != nil {
 		// http.Server serves HTTPS (and HTTP/2, by ALPN) on a TLS listener; requests then carry
 		// r.TLS, which turns on HSTS.
@@ -67,7 +79,7 @@ func (c cli) serve(ctx context.Context, args []string) error {
 	if created {
 		printBootstrap(c.stderr, issued)
 	}
-	return a.Serve(ctx, ln)
+	return a.ServeWithAdmin(ctx, ln, admin)
 }
 
 // logCertificate says which certificate the server presents, and warns when it has expired or

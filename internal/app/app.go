@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"net/netip"
 	"net/url"
 	"time"
@@ -67,6 +68,7 @@ const (
 // App is one Latchkey server: its store, services and HTTP handler.
 type App struct {
 	log             *slog.Logger
+	admin           http.Handler
 	store           store.Store
 	ownsStore       bool
 	projects        *project.Service
@@ -100,6 +102,7 @@ type options struct {
 	keyCacheTTL     time.Duration
 	senders         map[notify.Channel]notify.Sender
 	dev             bool
+	pprof           bool
 	trustedProxies  []netip.Prefix
 	hibpURL         string
 	captchas        map[string]botcheck.Verifier
@@ -141,6 +144,10 @@ func WithSenders(s map[notify.Channel]notify.Sender) Option {
 // WithDev turns on development mode: channels without a sender keep their messages in the
 // outbox, shown at /dev/inbox.
 func WithDev(dev bool) Option { return func(o *options) { o.dev = dev } }
+
+// WithPprof serves Go's net/http/pprof at /debug/pprof/ on the admin handler (never on the
+// public one).
+func WithPprof(on bool) Option { return func(o *options) { o.pprof = on } }
 
 // WithTrustedProxies sets the reverse proxies whose X-Forwarded-For names the client.
 func WithTrustedProxies(p []netip.Prefix) Option { return func(o *options) { o.trustedProxies = p } }
@@ -204,7 +211,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, extra ...Opti
 	}
 	opts := []Option{WithLogger(log), WithPublicURL(cfg.EffectivePublicURL()), WithTrustedProxies(proxies),
 		WithShutdownTimeout(cfg.ShutdownTimeout), WithSealer(keys.Ring), WithKeyCacheTTL(cfg.KeyCacheTTL),
-		WithSenders(senders), WithDev(cfg.Dev), WithHIBP(cfg.HIBPURL), WithPrivateWebhooks(cfg.PrivateWebhooks)}
+		WithSenders(senders), WithDev(cfg.Dev), WithPprof(cfg.Pprof), WithHIBP(cfg.HIBPURL), WithPrivateWebhooks(cfg.PrivateWebhooks)}
 	captchas, err := Captchas(cfg)
 	if err != nil {
 		st.Close()
@@ -275,6 +282,10 @@ func NewWithStore(st store.Store, opts ...Option) (*App, error) {
 		return nil, fmt.Errorf("public URL %q has no host", o.publicURL)
 	}
 
+	// The store reports rows it reads around (an unreadable stored document) to the server's log.
+	if l, ok := st.(interface{ SetLogger(*slog.Logger) }); ok {
+		l.SetLogger(o.log)
+	}
 	a := &App{log: o.log, store: st, publicURL: o.publicURL, shutdownTimeout: o.shutdownTimeout, now: o.now}
 	if a.now == nil {
 		a.now = time.Now
@@ -326,7 +337,8 @@ func NewWithStore(st store.Store, opts ...Option) (*App, error) {
 			}
 		}
 	}
-	hooks := webhook.New(webhook.Deps{Store: st, Sealer: o.sealer, IDs: idGenerator(o), Now: o.now, Rand: o.rand})
+	hooks := webhook.New(webhook.Deps{Store: st, Sealer: o.sealer, IDs: idGenerator(o), Now: o.now, Rand: o.rand,
+		AllowPrivate: o.dev || o.privateWebhooks})
 	a.worker = outbox.NewWorker(outbox.Worker{Store: st, Opener: o.sealer, Senders: senders, KeepPayload: o.dev,
 		Now: o.now, Log: o.log, Webhooks: webhook.NewDispatcher(webhook.Dispatcher{Queue: st, Opener: o.sealer,
 			AllowPrivate: o.dev || o.privateWebhooks, Now: o.now, Log: o.log})})
@@ -393,7 +405,6 @@ func NewWithStore(st store.Store, opts ...Option) (*App, error) {
 	a.router.UseBearer(a.sessions)
 	a.router.Handle("GET /healthz", httpserver.Public, a.healthz)
 	a.router.Handle("GET /readyz", httpserver.Public, a.readyz)
-	a.router.HandleHTTP("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	a.router.Handle("GET /api/v1/openapi.json", httpserver.Public, openAPI)
 	projecthttp.Handler{Projects: a.projects, PublicHost: pub.Hostname()}.Mount(a.router)
 	directoryhttp.Handler{Directory: a.directory}.Mount(a.router)
@@ -419,8 +430,32 @@ func NewWithStore(st store.Store, opts ...Option) (*App, error) {
 		return s.AllowedOrigins, err
 	})
 	a.handler = httpserver.TrustProxies(httpserver.SecureHeaders(httpserver.Wrap(a.router, o.log, metrics), o.publicURL), o.trustedProxies)
+	a.admin = a.adminHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}), o.pprof)
 	return a, nil
 }
+
+// adminHandler serves what operators and their tools read, apart from the public port: metrics
+// (which name every route and its traffic) and, when asked, pprof (whose heap dumps can hold
+// secrets). Health and readiness are here too, for probes that only reach the admin port, and
+// stay on the public port for load balancers.
+func (a *App) adminHandler(metrics http.Handler, pprofOn bool) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", metrics)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) { _ = a.healthz(w, r) })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) { _ = a.readyz(w, r) })
+	if pprofOn {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
+	return mux
+}
+
+// AdminHandler is the admin listener's handler: /metrics, /healthz, /readyz and, with
+// WithPprof, /debug/pprof/.
+func (a *App) AdminHandler() http.Handler { return a.admin }
 
 // Handler is the server's HTTP handler, middleware included.
 func (a *App) Handler() http.Handler { return a.handler }
@@ -474,22 +509,54 @@ func Listen(cfg *config.Config) (net.Listener, error) {
 	return ln, nil
 }
 
+// ListenAdmin listens on cfg.AdminAddr, or returns nil when the admin listener is off. A port
+// of 0 is written back into cfg.AdminAddr, as Listen does.
+func ListenAdmin(cfg *config.Config) (net.Listener, error) {
+	if !cfg.AdminEnabled() {
+		return nil, nil
+	}
+	ln, err := net.Listen("tcp", cfg.AdminAddr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s (admin_addr; off turns the admin listener off): %w", cfg.AdminAddr, err)
+	}
+	if _, port, err := net.SplitHostPort(cfg.AdminAddr); err == nil && port == "0" {
+		cfg.AdminAddr = ln.Addr().String()
+	}
+	return ln, nil
+}
+
 // Serve serves HTTP on ln until ctx is done, then stops accepting connections and lets
 // in-flight requests finish for up to the shutdown timeout. It returns nil after a clean
 // shutdown. It logs the address it listens on ("latchkey listening", addr=...), which is how a
 // caller learns a port picked by the system.
 func (a *App) Serve(ctx context.Context, ln net.Listener) error {
-	srv := &http.Server{
-		Handler:           a.handler,
-		ReadHeaderTimeout: readHeaderTimeout,
-		ReadTimeout:       readTimeout,
-		WriteTimeout:      writeTimeout,
-		IdleTimeout:       idleTimeout,
-		MaxHeaderBytes:    maxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
+	return a.ServeWithAdmin(ctx, ln, nil)
+}
+
+// ServeWithAdmin is Serve that also serves AdminHandler on admin (nil: no admin listener),
+// logging "latchkey admin listening" with its address. Either server failing stops both.
+func (a *App) ServeWithAdmin(ctx context.Context, ln, admin net.Listener) error {
+	newServer := func(h http.Handler) *http.Server {
+		return &http.Server{
+			Handler:           h,
+			ReadHeaderTimeout: readHeaderTimeout,
+			ReadTimeout:       readTimeout,
+			WriteTimeout:      writeTimeout,
+			IdleTimeout:       idleTimeout,
+			MaxHeaderBytes:    maxHeaderBytes,
+			ErrorLog:          slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
+		}
 	}
-	errc := make(chan error, 1)
+	srv := newServer(a.handler)
+	servers := []*http.Server{srv}
+	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
+	if admin != nil {
+		adm := newServer(a.admin)
+		servers = append(servers, adm)
+		go func() { errc <- adm.Serve(admin) }()
+		a.log.InfoContext(ctx, "latchkey admin listening", "addr", admin.Addr().String())
+	}
 	wctx, stopWorker := context.WithCancel(context.WithoutCancel(ctx))
 	workerDone := make(chan struct{})
 	go func() { defer close(workerDone); a.worker.Run(wctx) }()
@@ -497,20 +564,32 @@ func (a *App) Serve(ctx context.Context, ln net.Listener) error {
 	defer func() { stopWorker(); <-workerDone }()
 	a.log.InfoContext(ctx, "latchkey listening", "addr", ln.Addr().String(), "public_url", a.publicURL)
 
+	pending := len(servers)
+	var failed error
 	select {
 	case err := <-errc:
-		return fmt.Errorf("serve: %w", err)
+		pending--
+		failed = fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
+		a.log.Info("shutting down: letting in-flight requests finish", "timeout", a.shutdownTimeout)
 	}
-	a.log.Info("shutting down: letting in-flight requests finish", "timeout", a.shutdownTimeout)
 	sctx, cancel := context.WithTimeout(context.Background(), a.shutdownTimeout)
 	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		srv.Close()
-		return fmt.Errorf("graceful shutdown: %w", err)
+	for _, s := range servers {
+		if err := s.Shutdown(sctx); err != nil {
+			s.Close()
+			if failed == nil {
+				failed = fmt.Errorf("graceful shutdown: %w", err)
+			}
+		}
 	}
-	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("serve: %w", err)
+	for ; pending > 0; pending-- {
+		if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) && failed == nil {
+			failed = fmt.Errorf("serve: %w", err)
+		}
+	}
+	if failed != nil {
+		return failed
 	}
 	a.log.Info("stopped")
 	return nil

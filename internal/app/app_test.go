@@ -56,7 +56,7 @@ func call(t *testing.T, method, url, body string, header map[string]string) (int
 }
 
 func TestOperationalRoutes(t *testing.T) {
-	_, srv := newApp(t, testdb.SQLite(t))
+	a, srv := newApp(t, testdb.SQLite(t))
 
 	if status, body := call(t, "GET", srv.URL+"/healthz", "", nil); status != 200 || strings.TrimSpace(body) != `{"status":"ok"}` {
 		t.Errorf("/healthz: %d %s", status, body)
@@ -68,7 +68,23 @@ func TestOperationalRoutes(t *testing.T) {
 	if status != 200 || !json.Valid([]byte(body)) || !strings.Contains(body, `"openapi"`) {
 		t.Errorf("/api/v1/openapi.json: %d", status)
 	}
-	status, body = call(t, "GET", srv.URL+"/metrics", "", nil)
+	// Metrics and pprof are on the admin listener only; health and readiness are on both.
+	for _, p := range []string{"/metrics", "/debug/pprof/", "/debug/pprof/heap"} {
+		if status, body := call(t, "GET", srv.URL+p, "", nil); status != 404 {
+			t.Errorf("public %s: %d %.100s, want 404", p, status, body)
+		}
+	}
+	admin := httptest.NewServer(a.AdminHandler())
+	t.Cleanup(admin.Close)
+	for _, p := range []string{"/healthz", "/readyz"} {
+		if status, body := call(t, "GET", admin.URL+p, "", nil); status != 200 || strings.TrimSpace(body) != `{"status":"ok"}` {
+			t.Errorf("admin %s: %d %s", p, status, body)
+		}
+	}
+	if status, _ := call(t, "GET", admin.URL+"/debug/pprof/", "", nil); status != 404 {
+		t.Errorf("admin /debug/pprof/ without WithPprof: %d, want 404", status)
+	}
+	status, body = call(t, "GET", admin.URL+"/metrics", "", nil)
 	if status != 200 {
 		t.Fatalf("/metrics: %d", status)
 	}
@@ -239,5 +255,24 @@ func TestNewOpensAndMigratesSQLite(t *testing.T) {
 	}
 	if err := app.Migrate(context.Background(), cfg); err != nil {
 		t.Errorf("Migrate on an up-to-date database: %v", err)
+	}
+}
+
+// TestPprofOnTheAdminListener: with WithPprof the admin listener serves Go's profiles; the
+// public one still does not.
+func TestPprofOnTheAdminListener(t *testing.T) {
+	a, err := app.NewWithStore(testdb.SQLite(t), app.WithPprof(true))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub := httptest.NewServer(a.Handler())
+	t.Cleanup(pub.Close)
+	admin := httptest.NewServer(a.AdminHandler())
+	t.Cleanup(admin.Close)
+	if status, body := call(t, "GET", admin.URL+"/debug/pprof/goroutine?debug=1", "", nil); status != 200 || !strings.Contains(body, "goroutine profile") {
+		t.Errorf("admin pprof: %d %.100s", status, body)
+	}
+	if status, _ := call(t, "GET", pub.URL+"/debug/pprof/goroutine?debug=1", "", nil); status != 404 {
+		t.Errorf("public pprof: %d, want 404", status)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -284,10 +285,21 @@ func TestWebhookDelivery(t *testing.T) {
 }
 
 // TestWebhooksReachOnlyPublicAddresses checks that, by default, a webhook cannot make the
-// server connect to its own network: the loopback receiver is never called.
+// server connect to its own network: a URL naming a non-public address is refused when the
+// webhook is made, and one whose name resolves to loopback is refused when dialled, so the
+// loopback receiver is never called.
 func TestWebhooksReachOnlyPublicAddresses(t *testing.T) {
 	w := newHookWorld(t, testdb.SQLite(t))
-	id, _ := w.hook("/all", `["*"]`)
+	for _, u := range []string{w.rc.srv.URL + "/all", "https://[::ffff:127.0.0.1]/x", "https://[64:ff9b::a9fe:a9fe]/latest",
+		"https://[2002:a9fe:a9fe::1]/x", "https://198.18.0.1/x", "https://10.0.0.1/x"} {
+		got := w.json("POST", "/api/v1/webhooks", `{"url":"`+u+`","events":["*"]}`, 400)
+		if got["error_code"] != "invalid_url" || got["field"] != "url" {
+			t.Errorf("webhook to %s: %v, want 400 invalid_url naming url", u, got)
+		}
+	}
+	_, port, _ := net.SplitHostPort(strings.TrimPrefix(w.rc.srv.URL, "http://"))
+	got := w.json("POST", "/api/v1/webhooks", `{"url":"http://localhost:`+port+`/all","events":["*"]}`, 201)
+	id := got["id"].(string)
 	w.json("DELETE", "/api/v1/users/"+w.user+"/sessions", "", 200)
 	w.run()
 	if n := len(w.rc.requests("/all")); n != 0 {
@@ -406,7 +418,7 @@ func TestWebhookSecretsAreNotInTheDatabaseFile(t *testing.T) {
 	if err := st.Migrate(t.Context()); err != nil {
 		t.Fatal(err)
 	}
-	w := newHookWorld(t, st)
+	w := newHookWorld(t, st, app.WithPrivateWebhooks(true)) // the receiver is on loopback
 	id, first := w.hook("/all", `["*"]`)
 	second, _ := w.json("POST", "/api/v1/webhooks/"+id+"/rotate-secret", "", 200)["secret"].(string)
 	_, third := w.hook("/other", `["mfa.", "session.revoked_all"]`)

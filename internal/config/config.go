@@ -54,6 +54,18 @@ type Config struct {
 	// Dev enables development conveniences: without a configured sender, messages are kept and
 	// shown at /dev/inbox instead of refused. Never for production.
 	Dev bool
+	// DevAllowRemote lets Dev run on an address other than loopback. /dev/inbox shows every
+	// project's codes and links to whoever reaches it, so without this Validate refuses Dev on
+	// any other address.
+	DevAllowRemote bool
+
+	// AdminAddr is the host:port of the admin listener, which serves /metrics, /healthz,
+	// /readyz and (with Pprof) /debug/pprof/; "off" (or empty) serves none of them, and the
+	// public listener never serves /metrics or pprof.
+	AdminAddr string
+	// Pprof serves Go's net/http/pprof on the admin listener, which must then be on loopback:
+	// profiles and heap dumps can hold secrets.
+	Pprof bool
 	// SMTPAddr is the mail server's host:port; empty means no email sender.
 	SMTPAddr     string
 	SMTPTLS      string // starttls (default, required), tls (implicit, port 465) or none (loopback only)
@@ -99,6 +111,7 @@ type Config struct {
 func Default() Config {
 	return Config{
 		Addr:            "127.0.0.1:8080",
+		AdminAddr:       "127.0.0.1:9090",
 		DataDir:         "./latchkey-data",
 		LogLevel:        "info",
 		LogFormat:       "text",
@@ -138,6 +151,12 @@ var settings = []setting{
 		dur: func(c *Config) *time.Duration { return &c.KeyCacheTTL }},
 	{name: "dev", usage: "development mode: keep unsent messages at /dev/inbox (never in production)",
 		b: func(c *Config) *bool { return &c.Dev }},
+	{name: "dev-allow-remote", usage: "allow --dev on an address other than loopback (anyone who reaches /dev/inbox reads every code)",
+		b: func(c *Config) *bool { return &c.DevAllowRemote }},
+	{name: "admin-addr", usage: "`host:port` of the admin listener (/metrics, /healthz, /readyz, pprof), or off",
+		str: func(c *Config) *string { return &c.AdminAddr }},
+	{name: "pprof", usage: "serve Go's pprof at /debug/pprof/ on the admin listener (loopback only)",
+		b: func(c *Config) *bool { return &c.Pprof }},
 	{name: "smtp-addr", usage: "mail server `host:port` (empty: no email sender)", str: func(c *Config) *string { return &c.SMTPAddr }},
 	{name: "smtp-tls", usage: "`mode`: starttls (required), tls (implicit) or none (loopback servers only)",
 		str: func(c *Config) *string { return &c.SMTPTLS }},
@@ -277,6 +296,27 @@ func (c Config) Validate() error {
 		add("addr", "host %q is not a host name or IP address", host)
 	}
 
+	if c.Dev && !c.DevAllowRemote && !IsLoopback(c.Addr) {
+		add("dev", "--dev on %s would show every project's codes and links at /dev/inbox to anyone who reaches it: "+
+			"listen on a loopback address (e.g. --addr 127.0.0.1:8080), or accept that with %s (--dev-allow-remote)",
+			c.Addr, EnvName("dev-allow-remote"))
+	}
+	if c.AdminEnabled() {
+		if host, port, err := net.SplitHostPort(c.AdminAddr); err != nil {
+			add("admin_addr", "%q is not host:port (e.g. 127.0.0.1:9090) or off", c.AdminAddr)
+		} else if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+			add("admin_addr", "port %q is not a number between 0 and 65535", port)
+		} else if strings.ContainsAny(host, " /") {
+			add("admin_addr", "host %q is not a host name or IP address", host)
+		} else if port != "0" && sameListenAddr(c.AdminAddr, c.Addr) {
+			add("admin_addr", "%s is also addr: the admin listener needs a port of its own", c.AdminAddr)
+		} else if c.Pprof && !IsLoopback(c.AdminAddr) {
+			add("pprof", "serves heap and goroutine dumps, which can hold secrets: the admin listener must be on loopback, not %s", c.AdminAddr)
+		}
+	} else if c.Pprof {
+		add("pprof", "needs the admin listener (%s is off)", EnvName("admin-addr"))
+	}
+
 	if _, _, err := c.Database(); err != nil {
 		errs = append(errs, err)
 	}
@@ -360,6 +400,51 @@ func (c Config) Validate() error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// AdminEnabled reports whether the admin listener is on.
+func (c Config) AdminEnabled() bool {
+	a := strings.TrimSpace(c.AdminAddr)
+	return a != "" && !strings.EqualFold(a, "off")
+}
+
+// Warnings are settings that are allowed but weaken the server; serve logs each at start.
+func (c Config) Warnings() []string {
+	var out []string
+	if c.Dev && !IsLoopback(c.Addr) {
+		out = append(out, fmt.Sprintf("--dev on %s (--dev-allow-remote): anyone who reaches /dev/inbox reads every project's codes and links", c.Addr))
+	}
+	if c.AdminEnabled() && !IsLoopback(c.AdminAddr) {
+		out = append(out, fmt.Sprintf("the admin listener (/metrics) is on %s, not loopback: keep it off the public network", c.AdminAddr))
+	}
+	return out
+}
+
+// IsLoopback reports whether the host of addr (host:port) is only reachable from this
+// machine: "localhost" or a loopback IP. An empty host, 0.0.0.0 and :: listen everywhere; a
+// host name other than localhost may resolve to anything, so it does not count.
+func IsLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
+}
+
+// sameListenAddr reports whether two listen addresses would take the same port on the same
+// host; a wildcard host takes the port on every address.
+func sameListenAddr(a, b string) bool {
+	ha, pa, err1 := net.SplitHostPort(a)
+	hb, pb, err2 := net.SplitHostPort(b)
+	if err1 != nil || err2 != nil || pa != pb {
+		return false
+	}
+	wild := func(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" }
+	return ha == hb || wild(ha) || wild(hb)
 }
 
 // Database kinds.
@@ -462,6 +547,9 @@ func (c Config) LogValue() slog.Value {
 		slog.Duration("shutdown_timeout", c.ShutdownTimeout),
 		slog.Duration("key_cache_ttl", c.KeyCacheTTL),
 		slog.Bool("dev", c.Dev),
+		slog.Bool("dev_allow_remote", c.DevAllowRemote),
+		slog.String("admin_addr", c.AdminAddr),
+		slog.Bool("pprof", c.Pprof),
 		slog.String("smtp_addr", c.SMTPAddr),
 		slog.String("smtp_tls", c.SMTPTLS),
 		slog.Bool("smtp_password_set", c.SMTPPassword != ""),

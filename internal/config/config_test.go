@@ -17,6 +17,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -387,5 +388,91 @@ func TestTLSSettings(t *testing.T) {
 		if err != nil && strings.Contains(err.Error(), "PRIVATE KEY") {
 			t.Errorf("%s: error quotes the key: %v", name, err)
 		}
+	}
+}
+
+// TestDevOnlyOnLoopback: /dev/inbox shows every project's codes, so --dev on an address others
+// can reach is refused unless --dev-allow-remote says so, and then it is a logged warning.
+func TestDevOnlyOnLoopback(t *testing.T) {
+	for _, c := range []struct {
+		addr        string
+		allowRemote bool
+		wantErr     bool
+		wantWarning bool
+	}{
+		{"127.0.0.1:8080", false, false, false},
+		{"127.1.2.3:0", false, false, false},
+		{"[::1]:8080", false, false, false},
+		{"localhost:8080", false, false, false},
+		{":8080", false, true, false},
+		{"0.0.0.0:8080", false, true, false},
+		{"[::]:8080", false, true, false},
+		{"192.168.1.10:8080", false, true, false},
+		{"auth.internal:8080", false, true, false},
+		{"0.0.0.0:8080", true, false, true},
+	} {
+		cfg := Load(env(nil))
+		cfg.Addr, cfg.Dev, cfg.DevAllowRemote = c.addr, true, c.allowRemote
+		err := cfg.Validate()
+		if (err != nil) != c.wantErr || (err != nil && !strings.Contains(err.Error(), "dev:")) {
+			t.Errorf("--dev on %s (allow remote %v): Validate = %v, want error %v", c.addr, c.allowRemote, err, c.wantErr)
+		}
+		if err != nil && !strings.Contains(err.Error(), "LATCHKEY_DEV_ALLOW_REMOTE") {
+			t.Errorf("the refusal does not say how to accept it: %v", err)
+		}
+		warned := slices.ContainsFunc(cfg.Warnings(), func(w string) bool { return strings.Contains(w, "/dev/inbox") })
+		if !c.wantErr && warned != c.wantWarning {
+			t.Errorf("--dev on %s (allow remote %v): warnings %q", c.addr, c.allowRemote, cfg.Warnings())
+		}
+	}
+	// Without --dev the address is the operator's business.
+	cfg := Load(env(map[string]string{"LATCHKEY_ADDR": ":8080"}))
+	if err := cfg.Validate(); err != nil {
+		t.Errorf("public address without --dev: %v", err)
+	}
+	cfg = Load(env(map[string]string{"LATCHKEY_ADDR": ":8080", "LATCHKEY_DEV": "true", "LATCHKEY_DEV_ALLOW_REMOTE": "true"}))
+	if err := cfg.Validate(); err != nil || !cfg.DevAllowRemote {
+		t.Errorf("LATCHKEY_DEV_ALLOW_REMOTE: %v (%v)", err, cfg.DevAllowRemote)
+	}
+}
+
+// TestAdminListenerSettings: the admin listener is on loopback by default, can be turned off,
+// needs a port of its own, and pprof needs it on loopback.
+func TestAdminListenerSettings(t *testing.T) {
+	def := Load(env(nil))
+	if def.AdminAddr != "127.0.0.1:9090" || !def.AdminEnabled() || def.Pprof {
+		t.Fatalf("defaults: admin %q enabled %v pprof %v", def.AdminAddr, def.AdminEnabled(), def.Pprof)
+	}
+	for _, c := range []struct {
+		env     map[string]string
+		wantErr string // "" valid
+	}{
+		{map[string]string{"LATCHKEY_ADMIN_ADDR": "off"}, ""},
+		{map[string]string{"LATCHKEY_ADMIN_ADDR": ""}, ""},
+		{map[string]string{"LATCHKEY_ADMIN_ADDR": "127.0.0.1:0", "LATCHKEY_ADDR": "127.0.0.1:0"}, ""},
+		{map[string]string{"LATCHKEY_ADMIN_ADDR": "[::1]:9100", "LATCHKEY_PPROF": "true"}, ""},
+		{map[string]string{"LATCHKEY_ADMIN_ADDR": "0.0.0.0:9090"}, ""},
+		{map[string]string{"LATCHKEY_ADMIN_ADDR": "nonsense"}, "admin_addr:"},
+		{map[string]string{"LATCHKEY_ADMIN_ADDR": "127.0.0.1:99999"}, "admin_addr:"},
+		{map[string]string{"LATCHKEY_ADMIN_ADDR": "127.0.0.1:8080"}, "admin_addr:"},
+		{map[string]string{"LATCHKEY_ADMIN_ADDR": ":8080"}, "admin_addr:"},
+		{map[string]string{"LATCHKEY_ADMIN_ADDR": "0.0.0.0:9090", "LATCHKEY_PPROF": "true"}, "pprof:"},
+		{map[string]string{"LATCHKEY_ADMIN_ADDR": "off", "LATCHKEY_PPROF": "true"}, "pprof:"},
+	} {
+		cfg := Load(env(c.env))
+		err := cfg.Validate()
+		if c.wantErr == "" && err != nil || c.wantErr != "" && (err == nil || !strings.Contains(err.Error(), c.wantErr)) {
+			t.Errorf("%v: Validate = %v, want %q", c.env, err, c.wantErr)
+		}
+	}
+	remote := Load(env(map[string]string{"LATCHKEY_ADMIN_ADDR": "0.0.0.0:9090"}))
+	if !slices.ContainsFunc(remote.Warnings(), func(w string) bool { return strings.Contains(w, "admin listener") }) {
+		t.Errorf("no warning for an admin listener on 0.0.0.0: %q", remote.Warnings())
+	}
+	fs := flag.NewFlagSet("test", flag.ContinueOnError)
+	cfg := Load(env(nil))
+	cfg.RegisterFlags(fs)
+	if err := fs.Parse([]string{"--admin-addr", "127.0.0.1:9191", "--pprof"}); err != nil || cfg.AdminAddr != "127.0.0.1:9191" || !cfg.Pprof {
+		t.Fatalf("flags: %v %+v", err, cfg)
 	}
 }

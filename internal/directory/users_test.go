@@ -34,6 +34,14 @@ func TestCreateUserValidation(t *testing.T) {
 			{"raw attributes not an object", directory.UserInput{Email: ptr("a@example.com"), RawAttributes: json.RawMessage(`[1]`)}, "invalid_request", "raw_attributes"},
 			{"raw attributes too large", directory.UserInput{Email: ptr("a@example.com"),
 				RawAttributes: json.RawMessage(`{"k":"` + strings.Repeat("x", 16<<10) + `"}`)}, "invalid_request", "raw_attributes"},
+			// Stored, these would fail every later read of the user (the store decodes numbers as
+			// float64), so they are refused here too, not only by the HTTP layer.
+			{"raw attributes number beyond float64", directory.UserInput{Email: ptr("a@example.com"),
+				RawAttributes: json.RawMessage(`{"n":1e999999}`)}, "invalid_request", "raw_attributes.n"},
+			{"raw attributes nested number beyond float64", directory.UserInput{Email: ptr("a@example.com"),
+				RawAttributes: json.RawMessage(`{"l":[1,{"m":-1e400}]}`)}, "invalid_request", "raw_attributes.l[1].m"},
+			{"raw attributes too deep", directory.UserInput{Email: ptr("a@example.com"),
+				RawAttributes: json.RawMessage(strings.Repeat(`{"a":`, 33) + `1` + strings.Repeat(`}`, 33))}, "invalid_request", "raw_attributes" + strings.Repeat(".a", 32)},
 		}
 		for _, c := range cases {
 			t.Run(c.name, func(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/mail"
 	"regexp"
+	"strconv"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -315,8 +316,15 @@ func cleanGroups(in []string) ([]string, error) {
 	return out, nil
 }
 
+// maxRawAttributesDepth bounds how deeply raw_attributes may nest (the object itself is level
+// 1), the same bound the HTTP layer puts on a whole body.
+const maxRawAttributesDepth = 32
+
 // parseRawAttributes checks that raw is a JSON object of at most 16 KiB (compacted) and
-// decodes it keeping numbers exact (json.Number), so that large integers survive.
+// decodes it keeping numbers exact (json.Number), so that large integers survive. It also
+// decodes it the way the store reads it back (numbers as float64), and refuses what that read
+// could not return: a number beyond float64 (1e999999) would otherwise be stored and then fail
+// every read of the user.
 func parseRawAttributes(raw json.RawMessage) (map[string]any, error) {
 	const field = "raw_attributes"
 	var compact bytes.Buffer
@@ -335,7 +343,40 @@ func parseRawAttributes(raw json.RawMessage) (map[string]any, error) {
 	if err := dec.Decode(&m); err != nil || m == nil {
 		return nil, failure.InvalidField("invalid_request", field, "must be a JSON object")
 	}
+	if err := checkDocument(field, m, 1); err != nil {
+		return nil, err
+	}
 	return m, nil
+}
+
+// checkDocument walks a decoded document and refuses numbers that do not fit a float64 and
+// nesting deeper than maxRawAttributesDepth, naming the path of the offending value.
+func checkDocument(path string, v any, depth int) error {
+	switch v := v.(type) {
+	case map[string]any:
+		if depth > maxRawAttributesDepth {
+			return failure.InvalidField("invalid_request", path, fmt.Sprintf("is nested more than %d levels deep", maxRawAttributesDepth))
+		}
+		for k, e := range v {
+			if err := checkDocument(path+"."+k, e, depth+1); err != nil {
+				return err
+			}
+		}
+	case []any:
+		if depth > maxRawAttributesDepth {
+			return failure.InvalidField("invalid_request", path, fmt.Sprintf("is nested more than %d levels deep", maxRawAttributesDepth))
+		}
+		for i, e := range v {
+			if err := checkDocument(fmt.Sprintf("%s[%d]", path, i), e, depth+1); err != nil {
+				return err
+			}
+		}
+	case json.Number:
+		if _, err := strconv.ParseFloat(v.String(), 64); err != nil {
+			return failure.InvalidField("invalid_request", path, "is a number too large to store (it must fit a 64-bit float)")
+		}
+	}
+	return nil
 }
 
 // dedupeIDs returns ids without duplicates, in first-seen order.

@@ -32,8 +32,8 @@ type Error struct {
 	Code        string
 	Description string
 	Field       string
-	// RetryAfter, for a TooMany failure, says when the caller may try again (the Retry-After
-	// header); zero for no advice.
+	// RetryAfter, for a TooMany or Unavailable failure, says when the caller may try again
+	// (the Retry-After header); zero for no advice.
 	RetryAfter time.Duration
 	Err        error // the cause, for logs; never shown to the caller
 }
@@ -76,4 +76,18 @@ func As(err error) (*Error, bool) {
 func IsKind(err error, kind Kind) bool {
 	fe, ok := As(err)
 	return ok && fe.Kind == kind
+}
+
+// StorageRetryAfter is how long a client is told to wait after StorageUnavailable: long
+// enough for an operator's alert to fire, short enough that a client retries soon after space
+// is freed.
+const StorageRetryAfter = 30 * time.Second
+
+// StorageUnavailable is the failure of a database that cannot take a write for lack of
+// resources (a full disk, PostgreSQL's insufficient_resources class): 503 storage_unavailable
+// with Retry-After. Nothing of the request was stored. cause is kept for the log.
+func StorageUnavailable(cause error) *Error {
+	return &Error{Kind: Unavailable, Code: "storage_unavailable",
+		Description: "the database cannot store anything right now; nothing was changed, try again later",
+		RetryAfter:  StorageRetryAfter, Err: cause}
 }

@@ -70,11 +70,12 @@ func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	WriteJSON(w, body.Status, body)
 }
 
-// setRetryAfter tells a throttled client when to come back (RFC 9110 §10.2.3), in whole
-// seconds rounded up, so that a client that waits exactly that long is not refused again.
+// setRetryAfter tells a throttled client, or one refused while the server cannot store
+// anything, when to come back (RFC 9110 §10.2.3), in whole seconds rounded up, so that a
+// client that waits exactly that long is not refused again.
 func setRetryAfter(w http.ResponseWriter, err error) {
 	fe, ok := failure.As(err)
-	if !ok || fe.Kind != failure.TooMany || fe.RetryAfter <= 0 {
+	if !ok || (fe.Kind != failure.TooMany && fe.Kind != failure.Unavailable) || fe.RetryAfter <= 0 {
 		return
 	}
 	secs := (fe.RetryAfter + time.Second - 1) / time.Second

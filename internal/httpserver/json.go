@@ -1,6 +1,7 @@
 package httpserver
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"io"
@@ -26,9 +27,22 @@ func WriteJSON(w http.ResponseWriter, status int, v any) {
 // DecodeJSON reads a JSON body of at most MaxBodyBytes into v. Unknown fields are ignored; a
 // body that is too large, malformed, or has a value of the wrong type is refused with an error
 // that names the problem and, where it can, the field.
+//
+// Before anything is decoded the body must pass CheckJSON: encoding/json lets the last of two
+// equal keys win and matches keys to fields case-insensitively, so {"email":"a","EMAIL":"b"}
+// would mean whatever the decoder's order says, and a number such as 1e999999 or a document
+// nested a thousand levels deep would be stored and then fail every read.
 func DecodeJSON(w http.ResponseWriter, r *http.Request, v any) error {
-	body := http.MaxBytesReader(w, r.Body, MaxBodyBytes)
-	dec := json.NewDecoder(body)
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxBodyBytes))
+	if err != nil {
+		return jsonError(err)
+	}
+	// The shape goes first, so that its errors name values the same way on every route
+	// whatever v is; a body it cannot walk is left to the decoder to describe.
+	if err := CheckJSON(body); err != nil && !errors.Is(err, errMalformed) {
+		return err
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	if err := dec.Decode(v); err != nil {
 		return jsonError(err)
 	}

@@ -127,6 +127,11 @@ type User struct {
 	CreatedAt      time.Time
 	UpdatedAt      time.Time
 	LastLoginAt    *time.Time
+	// Unreadable names the stored documents ("groups", "raw_attributes") that could not be
+	// decoded, such as a number written before writes were checked that no float64 holds. They
+	// read as empty, so that one bad row breaks neither its reads nor a listing, and the next
+	// update replaces them. Set by reads only.
+	Unreadable []string
 }
 
 // UserFilter narrows a user listing. Empty fields do not filter.

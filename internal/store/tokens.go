@@ -145,7 +145,8 @@ type AuditEvents interface {
 	// every enabled webhook of the project whose Events match its type (see EventPatterns).
 	// ErrNotFound if the project does not exist.
 	AddAuditEvent(ctx context.Context, e AuditEvent) error
-	// ListAuditEvents returns events newest first: at most limit rows whose id is less than
-	// before ("" for the newest).
+	// ListAuditEvents returns events newest first, by (created_at, id) descending: at most
+	// limit rows (zero or less: all) that come after the event with id before in that order
+	// ("" for the newest; an id that is no event of the project gives none).
 	ListAuditEvents(ctx context.Context, projectID string, f AuditFilter, limit int, before string) ([]AuditEvent, error)
 }

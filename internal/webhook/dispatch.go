@@ -196,15 +196,6 @@ func newClient(allowPrivate bool) *http.Client {
 	}
 }
 
-// cgnat is the shared address space of RFC 6598, internal to carriers and clouds.
-var cgnat = netip.MustParsePrefix("100.64.0.0/10")
-
-// public reports whether a is a globally routable unicast address.
-func public(a netip.Addr) bool {
-	a = a.Unmap()
-	return a.IsGlobalUnicast() && !a.IsPrivate() && !cgnat.Contains(a)
-}
-
 func clip(s string, n int) string {
 	if len(s) <= n {
 		return s

@@ -40,6 +40,9 @@ type Deps struct {
 	IDs    *ident.Generator
 	Now    func() time.Time
 	Rand   io.Reader
+	// AllowPrivate lets a webhook's URL name a loopback or private address, as the
+	// dispatcher's AllowPrivate lets it connect to one.
+	AllowPrivate bool
 }
 
 // Service manages webhooks.
@@ -86,7 +89,7 @@ func (s *Service) Create(ctx context.Context, projectID string, in Input) (WithS
 	}
 	now := s.clock()
 	w := store.Webhook{ID: s.d.IDs.New(), ProjectID: projectID, Enabled: true, CreatedAt: now, UpdatedAt: now}
-	if err := apply(&w, in); err != nil {
+	if err := apply(&w, in, s.d.AllowPrivate); err != nil {
 		return WithSecret{}, err
 	}
 	secret, err := s.newSecret(&w)
@@ -141,7 +144,7 @@ func (s *Service) Update(ctx context.Context, projectID, id string, in Input) (s
 	if err != nil {
 		return store.Webhook{}, err
 	}
-	if err := apply(&w, in); err != nil {
+	if err := apply(&w, in, s.d.AllowPrivate); err != nil {
 		return store.Webhook{}, err
 	}
 	w.UpdatedAt = s.clock()
@@ -239,10 +242,13 @@ func notFound() error {
 }
 
 // apply checks in's fields and sets them on w.
-func apply(w *store.Webhook, in Input) error {
+func apply(w *store.Webhook, in Input, allowPrivate bool) error {
 	if in.URL != nil {
 		u, err := CheckURL(*in.URL)
 		if err != nil {
+			return err
+		}
+		if err := checkHost(u, allowPrivate); err != nil {
 			return err
 		}
 		w.URL = u

@@ -252,6 +252,12 @@ func readResponse(w http.ResponseWriter, r *http.Request) (string, []byte, error
 	if err != nil {
 		return "", nil, failure.New(failure.Invalid, "invalid_request", "could not read the request body")
 	}
+	// The same rule as every other body: no key twice, case-insensitively, at any level.
+	if err := httpserver.CheckJSON(body); err != nil {
+		if fe, ok := failure.As(err); ok && fe.Field != "" {
+			return "", nil, err
+		}
+	}
 	var envelope struct {
 		AuthCode  string          `json:"auth_code"`
 		PublicKey json.RawMessage `json:"publicKey"`

@@ -148,6 +148,27 @@ func (d dialect) isForeignKeyViolation(err error) bool {
 	return false
 }
 
+// isStorageFull reports whether err says the database cannot store more: SQLite's
+// SQLITE_FULL ("database or disk is full") or an I/O error (SQLITE_IOERR and its extended
+// codes, which a failing or full disk gives too), or PostgreSQL's class 53, insufficient
+// resources (disk_full 53100, out_of_memory, too_many_connections, ...).
+func (d dialect) isStorageFull(err error) bool {
+	switch d {
+	case dialectSQLite:
+		var se *sqlite.Error
+		if errors.As(err, &se) {
+			primary := se.Code() & 0xff
+			return primary == sqlite3.SQLITE_FULL || primary == sqlite3.SQLITE_IOERR
+		}
+	case dialectPostgres:
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) {
+			return strings.HasPrefix(pe.Code, "53")
+		}
+	}
+	return false
+}
+
 // createMigrationsTable is the DDL of the table that records applied migrations. It lives in
 // code, not in a migration, because Migrate needs it before it can run the first migration.
 func (d dialect) createMigrationsTable() string {

@@ -5,15 +5,18 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/latchkey-dev/latchkey/internal/failure"
 	"github.com/latchkey-dev/latchkey/internal/store"
 )
 
@@ -31,6 +34,24 @@ type Store struct {
 	reader *sql.DB
 	// tx is set on the Store handed to an InTx function: every method then runs on it.
 	tx *sql.Tx
+	// full is set when a write failed for lack of space or resources, and cleared when one
+	// succeeds again; while it is set, Ping probes with a write. Shared with the Stores of
+	// transactions.
+	full *atomic.Bool
+	// log receives warnings about rows the store reads around (see store.User.Unreadable);
+	// nil: slog.Default().
+	log *slog.Logger
+}
+
+// SetLogger sets where the store logs what it works around, such as an unreadable stored
+// document. Call it before the store is used.
+func (s *Store) SetLogger(l *slog.Logger) { s.log = l }
+
+func (s *Store) logger() *slog.Logger {
+	if s.log == nil {
+		return slog.Default()
+	}
+	return s.log
 }
 
 var _ store.Store = (*Store)(nil)
@@ -96,7 +117,7 @@ func OpenSQLite(ctx context.Context, path string) (*Store, error) {
 		writer.Close()
 		return nil, fmt.Errorf("open sqlite reader: %w", err)
 	}
-	return &Store{d: dialectSQLite, writer: writer, reader: reader}, nil
+	return &Store{d: dialectSQLite, writer: writer, reader: reader, full: new(atomic.Bool)}, nil
 }
 
 // OpenPostgres connects to the PostgreSQL database at url (a postgres:// URL or a key=value
@@ -115,7 +136,7 @@ func OpenPostgres(ctx context.Context, url string) (*Store, error) {
 		db.Close()
 		return nil, fmt.Errorf("open postgres: %w", err)
 	}
-	return &Store{d: dialectPostgres, writer: db, reader: db}, nil
+	return &Store{d: dialectPostgres, writer: db, reader: db, full: new(atomic.Bool)}, nil
 }
 
 // Dialect names the database: "sqlite" or "postgres".
@@ -133,8 +154,19 @@ func (s *Store) Collectors() []prometheus.Collector {
 	return []prometheus.Collector{collectors.NewDBStatsCollector(s.writer, "latchkey")}
 }
 
-// Ping reports whether the database answers.
+// Ping reports whether the database answers and, after a write failed for lack of space or
+// resources, whether a write succeeds again: only then does it write (a probe row in
+// spent_challenges that the sweeper removes), so that a healthy server's readiness checks
+// never write.
 func (s *Store) Ping(ctx context.Context) error {
+	if s.tx == nil && s.full.Load() {
+		_, err := s.exec(ctx, `INSERT INTO spent_challenges (challenge_key, expires_at) VALUES ('latchkey:write-probe', 0)
+			ON CONFLICT (challenge_key) DO UPDATE SET expires_at = 1 - spent_challenges.expires_at`)
+		if err != nil {
+			return fmt.Errorf("ping: write probe: %w", s.storage(err))
+		}
+		return nil
+	}
 	if s.tx != nil {
 		var one int
 		if err := s.tx.QueryRowContext(ctx, "SELECT 1").Scan(&one); err != nil {
@@ -190,7 +222,7 @@ func (s *Store) atomic(ctx context.Context, fn func(tx *Store) error) error {
 	}
 	tx, err := s.writer.BeginTx(ctx, nil)
 	if err != nil {
-		return fmt.Errorf("begin transaction: %w", err)
+		return fmt.Errorf("begin transaction: %w", s.storage(err))
 	}
 	bound := *s
 	bound.tx = tx
@@ -205,8 +237,9 @@ func (s *Store) atomic(ctx context.Context, fn func(tx *Store) error) error {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit transaction: %w", err)
+		return fmt.Errorf("commit transaction: %w", s.storage(err))
 	}
+	s.wrote()
 	return nil
 }
 
@@ -271,7 +304,35 @@ func (s *Store) readDB() querier {
 
 // exec runs a write statement.
 func (s *Store) exec(ctx context.Context, q string, args ...any) (sql.Result, error) {
-	return s.writeDB().ExecContext(ctx, s.d.rebind(q), args...)
+	res, err := s.writeDB().ExecContext(ctx, s.d.rebind(q), args...)
+	if err != nil {
+		return nil, s.storage(err)
+	}
+	if s.tx == nil { // in a transaction, only the commit says the write is stored
+		s.wrote()
+	}
+	return res, nil
+}
+
+// storage turns an error that says the database cannot store more into
+// failure.StorageUnavailable (503 storage_unavailable with Retry-After), and remembers that
+// writes fail until one succeeds; other errors pass through.
+func (s *Store) storage(err error) error {
+	if err == nil || !s.d.isStorageFull(err) {
+		return err
+	}
+	if _, done := failure.As(err); done {
+		return err
+	}
+	s.full.Store(true)
+	return failure.StorageUnavailable(err)
+}
+
+// wrote notes that a write succeeded: the database has room again.
+func (s *Store) wrote() {
+	if s.full.Load() {
+		s.full.Store(false)
+	}
 }
 
 // execAffected runs a write statement and returns how many rows it changed.
@@ -312,6 +373,7 @@ func (s *Store) wrap(err error, format string, args ...any) error {
 		return nil
 	}
 	op := fmt.Sprintf(format, args...)
+	err = s.storage(err)
 	switch {
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrConflict):
 		return fmt.Errorf("%s: %w", op, err)

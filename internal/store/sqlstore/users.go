@@ -37,10 +37,10 @@ func scanUser(sc scanner) (store.User, error) {
 	u.Phone = phone.String
 	var err error
 	if u.Groups, err = stringsFromJSON(groups); err != nil {
-		return store.User{}, err
+		u.Groups, u.Unreadable = []string{}, append(u.Unreadable, "groups")
 	}
 	if u.RawAttributes, err = objectFromJSON(attrs); err != nil {
-		return store.User{}, err
+		u.RawAttributes, u.Unreadable = map[string]any{}, append(u.Unreadable, "raw_attributes")
 	}
 	u.CreatedAt = fromMicros(created)
 	u.UpdatedAt = fromMicros(updated)
@@ -73,6 +73,7 @@ func (s *Store) GetUser(ctx context.Context, projectID, id string) (store.User, 
 	if err != nil {
 		return store.User{}, s.wrap(err, "get user %s", id)
 	}
+	s.noteUnreadable(ctx, u)
 	return u, nil
 }
 
@@ -87,6 +88,7 @@ func (s *Store) GetUserByEmail(ctx context.Context, projectID, email string) (st
 		// The email is personal data: it stays out of the error, which may be logged.
 		return store.User{}, s.wrap(err, "get user by email")
 	}
+	s.noteUnreadable(ctx, u)
 	return u, nil
 }
 
@@ -108,7 +110,21 @@ func (s *Store) ListUsers(ctx context.Context, projectID string, f store.UserFil
 		return nil, s.wrap(err, "list users of project %s", projectID)
 	}
 	out, err := collect(rows, scanUser)
+	for _, u := range out {
+		s.noteUnreadable(ctx, u)
+	}
 	return out, s.wrap(err, "list users of project %s", projectID)
+}
+
+// noteUnreadable logs a user whose stored documents could not be decoded: the read goes on
+// with them empty, and an operator should know which row to look at. Ids only; the documents
+// may hold personal data.
+func (s *Store) noteUnreadable(ctx context.Context, u store.User) {
+	if len(u.Unreadable) == 0 {
+		return
+	}
+	s.logger().WarnContext(ctx, "stored user document cannot be decoded; it reads as empty until the user is updated",
+		"project_id", u.ProjectID, "user_id", u.ID, "fields", u.Unreadable)
 }
 
 // UpdateUser replaces every field of the user but ID, ProjectID and CreatedAt.

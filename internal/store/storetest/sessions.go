@@ -2,10 +2,12 @@ package storetest
 
 import (
 	"bytes"
+	"crypto/rand"
 	"errors"
 	"testing"
 	"time"
 
+	"github.com/latchkey-dev/latchkey/internal/ident"
 	"github.com/latchkey-dev/latchkey/internal/store"
 )
 
@@ -324,5 +326,52 @@ func testAuditEvents(t *testing.T, newStore func(t *testing.T) store.Store) {
 		got, err = st.ListAuditEvents(f.ctx, f.pid, store.AuditFilter{UserID: "u1"}, 10, all[4].ID)
 		must(t, err, "ListAuditEvents by user before the 5th")
 		wantRecords(t, []store.AuditEvent{all[2], all[0]}, got, "ListAuditEvents(user u1, before the 5th)")
+	})
+
+	// Ids are a second's time and random bytes, so events written within one second have ids
+	// in random order: newest first must follow created_at, with the id only breaking ties,
+	// and so must the pages a cursor (an event id) continues.
+	t.Run("NewestFirstWithinOneSecond", func(t *testing.T) {
+		t.Parallel()
+		f := inNewProject(t, st)
+		second := at(0).Truncate(time.Second)
+		gen := &ident.Generator{Now: func() time.Time { return second }, Rand: rand.Reader}
+		const n = 40
+		var newestFirst []store.AuditEvent
+		for i := range n {
+			e := store.AuditEvent{ID: gen.New(), ProjectID: f.pid, Type: "user.updated", UserID: "u1",
+				Detail: map[string]any{}, CreatedAt: second.Add(time.Duration(i) * time.Microsecond)}
+			if i == n-1 { // a tie in created_at: the larger id counts as newer
+				e.CreatedAt = newestFirst[0].CreatedAt
+			}
+			must(t, st.AddAuditEvent(f.ctx, e), "AddAuditEvent")
+			newestFirst = append([]store.AuditEvent{e}, newestFirst...)
+		}
+		if a, b := newestFirst[0], newestFirst[1]; a.ID < b.ID {
+			newestFirst[0], newestFirst[1] = b, a
+		}
+		for _, filter := range []store.AuditFilter{{}, {UserID: "u1"}, {Type: "user.updated"}} {
+			got, err := st.ListAuditEvents(f.ctx, f.pid, filter, 0, "")
+			must(t, err, "ListAuditEvents")
+			wantRecords(t, newestFirst, got, "ListAuditEvents(%+v) of %d events in one second", filter, n)
+
+			var paged []store.AuditEvent
+			before := ""
+			for range n {
+				page, err := st.ListAuditEvents(f.ctx, f.pid, filter, 7, before)
+				must(t, err, "ListAuditEvents page")
+				if len(page) == 0 {
+					break
+				}
+				paged = append(paged, page...)
+				before = page[len(page)-1].ID
+			}
+			wantRecords(t, newestFirst, paged, "pages of 7 of ListAuditEvents(%+v)", filter)
+		}
+		got, err := st.ListAuditEvents(f.ctx, f.pid, store.AuditFilter{}, 10, newID())
+		must(t, err, "ListAuditEvents before an unknown id")
+		if len(got) != 0 {
+			t.Errorf("ListAuditEvents before an id that is no event = %d events, want none", len(got))
+		}
 	})
 }

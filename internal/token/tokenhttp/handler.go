@@ -66,8 +66,16 @@ func (h Handler) jwks(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	// Clients may cache the set as long as instances cache keys: a rotated-in key waits longer
-	// than both before it signs.
-	w.Header().Set("Cache-Control", fmt.Sprintf("public, max-age=%d", int(h.Keys.CacheTTL().Seconds())))
+	// than both before it signs. The set depends on the x-client-id header when the query does
+	// not name the client, and every project shares the URL then: such an answer is the
+	// client's own (private), since many shared caches ignore Vary, and every answer says it
+	// varies with the header.
+	scope := "public"
+	if r.URL.Query().Get("client_id") == "" {
+		scope = "private"
+	}
+	w.Header().Add("Vary", "X-Client-Id")
+	w.Header().Set("Cache-Control", fmt.Sprintf("%s, max-age=%d", scope, int(h.Keys.CacheTTL().Seconds())))
 	w.Header().Set("Content-Type", "application/jwk-set+json")
 	_, _ = w.Write(body)
 	return nil
