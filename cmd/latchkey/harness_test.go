@@ -116,7 +116,14 @@ func startServer(t *testing.T, args ...string) *server {
 // startServerEnv is startServer with extra environment variables (KEY=value) for the process.
 func startServerEnv(t *testing.T, env []string, args ...string) *server {
 	t.Helper()
-	s := launchServer(t, env, args...)
+	return startServerIn(t, "", env, args...)
+}
+
+// startServerIn is startServerEnv with the process's working directory set to dir ("" for
+// the test's own).
+func startServerIn(t *testing.T, dir string, env []string, args ...string) *server {
+	t.Helper()
+	s := launchServerIn(t, dir, env, args...)
 	s.base = "http://" + s.addr()
 	s.waitHealthy(http.DefaultClient)
 	return s
@@ -126,10 +133,15 @@ func startServerEnv(t *testing.T, env []string, args ...string) *server {
 // listens on; the process is killed when the test ends if it still runs.
 func launchServer(t *testing.T, env []string, args ...string) *server {
 	t.Helper()
+	return launchServerIn(t, "", env, args...)
+}
+
+// launchServerIn is launchServer with the process's working directory set to dir.
+func launchServerIn(t *testing.T, dir string, env []string, args ...string) *server {
+	t.Helper()
 	s := &server{t: t, stderr: newLogBuffer(), exited: make(chan struct{})}
 	s.cmd = exec.Command(binary, append([]string{"serve", "--addr", "127.0.0.1:0", "--admin-addr", "127.0.0.1:0"}, args...)...)
-	s.cmd.Env = append(cleanEnv(), env...)
-	s.cmd.Stderr = s.stderr
+	s.cmd.Dir, s.cmd.Env, s.cmd.Stderr = dir, append(cleanEnv(), env...), s.stderr
 	if err := s.cmd.Start(); err != nil {
 		t.Fatalf("start latchkey serve: %v", err)
 	}

@@ -127,39 +127,3 @@ func generateKey(t *testing.T) string {
 	}
 	return secretbox.EncodeKey(k)
 }
-
-// startServerIn is startServerEnv with the process's working directory set to dir.
-func startServerIn(t *testing.T, dir string, env []string, args ...string) *server {
-	t.Helper()
-	s := &server{t: t, stderr: newLogBuffer(), exited: make(chan struct{})}
-	s.cmd = exec.Command(binary, append([]string{"serve", "--addr", "127.0.0.1:0"}, args...)...)
-	s.cmd.Dir, s.cmd.Env, s.cmd.Stderr = dir, append(cleanEnv(), env...), s.stderr
-	if err := s.cmd.Start(); err != nil {
-		t.Fatalf("start latchkey serve: %v", err)
-	}
-	go func() {
-		s.err = s.cmd.Wait()
-		close(s.exited)
-	}()
-	t.Cleanup(func() {
-		select {
-		case <-s.exited:
-		default:
-			_ = s.cmd.Process.Kill()
-			<-s.exited
-		}
-		if t.Failed() {
-			t.Logf("latchkey serve stderr:\n%s", s.stderr.String())
-		}
-	})
-	select {
-	case <-s.stderr.listening:
-	case <-s.exited:
-		t.Fatalf("latchkey serve exited before listening (%v):\n%s", s.err, s.stderr.String())
-	case <-time.After(time.Minute):
-		t.Fatalf("latchkey serve did not listen within a minute:\n%s", s.stderr.String())
-	}
-	s.base = "http://" + s.addr()
-	s.waitHealthy(http.DefaultClient)
-	return s
-}
