@@ -155,7 +155,7 @@ func TestPasskeyInChromium(t *testing.T) {
 	if !pks[0].UserVerified || pks[0].LastUsedAt != nil {
 		t.Errorf("new passkey: user verified %v, last used %v; want verified and never used", pks[0].UserVerified, pks[0].LastUsedAt)
 	}
-	creds, err := chromedp.Call(tab, webauthn.GetCredentials, webauthn.GetCredentialsParams{AuthenticatorID: auth.AuthenticatorID})
+	creds, err := chromedp.Call(tab, webauthn.GetCredentials, webauthn.GetCredentialsParams(auth))
 	if err != nil {
 		b.fatalf("WebAuthn.getCredentials: %v", err)
 	}

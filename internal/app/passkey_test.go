@@ -80,8 +80,13 @@ func newCredential() virtualwebauthn.Credential {
 		if err != nil {
 			panic(err)
 		}
-		pub := k.(*ecdsa.PrivateKey).PublicKey
-		if len(pub.X.Bytes()) == 32 && len(pub.Y.Bytes()) == 32 {
+		// Uncompressed SEC 1: 0x04, then X and Y as 32 bytes each; a zero first byte is the
+		// leading zero the library drops.
+		pub, err := k.(*ecdsa.PrivateKey).PublicKey.Bytes()
+		if err != nil {
+			panic(err)
+		}
+		if pub[1] != 0 && pub[33] != 0 {
 			return cred
 		}
 	}

@@ -497,7 +497,7 @@ func newTwilioFake(t *testing.T, sid, tok string) *twilioFake {
 			return
 		}
 		if !ok || user != sid || pass != tok {
-			http.Error(w, `{"code":20003,"message":"Authenticate"}`, 401)
+			http.Error(w, `{"code":20003,"message":"Authenticate"}`, http.StatusUnauthorized)
 			return
 		}
 		if ct := r.Header.Get("Content-Type"); !strings.HasPrefix(ct, "application/x-www-form-urlencoded") {

@@ -271,12 +271,12 @@ func (s *Service) loginLog(r Request, now time.Time) store.LoginLog {
 		device = "Mobile"
 	case ua.IsTV():
 		device = "TV"
-	case r.Meta.UserAgent == "" || ua.GetOS() == "":
+	case r.Meta.UserAgent == "" || ua.OS() == "":
 		device = ""
 	}
 	return store.LoginLog{
 		ID: s.ids.New(), ProjectID: r.Project.ID, UserID: r.UserID,
 		IPAddress: r.Meta.IPAddress, UserAgent: r.Meta.UserAgent, ConnectionType: r.ConnectionType,
-		OS: ua.GetOS(), Device: device, Browser: ua.GetBrowser(), CreatedAt: now,
+		OS: string(ua.OS()), Device: device, Browser: string(ua.Browser()), CreatedAt: now,
 	}
 }

@@ -145,10 +145,3 @@ func IdentifierKey(identifier string) string {
 	}
 	return store.EmailKey(identifier)
 }
-
-func identifierKeyOf(u store.User) string {
-	if u.Email != "" {
-		return store.EmailKey(u.Email)
-	}
-	return u.Phone
-}
