@@ -11,8 +11,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/latchkey-dev/latchkey/internal/audit"
 	"github.com/latchkey-dev/latchkey/internal/project"
-	"github.com/latchkey-dev/latchkey/internal/token"
 )
 
 const projectUsage = `Usage:
@@ -254,10 +254,10 @@ func writeJSON(w io.Writer, v any) error {
 
 // operator is the actor of the changes a command makes, for their audit events: the CLI, named
 // by the OS user running it ("" when the system cannot say).
-func operator() token.Actor {
+func operator() audit.Actor {
 	name := ""
 	if u, err := user.Current(); err == nil {
 		name = u.Username
 	}
-	return token.Actor{Kind: token.ActorCLI, ID: name}
+	return audit.Actor{Kind: audit.ActorCLI, ID: name}
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/latchkey-dev/latchkey/internal/audit"
 	"github.com/latchkey-dev/latchkey/internal/directory"
 	"github.com/latchkey-dev/latchkey/internal/passwordless"
 	"github.com/latchkey-dev/latchkey/internal/project"
@@ -34,7 +35,7 @@ func (w *tokenWorld) adminEvents(typ string) []store.AuditEvent {
 	w.t.Helper()
 	return slices.DeleteFunc(w.auditEvents(typ), func(e store.AuditEvent) bool {
 		a, _ := e.Detail["actor"].(map[string]any)
-		return a["kind"] == token.ActorCLI
+		return a["kind"] == audit.ActorCLI
 	})
 }
 
@@ -89,7 +90,7 @@ func TestAdminChangesAreAudited(t *testing.T) {
 		r := w.call("POST", "/api/v1/users", `{"email":"bob@example.com"}`, asSecret)
 		w.want(r, 201, "")
 		bob, _ := r.body["id"].(string)
-		if e := w.wantAdminEvent(directory.EventUserCreated, token.ActorSecret, clientID); e.UserID != bob || bob == "" {
+		if e := w.wantAdminEvent(directory.EventUserCreated, audit.ActorSecret, clientID); e.UserID != bob || bob == "" {
 			t.Errorf("user.created names user %q, want %q", e.UserID, bob)
 		}
 		w.want(w.call("POST", "/api/v1/users", `{"email":"not an email"}`, asSecret), 400, "invalid_email")
@@ -98,8 +99,8 @@ func TestAdminChangesAreAudited(t *testing.T) {
 			t.Errorf("refused creations wrote events: %d user.created", len(es))
 		}
 		w.want(w.call("PUT", "/api/v1/users/"+bob, `{"first_name":"Bob","is_active":false}`, asSecret), 200, "")
-		w.wantAdminEvent(directory.EventUserUpdated, token.ActorSecret, clientID)
-		if e := w.wantAdminEvent(directory.EventUserDeactivated, token.ActorSecret, clientID); e.UserID != bob {
+		w.wantAdminEvent(directory.EventUserUpdated, audit.ActorSecret, clientID)
+		if e := w.wantAdminEvent(directory.EventUserDeactivated, audit.ActorSecret, clientID); e.UserID != bob {
 			t.Errorf("user.deactivated names user %q", e.UserID)
 		}
 
@@ -113,13 +114,13 @@ func TestAdminChangesAreAudited(t *testing.T) {
 		r = w.call("POST", "/api/v1/organization", `{"name":"Acme"}`, asMachine)
 		w.want(r, 201, "")
 		org, _ := r.body["id"].(string)
-		if e := w.wantAdminEvent(directory.EventOrgCreated, token.ActorClientCredentials, jti(t, machine)); e.OrganizationID != org || org == "" {
+		if e := w.wantAdminEvent(directory.EventOrgCreated, audit.ActorClientCredentials, jti(t, machine)); e.OrganizationID != org || org == "" {
 			t.Errorf("organization.created names organization %q, want %q", e.OrganizationID, org)
 		}
 		w.want(w.call("POST", "/api/v1/organization/"+org+"/users", `{"user_ids":["`+bob+`"]}`, asMachine), 200, "")
-		w.wantAdminEvent(directory.EventOrgMembersAdded, token.ActorClientCredentials, jti(t, machine))
+		w.wantAdminEvent(directory.EventOrgMembersAdded, audit.ActorClientCredentials, jti(t, machine))
 		w.want(w.call("POST", "/api/v1/roles", `{"name":"Billing"}`, asMachine), 201, "")
-		w.wantAdminEvent(directory.EventRoleCreated, token.ActorClientCredentials, jti(t, machine))
+		w.wantAdminEvent(directory.EventRoleCreated, audit.ActorClientCredentials, jti(t, machine))
 		w.want(w.call("POST", "/api/v1/roles", `{"name":"Billing"}`, asMachine), 409, "slug_exists")
 		if es := w.adminEvents(directory.EventRoleCreated); len(es) != 1 {
 			t.Errorf("a refused role wrote an event: %d role.created", len(es))
@@ -127,7 +128,7 @@ func TestAdminChangesAreAudited(t *testing.T) {
 
 		// Project settings: names of what changed, never values.
 		w.want(w.call("PATCH", "/api/v1/project", `{"settings":{"codes":{"length":8}}}`, asSecret), 200, "")
-		e := w.wantAdminEvent(project.EventSettingsUpdated, token.ActorSecret, clientID)
+		e := w.wantAdminEvent(project.EventSettingsUpdated, audit.ActorSecret, clientID)
 		if got, _ := json.Marshal(e.Detail["changed"]); string(got) != `["settings.codes.length"]` {
 			t.Errorf("changed = %s", got)
 		}
@@ -142,17 +143,17 @@ func TestAdminChangesAreAudited(t *testing.T) {
 			t.Errorf("a refused template wrote an event")
 		}
 		w.want(w.call("PUT", "/api/v1/templates/email_otp", `{"subject":"Your code","text":"Use {{.code}}.","html":""}`, asSecret), 200, "")
-		if e := w.wantAdminEvent(passwordless.EventTemplateUpdated, token.ActorSecret, clientID); e.Detail["template"] != "email_otp" {
+		if e := w.wantAdminEvent(passwordless.EventTemplateUpdated, audit.ActorSecret, clientID); e.Detail["template"] != "email_otp" {
 			t.Errorf("template.updated detail %v", e.Detail)
 		}
 		w.want(w.call("DELETE", "/api/v1/templates/email_otp", "", asMachine), 200, "")
-		w.wantAdminEvent(passwordless.EventTemplateReset, token.ActorClientCredentials, jti(t, machine))
+		w.wantAdminEvent(passwordless.EventTemplateReset, audit.ActorClientCredentials, jti(t, machine))
 
 		// Deleting, last: the events outlive what they are about.
 		w.want(w.call("DELETE", "/api/v1/organization/"+org, "", asMachine), 200, "")
-		w.wantAdminEvent(directory.EventOrgDeleted, token.ActorClientCredentials, jti(t, machine))
+		w.wantAdminEvent(directory.EventOrgDeleted, audit.ActorClientCredentials, jti(t, machine))
 		w.want(w.call("DELETE", "/api/v1/users/"+bob, "", asSecret), 200, "")
-		w.wantAdminEvent(directory.EventUserDeleted, token.ActorSecret, clientID)
+		w.wantAdminEvent(directory.EventUserDeleted, audit.ActorSecret, clientID)
 
 		// No event holds a credential.
 		all := w.auditEvents("")
@@ -177,7 +178,7 @@ func TestKeyRotationIsAudited(t *testing.T) {
 		if es := w.auditEvents(token.EventSigningKeyRotated); len(es) != 0 {
 			t.Fatalf("the first key, made on demand, wrote %d rotation events", len(es))
 		}
-		ops := token.Actor{Kind: token.ActorCLI, ID: "ops"}
+		ops := audit.Actor{Kind: audit.ActorCLI, ID: "ops"}
 		k, err := w.a.Keys().Rotate(ctx, ops, w.proj.Project.ID, token.ES256, 0)
 		if err != nil {
 			t.Fatal(err)
@@ -189,7 +190,7 @@ func TestKeyRotationIsAudited(t *testing.T) {
 		e := es[0]
 		a, _ := e.Detail["actor"].(map[string]any)
 		retired, _ := json.Marshal(e.Detail["retired_kids"])
-		if a["kind"] != token.ActorCLI || a["id"] != "ops" || e.Detail["kid"] != k.ID || e.Detail["algorithm"] != "ES256" ||
+		if a["kind"] != audit.ActorCLI || a["id"] != "ops" || e.Detail["kid"] != k.ID || e.Detail["algorithm"] != "ES256" ||
 			string(retired) != `["`+first.ID+`"]` {
 			t.Errorf("signing_key.rotated = %+v", e)
 		}

@@ -311,7 +311,7 @@ func NewWithStore(st store.Store, opts ...Option) (*App, error) {
 	a.keys = token.NewKeyManager(token.KeyManagerDeps{Store: st, Sealer: o.sealer, IDs: idGenerator(o), Now: o.now,
 		CacheTTL: o.keyCacheTTL})
 	a.sessions = token.NewService(token.ServiceDeps{
-		Store: st, Projects: a.projects, Keys: a.keys, Access: memberAccess{a.directory},
+		Store: st, Projects: a.projects, Keys: a.keys, Access: a.directory,
 		Policy: a.tokenPolicy, Issuer: o.publicURL, IDs: idGenerator(o), Now: o.now, Rand: o.rand, Log: o.log,
 	})
 	deviceKey, err := derivedKey(o.sealer, "protect device tokens")

@@ -12,13 +12,13 @@ import (
 	"testing"
 
 	"github.com/latchkey-dev/latchkey/internal/app"
+	"github.com/latchkey-dev/latchkey/internal/audit"
 	"github.com/latchkey-dev/latchkey/internal/directory"
 	"github.com/latchkey-dev/latchkey/internal/login"
 	"github.com/latchkey-dev/latchkey/internal/project"
 	"github.com/latchkey-dev/latchkey/internal/store"
 	"github.com/latchkey-dev/latchkey/internal/store/sqlstore"
 	"github.com/latchkey-dev/latchkey/internal/testdb"
-	"github.com/latchkey-dev/latchkey/internal/token"
 )
 
 // The benchmarks call the server's http.Handler in process: routing, secret authentication,
@@ -129,12 +129,12 @@ func BenchmarkRefreshRoundTrip(b *testing.B) {
 				b.Fatal(err)
 			}
 			settings := []byte(`{"tokens":{"signing_algorithm":"` + alg + `"}}`)
-			p, err := a.Projects().Update(ctx, token.Actor{Kind: token.ActorCLI}, issued.Project.ID, project.Update{Settings: settings})
+			p, err := a.Projects().Update(ctx, audit.Actor{Kind: audit.ActorCLI}, issued.Project.ID, project.Update{Settings: settings})
 			if err != nil {
 				b.Fatal(err)
 			}
 			email := "bench@example.com"
-			u, err := a.Directory().CreateUser(ctx, token.Actor{Kind: token.ActorCLI}, p.Project.ID, directory.UserInput{Email: &email})
+			u, err := a.Directory().CreateUser(ctx, audit.Actor{Kind: audit.ActorCLI}, p.Project.ID, directory.UserInput{Email: &email})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -178,7 +178,7 @@ func newBenchApp(b *testing.B, settings string, opts ...app.Option) (*app.App, s
 	if err != nil {
 		b.Fatal(err)
 	}
-	if _, err := a.Projects().Update(ctx, token.Actor{Kind: token.ActorCLI}, issued.Project.ID, project.Update{Settings: []byte(settings)}); err != nil {
+	if _, err := a.Projects().Update(ctx, audit.Actor{Kind: audit.ActorCLI}, issued.Project.ID, project.Update{Settings: []byte(settings)}); err != nil {
 		b.Fatal(err)
 	}
 	p, err := a.Store().GetProject(ctx, issued.Project.ID)
@@ -254,7 +254,7 @@ func BenchmarkSendSignupOff(b *testing.B) {
 	a, p := newBenchApp(b, `{"allow_signup":false}`, app.WithDev(true))
 	ctx := context.Background()
 	known := "known@example.com"
-	if _, err := a.Directory().CreateUser(ctx, token.Actor{Kind: token.ActorCLI}, p.ID, directory.UserInput{Email: &known}); err != nil {
+	if _, err := a.Directory().CreateUser(ctx, audit.Actor{Kind: audit.ActorCLI}, p.ID, directory.UserInput{Email: &known}); err != nil {
 		b.Fatal(err)
 	}
 	h := a.Handler()

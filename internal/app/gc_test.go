@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/latchkey-dev/latchkey/internal/app"
+	"github.com/latchkey-dev/latchkey/internal/audit"
 	"github.com/latchkey-dev/latchkey/internal/directory"
 	"github.com/latchkey-dev/latchkey/internal/failure"
 	"github.com/latchkey-dev/latchkey/internal/login"
@@ -18,7 +19,6 @@ import (
 	"github.com/latchkey-dev/latchkey/internal/store"
 	"github.com/latchkey-dev/latchkey/internal/store/sqlstore"
 	"github.com/latchkey-dev/latchkey/internal/testdb"
-	"github.com/latchkey-dev/latchkey/internal/token"
 )
 
 // TestSweepCollectsOnTheServersClock: the sweeper keeps a live session's spent refresh tokens
@@ -32,12 +32,12 @@ func TestSweepCollectsOnTheServersClock(t *testing.T) {
 			t.Fatal(err)
 		}
 		first := w.login().Tokens
-		second, err := w.a.Sessions().Refresh(t.Context(), p, first.RefreshToken, token.Meta{})
+		second, err := w.a.Sessions().Refresh(t.Context(), p, first.RefreshToken, audit.Meta{})
 		if err != nil {
 			t.Fatal(err)
 		}
 		w.clock.Advance(6 * 24 * time.Hour) // within the 7-day idle timeout
-		third, err := w.a.Sessions().Refresh(t.Context(), p, second.RefreshToken, token.Meta{})
+		third, err := w.a.Sessions().Refresh(t.Context(), p, second.RefreshToken, audit.Meta{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -64,7 +64,7 @@ func TestSweepCollectsOnTheServersClock(t *testing.T) {
 		if _, err := st.GetSession(t.Context(), p.ID, third.Session.ID); !errors.Is(err, store.ErrNotFound) {
 			t.Errorf("GetSession after the sweep: %v, want ErrNotFound", err)
 		}
-		_, err = w.a.Sessions().Refresh(t.Context(), p, third.RefreshToken, token.Meta{})
+		_, err = w.a.Sessions().Refresh(t.Context(), p, third.RefreshToken, audit.Meta{})
 		if e, ok := errors.AsType[*failure.Error](err); !ok || e.Code != "invalid_grant" {
 			t.Errorf("Refresh with a collected token: %v, want invalid_grant", err)
 		}
@@ -114,7 +114,7 @@ func refreshLoad(b *testing.B, n int, gc bool) (int64, int) {
 		b.Fatal(err)
 	}
 	email := "ada@example.com"
-	u, err := a.Directory().CreateUser(ctx, token.Actor{Kind: token.ActorCLI}, issued.Project.ID, directory.UserInput{Email: &email})
+	u, err := a.Directory().CreateUser(ctx, audit.Actor{Kind: audit.ActorCLI}, issued.Project.ID, directory.UserInput{Email: &email})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -132,7 +132,7 @@ func refreshLoad(b *testing.B, n int, gc bool) (int64, int) {
 			}
 			refresh = r.Tokens.RefreshToken
 		}
-		tok, err := a.Sessions().Refresh(ctx, p, refresh, token.Meta{})
+		tok, err := a.Sessions().Refresh(ctx, p, refresh, audit.Meta{})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -16,11 +16,11 @@ import (
 	"modernc.org/sqlite"
 
 	"github.com/latchkey-dev/latchkey/internal/app"
+	"github.com/latchkey-dev/latchkey/internal/audit"
 	"github.com/latchkey-dev/latchkey/internal/passwordless"
 	"github.com/latchkey-dev/latchkey/internal/store"
 	"github.com/latchkey-dev/latchkey/internal/store/sqlstore"
 	"github.com/latchkey-dev/latchkey/internal/testdb"
-	"github.com/latchkey-dev/latchkey/internal/token"
 )
 
 // These tests pin issue 13 §3: a login whose secret is accepted either finishes (session,
@@ -319,7 +319,7 @@ func TestClientGoneMidLoginLeavesNoHalfLogin(t *testing.T) {
 		defer cancel()
 		remove := db.onSessionInsert(t, cancel)
 		res, verr := w.a.Passwordless().VerifyCode(ctx, p, []passwordless.Channel{passwordless.EmailOTP}, state, code,
-			token.Meta{IPAddress: "192.0.2.80"})
+			audit.Meta{IPAddress: "192.0.2.80"})
 		remove()
 		if ctx.Err() == nil {
 			t.Fatal("the hook did not run: the client never went away")

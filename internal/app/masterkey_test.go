@@ -13,6 +13,7 @@ import (
 	_ "github.com/jackc/pgx/v5/stdlib" // the PostgreSQL driver of the raw connection below
 
 	"github.com/latchkey-dev/latchkey/internal/app"
+	"github.com/latchkey-dev/latchkey/internal/audit"
 	"github.com/latchkey-dev/latchkey/internal/config"
 	"github.com/latchkey-dev/latchkey/internal/secretbox"
 	"github.com/latchkey-dev/latchkey/internal/testdb"
@@ -45,7 +46,7 @@ func start(t *testing.T, cfg config.Config) (*app.App, error) {
 	if err != nil || len(ps) == 0 {
 		t.Fatalf("ListProjects: %d projects, %v", len(ps), err)
 	}
-	if _, err := a.Keys().Rotate(ctx, token.Actor{Kind: token.ActorCLI}, ps[0].ID, token.ES256, 0); err != nil {
+	if _, err := a.Keys().Rotate(ctx, audit.Actor{Kind: audit.ActorCLI}, ps[0].ID, token.ES256, 0); err != nil {
 		t.Fatal(err)
 	}
 	return a, nil

@@ -19,13 +19,13 @@ import (
 	"github.com/descope/virtualwebauthn"
 
 	"github.com/latchkey-dev/latchkey/internal/app"
+	"github.com/latchkey-dev/latchkey/internal/audit"
 	"github.com/latchkey-dev/latchkey/internal/directory"
 	"github.com/latchkey-dev/latchkey/internal/login"
 	"github.com/latchkey-dev/latchkey/internal/project"
 	"github.com/latchkey-dev/latchkey/internal/store"
 	"github.com/latchkey-dev/latchkey/internal/store/sqlstore"
 	"github.com/latchkey-dev/latchkey/internal/testdb"
-	"github.com/latchkey-dev/latchkey/internal/token"
 )
 
 const passkeyBase = "/api/v1/auth/passwordless/passkey/"
@@ -408,7 +408,7 @@ func TestPasskeyCeremonyAttacks(t *testing.T) {
 	})
 	t.Run("another user's credential id at registration", func(t *testing.T) {
 		email := "bob@example.com"
-		bob, err := w.a.Directory().CreateUser(t.Context(), token.Actor{Kind: token.ActorCLI}, w.proj.Project.ID, directory.UserInput{Email: &email})
+		bob, err := w.a.Directory().CreateUser(t.Context(), audit.Actor{Kind: audit.ActorCLI}, w.proj.Project.ID, directory.UserInput{Email: &email})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -445,7 +445,7 @@ func TestPasskeyCeremonyAttacks(t *testing.T) {
 	})
 	t.Run("deactivated user", func(t *testing.T) {
 		email := "carol@example.com"
-		carol, err := w.a.Directory().CreateUser(t.Context(), token.Actor{Kind: token.ActorCLI}, w.proj.Project.ID, directory.UserInput{Email: &email})
+		carol, err := w.a.Directory().CreateUser(t.Context(), audit.Actor{Kind: audit.ActorCLI}, w.proj.Project.ID, directory.UserInput{Email: &email})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -454,7 +454,7 @@ func TestPasskeyCeremonyAttacks(t *testing.T) {
 		a, c := newAuthenticator(ro, nil)
 		w.want(w.register(tok, ro, w.rp, a, c), 201, "")
 		active := false
-		if _, err := w.a.Directory().UpdateUser(t.Context(), token.Actor{Kind: token.ActorCLI}, w.proj.Project.ID, carol.ID, directory.UserInput{Active: &active}); err != nil {
+		if _, err := w.a.Directory().UpdateUser(t.Context(), audit.Actor{Kind: audit.ActorCLI}, w.proj.Project.ID, carol.ID, directory.UserInput{Active: &active}); err != nil {
 			t.Fatal(err)
 		}
 		// A forged assertion learns nothing about the account's state; the real key does.
@@ -497,7 +497,7 @@ func TestPasskeyLoginOptionsDoNotRevealAccounts(t *testing.T) {
 	auth, cred := newAuthenticator(opts, nil)
 	w.want(w.register(w.token, opts, w.rp, auth, cred), 201, "")
 	email := "nopasskey@example.com"
-	if _, err := w.a.Directory().CreateUser(t.Context(), token.Actor{Kind: token.ActorCLI}, w.proj.Project.ID, directory.UserInput{Email: &email}); err != nil {
+	if _, err := w.a.Directory().CreateUser(t.Context(), audit.Actor{Kind: audit.ActorCLI}, w.proj.Project.ID, directory.UserInput{Email: &email}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -595,7 +595,7 @@ func BenchmarkPasskeyLogin(b *testing.B) {
 	a, p := newBenchApp(b, `{"tokens":{"signing_algorithm":"EdDSA"}}`, app.WithPublicURL(testIssuer))
 	ctx := context.Background()
 	email := "bench@example.com"
-	u, err := a.Directory().CreateUser(ctx, token.Actor{Kind: token.ActorCLI}, p.ID, directory.UserInput{Email: &email})
+	u, err := a.Directory().CreateUser(ctx, audit.Actor{Kind: audit.ActorCLI}, p.ID, directory.UserInput{Email: &email})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -16,10 +16,10 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/latchkey-dev/latchkey/internal/app"
+	"github.com/latchkey-dev/latchkey/internal/audit"
 	"github.com/latchkey-dev/latchkey/internal/directory"
 	"github.com/latchkey-dev/latchkey/internal/store/sqlstore"
 	"github.com/latchkey-dev/latchkey/internal/testdb"
-	"github.com/latchkey-dev/latchkey/internal/token"
 )
 
 const passwordBase = "/api/v1/auth/password/"
@@ -367,7 +367,7 @@ func BenchmarkLoginImportedBcrypt(b *testing.B) {
 	const bcryptUsers, argonUsers = 30, 10
 	for i := range bcryptUsers {
 		email := fmt.Sprintf("imported-%d@example.com", i)
-		u, err := a.Directory().CreateUser(b.Context(), token.Actor{Kind: token.ActorCLI}, p.ID, directory.UserInput{Email: &email})
+		u, err := a.Directory().CreateUser(b.Context(), audit.Actor{Kind: audit.ActorCLI}, p.ID, directory.UserInput{Email: &email})
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -10,9 +10,9 @@ import (
 	"testing"
 
 	"github.com/latchkey-dev/latchkey/internal/app"
+	"github.com/latchkey-dev/latchkey/internal/audit"
 	"github.com/latchkey-dev/latchkey/internal/project"
 	"github.com/latchkey-dev/latchkey/internal/testdb"
-	"github.com/latchkey-dev/latchkey/internal/token"
 )
 
 // get sends a request and returns the response with its body read.
@@ -115,7 +115,7 @@ func TestCORSFromProjectOrigins(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.Projects().Update(ctx, token.Actor{Kind: token.ActorCLI}, issued.Project.ID, project.Update{
+	if _, err := a.Projects().Update(ctx, audit.Actor{Kind: audit.ActorCLI}, issued.Project.ID, project.Update{
 		Settings: []byte(`{"allowed_origins":["https://app.example.com"]}`),
 	}); err != nil {
 		t.Fatal(err)

@@ -1,12 +1,10 @@
 package app
 
 import (
-	"context"
 	"crypto/rand"
 	"fmt"
 	"io"
 
-	"github.com/latchkey-dev/latchkey/internal/directory"
 	"github.com/latchkey-dev/latchkey/internal/secretbox"
 	"github.com/latchkey-dev/latchkey/internal/store"
 	"github.com/latchkey-dev/latchkey/internal/token"
@@ -26,17 +24,6 @@ func (a *App) tokenPolicy(p store.Project) (token.Policy, error) {
 		Algorithm: alg, AccessTTL: s.Tokens.AccessTokenTTL(), RefreshTTL: s.Tokens.RefreshTokenTTL(),
 		IdleTimeout: s.Tokens.SessionIdleTimeout(), AbsoluteTimeout: s.Tokens.SessionAbsoluteTimeout(),
 	}, nil
-}
-
-// memberAccess gives the session service the directory's roles and permissions.
-type memberAccess struct{ d *directory.Service }
-
-func (m memberAccess) UserAccess(ctx context.Context, projectID, userID, orgID string) (token.Access, error) {
-	roles, perms, err := m.d.MemberAccess(ctx, projectID, userID, orgID)
-	if err != nil {
-		return token.Access{}, err
-	}
-	return token.Access{Roles: roles, Permissions: perms}, nil
 }
 
 // ephemeralKeyring is a key ring that exists only in this process (see WithSealer).

@@ -18,6 +18,7 @@ import (
 	"github.com/lestrrat-go/jwx/v3/jwt"
 
 	"github.com/latchkey-dev/latchkey/internal/app"
+	"github.com/latchkey-dev/latchkey/internal/audit"
 	"github.com/latchkey-dev/latchkey/internal/directory"
 	"github.com/latchkey-dev/latchkey/internal/login"
 	"github.com/latchkey-dev/latchkey/internal/project"
@@ -73,7 +74,7 @@ func newTokenWorld(t *testing.T, st *sqlstore.Store) *tokenWorld {
 		t.Fatal(err)
 	}
 	email := "ada@example.com"
-	u, err := w.a.Directory().CreateUser(t.Context(), token.Actor{Kind: token.ActorCLI}, w.proj.Project.ID, directory.UserInput{Email: &email})
+	u, err := w.a.Directory().CreateUser(t.Context(), audit.Actor{Kind: audit.ActorCLI}, w.proj.Project.ID, directory.UserInput{Email: &email})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -91,7 +92,7 @@ func (w *tokenWorld) login() login.Result {
 	}
 	r, err := w.a.Login().Complete(w.t.Context(), login.Request{Project: p, UserID: w.userID,
 		ConnectionType: login.EmailOTP, AMR: []string{"otp"},
-		Meta: token.Meta{IPAddress: "192.0.2.10", UserAgent: "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36"}})
+		Meta: audit.Meta{IPAddress: "192.0.2.10", UserAgent: "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) Chrome/126.0.0.0 Safari/537.36"}})
 	if err != nil {
 		w.t.Fatal(err)
 	}
@@ -214,7 +215,7 @@ func TestTokensVerifyWithAnIndependentLibraryAcrossRotation(t *testing.T) {
 		oldKID := h["kid"]
 
 		// Rotate: the new key is published at once but signs only after a minute.
-		if _, err := w.a.Keys().Rotate(t.Context(), token.Actor{Kind: token.ActorCLI}, w.proj.Project.ID, token.RS256, time.Minute); err != nil {
+		if _, err := w.a.Keys().Rotate(t.Context(), audit.Actor{Kind: audit.ActorCLI}, w.proj.Project.ID, token.RS256, time.Minute); err != nil {
 			t.Fatal(err)
 		}
 		set = w.jwks()
@@ -541,7 +542,7 @@ func TestTokensNeverReachTheLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	email := "log@example.com"
-	u, err := w.a.Directory().CreateUser(t.Context(), token.Actor{Kind: token.ActorCLI}, w.proj.Project.ID, directory.UserInput{Email: &email})
+	u, err := w.a.Directory().CreateUser(t.Context(), audit.Actor{Kind: audit.ActorCLI}, w.proj.Project.ID, directory.UserInput{Email: &email})
 	if err != nil {
 		t.Fatal(err)
 	}

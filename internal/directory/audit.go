@@ -4,14 +4,14 @@ import (
 	"context"
 	"fmt"
 
+	"github.com/latchkey-dev/latchkey/internal/audit"
 	"github.com/latchkey-dev/latchkey/internal/store"
-	"github.com/latchkey-dev/latchkey/internal/token"
 )
 
 // Audit event types of directory changes. Each is written in the transaction of its change,
 // so an event exists exactly when its change was committed: a refused or failed change
 // (invalid input, a conflict, a missing record) writes none, and the outcome of every event
-// is success. Every event's Detail holds "actor" ({"kind", "id"}, see token.Actor) and its
+// is success. Every event's Detail holds "actor" ({"kind", "id"}, see audit.Actor) and its
 // IPAddress and UserAgent columns say where the request came from. Changed fields are named,
 // never given with their values.
 //
@@ -55,7 +55,7 @@ const (
 )
 
 // audit writes e, made by `by`, through tx: the transaction of the change it records.
-func (s *Service) audit(ctx context.Context, tx store.AuditEvents, by token.Actor, e store.AuditEvent) error {
+func (s *Service) audit(ctx context.Context, tx store.AuditEvents, by audit.Actor, e store.AuditEvent) error {
 	e.ID, e.CreatedAt = s.ids.New(), s.clock()
 	if err := tx.AddAuditEvent(ctx, by.Stamp(e)); err != nil {
 		return fmt.Errorf("directory: write audit event %s: %w", e.Type, err)

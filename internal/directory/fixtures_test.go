@@ -5,13 +5,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latchkey-dev/latchkey/internal/audit"
 	"github.com/latchkey-dev/latchkey/internal/directory"
 	"github.com/latchkey-dev/latchkey/internal/failure"
 	"github.com/latchkey-dev/latchkey/internal/ident"
 	"github.com/latchkey-dev/latchkey/internal/store"
 	"github.com/latchkey-dev/latchkey/internal/store/sqlstore"
 	"github.com/latchkey-dev/latchkey/internal/testdb"
-	"github.com/latchkey-dev/latchkey/internal/token"
 )
 
 // env is a directory service on a real store, with one project to work in.
@@ -26,8 +26,8 @@ type env struct {
 var ids = ident.NewGenerator()
 
 // operator is the actor of the changes the tests make.
-var operator = token.Actor{Kind: token.ActorSecret, ID: "cli_directory_test",
-	Meta: token.Meta{IPAddress: "192.0.2.10", UserAgent: "directory-test/1"}}
+var operator = audit.Actor{Kind: audit.ActorSecret, ID: "cli_directory_test",
+	Meta: audit.Meta{IPAddress: "192.0.2.10", UserAgent: "directory-test/1"}}
 
 // newEnv returns a service over st with a fresh project.
 func newEnv(t *testing.T, st store.Store) *env {

@@ -7,11 +7,11 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/latchkey-dev/latchkey/internal/audit"
 	"github.com/latchkey-dev/latchkey/internal/failure"
 	"github.com/latchkey-dev/latchkey/internal/ident"
 	"github.com/latchkey-dev/latchkey/internal/project"
 	"github.com/latchkey-dev/latchkey/internal/store"
-	"github.com/latchkey-dev/latchkey/internal/token"
 )
 
 // MFAPolicyInherit is the MFA policy of an organization that follows its project's mfa.policy.
@@ -106,7 +106,7 @@ func (p orgPatch) apply(o *store.Organization) {
 
 // CreateOrganization creates an organization, recorded as organization.created.
 // Errors: invalid_request, invalid_domain (400).
-func (s *Service) CreateOrganization(ctx context.Context, by token.Actor, projectID string, in OrganizationInput) (store.Organization, error) {
+func (s *Service) CreateOrganization(ctx context.Context, by audit.Actor, projectID string, in OrganizationInput) (store.Organization, error) {
 	if in.Name == nil {
 		return store.Organization{}, failure.InvalidField("invalid_request", "name", "is required")
 	}
@@ -180,7 +180,7 @@ func (s *Service) ListOrganizations(ctx context.Context, projectID string, q Pag
 // UpdateOrganization changes the fields of in that are not nil, recorded as
 // organization.updated. Errors: invalid_request, invalid_domain (400); organization_not_found
 // (404).
-func (s *Service) UpdateOrganization(ctx context.Context, by token.Actor, projectID, id string, in OrganizationInput) (store.Organization, error) {
+func (s *Service) UpdateOrganization(ctx context.Context, by audit.Actor, projectID, id string, in OrganizationInput) (store.Organization, error) {
 	p, err := in.validate()
 	if err != nil {
 		return store.Organization{}, err
@@ -221,7 +221,7 @@ func orgChanges(a, b store.Organization) changes {
 
 // DeleteOrganization deletes an organization and its memberships, recorded as
 // organization.deleted. Errors: organization_not_found (404).
-func (s *Service) DeleteOrganization(ctx context.Context, by token.Actor, projectID, id string) error {
+func (s *Service) DeleteOrganization(ctx context.Context, by audit.Actor, projectID, id string) error {
 	if !ident.Valid(id) {
 		return missing(codeOrgNotFound, "organization")
 	}
@@ -282,7 +282,7 @@ func checkMemberBatch(userIDs []string) ([]string, error) {
 // members already keep their roles. It returns the de-duplicated ids. Nothing is written if any
 // user is missing. Recorded as organization.members_added. Errors: invalid_request (400);
 // organization_not_found, user_not_found (404).
-func (s *Service) AddMembers(ctx context.Context, by token.Actor, projectID, orgID string, userIDs []string) ([]string, error) {
+func (s *Service) AddMembers(ctx context.Context, by audit.Actor, projectID, orgID string, userIDs []string) ([]string, error) {
 	ids, err := checkMemberBatch(userIDs)
 	if err != nil {
 		return nil, err
@@ -314,7 +314,7 @@ func (s *Service) AddMembers(ctx context.Context, by token.Actor, projectID, org
 // RemoveMembers ends the users' memberships in the organization; ids of users who are not
 // members (or do not exist) are ignored. It returns the de-duplicated ids. Recorded as
 // organization.members_removed. Errors: invalid_request (400); organization_not_found (404).
-func (s *Service) RemoveMembers(ctx context.Context, by token.Actor, projectID, orgID string, userIDs []string) ([]string, error) {
+func (s *Service) RemoveMembers(ctx context.Context, by audit.Actor, projectID, orgID string, userIDs []string) ([]string, error) {
 	ids, err := checkMemberBatch(userIDs)
 	if err != nil {
 		return nil, err

@@ -6,10 +6,10 @@ import (
 	"fmt"
 	"slices"
 
+	"github.com/latchkey-dev/latchkey/internal/audit"
 	"github.com/latchkey-dev/latchkey/internal/failure"
 	"github.com/latchkey-dev/latchkey/internal/ident"
 	"github.com/latchkey-dev/latchkey/internal/store"
-	"github.com/latchkey-dev/latchkey/internal/token"
 )
 
 // DefaultRoles returns the roles every new project starts with (API.md §9): Owner, Admin and
@@ -142,7 +142,7 @@ func slugExists(what string, cause error) error {
 
 // CreateRole creates a role, recorded as role.created. Errors: invalid_request (400);
 // permission_not_found (404); slug_exists (409).
-func (s *Service) CreateRole(ctx context.Context, by token.Actor, projectID string, in RoleInput) (store.Role, error) {
+func (s *Service) CreateRole(ctx context.Context, by audit.Actor, projectID string, in RoleInput) (store.Role, error) {
 	if in.Name == nil {
 		return store.Role{}, failure.InvalidField("invalid_request", "name", "is required")
 	}
@@ -224,7 +224,7 @@ func (s *Service) ListRoles(ctx context.Context, projectID string, q PageQuery) 
 // UpdateRole changes the fields of in that are not nil, recorded as role.updated; a new name
 // does not change the slug. Errors: invalid_request (400); role_not_found,
 // permission_not_found (404); slug_exists (409).
-func (s *Service) UpdateRole(ctx context.Context, by token.Actor, projectID, id string, in RoleInput) (store.Role, error) {
+func (s *Service) UpdateRole(ctx context.Context, by audit.Actor, projectID, id string, in RoleInput) (store.Role, error) {
 	p, err := in.validate()
 	if err != nil {
 		return store.Role{}, err
@@ -263,7 +263,7 @@ func (s *Service) UpdateRole(ctx context.Context, by token.Actor, projectID, id 
 
 // DeleteRole deletes a role and removes it from every membership, recorded as role.deleted.
 // Errors: role_not_found (404).
-func (s *Service) DeleteRole(ctx context.Context, by token.Actor, projectID, id string) error {
+func (s *Service) DeleteRole(ctx context.Context, by audit.Actor, projectID, id string) error {
 	if !ident.Valid(id) {
 		return missing(codeRoleNotFound, "role")
 	}
@@ -311,7 +311,7 @@ func permissionWriteError(err error) error {
 
 // CreatePermission creates a permission, recorded as permission.created. Errors:
 // invalid_request (400); slug_exists (409).
-func (s *Service) CreatePermission(ctx context.Context, by token.Actor, projectID string, in PermissionInput) (store.Permission, error) {
+func (s *Service) CreatePermission(ctx context.Context, by audit.Actor, projectID string, in PermissionInput) (store.Permission, error) {
 	if in.Name == nil {
 		return store.Permission{}, failure.InvalidField("invalid_request", "name", "is required")
 	}
@@ -381,7 +381,7 @@ func (s *Service) ListPermissions(ctx context.Context, projectID string, q PageQ
 // UpdatePermission changes the fields of in that are not nil, recorded as permission.updated;
 // a new name does not change the slug. Errors: invalid_request (400); permission_not_found
 // (404); slug_exists (409).
-func (s *Service) UpdatePermission(ctx context.Context, by token.Actor, projectID, id string, in PermissionInput) (store.Permission, error) {
+func (s *Service) UpdatePermission(ctx context.Context, by audit.Actor, projectID, id string, in PermissionInput) (store.Permission, error) {
 	p, err := in.validate()
 	if err != nil {
 		return store.Permission{}, err
@@ -413,7 +413,7 @@ func (s *Service) UpdatePermission(ctx context.Context, by token.Actor, projectI
 
 // DeletePermission deletes a permission and removes it from every role, recorded as
 // permission.deleted. Errors: permission_not_found (404).
-func (s *Service) DeletePermission(ctx context.Context, by token.Actor, projectID, id string) error {
+func (s *Service) DeletePermission(ctx context.Context, by audit.Actor, projectID, id string) error {
 	if !ident.Valid(id) {
 		return missing(codePermissionNotFound, "permission")
 	}

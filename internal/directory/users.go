@@ -8,10 +8,10 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/latchkey-dev/latchkey/internal/audit"
 	"github.com/latchkey-dev/latchkey/internal/failure"
 	"github.com/latchkey-dev/latchkey/internal/ident"
 	"github.com/latchkey-dev/latchkey/internal/store"
-	"github.com/latchkey-dev/latchkey/internal/token"
 )
 
 // ConnectionManualUser is the connection type of a user created through the management API.
@@ -129,7 +129,7 @@ func set[T any](dst *T, v *T) {
 // CreateUser creates a user with connection type ManualUser, recorded as user.created. An
 // email or a phone is required. Errors: invalid_request, invalid_email, invalid_phone (400);
 // email_exists, phone_exists (409).
-func (s *Service) CreateUser(ctx context.Context, by token.Actor, projectID string, in UserInput) (User, error) {
+func (s *Service) CreateUser(ctx context.Context, by audit.Actor, projectID string, in UserInput) (User, error) {
 	p, err := in.validate()
 	if err != nil {
 		return User{}, err
@@ -230,7 +230,7 @@ func (s *Service) ListUsers(ctx context.Context, projectID string, q UserQuery) 
 // UpdateUser changes the fields of in that are not nil, recorded as user.updated (and
 // user.activated or user.deactivated when is_active changes). Errors: as CreateUser, and
 // user_not_found (404).
-func (s *Service) UpdateUser(ctx context.Context, by token.Actor, projectID, id string, in UserInput) (User, error) {
+func (s *Service) UpdateUser(ctx context.Context, by audit.Actor, projectID, id string, in UserInput) (User, error) {
 	p, err := in.validate()
 	if err != nil {
 		return User{}, err
@@ -321,14 +321,14 @@ func jsonEqual(a, b map[string]any) bool {
 
 // SetEmailVerified sets whether the user's email is verified, as an update (user.updated).
 // Errors: user_not_found (404).
-func (s *Service) SetEmailVerified(ctx context.Context, by token.Actor, projectID, id string, verified bool) (User, error) {
+func (s *Service) SetEmailVerified(ctx context.Context, by audit.Actor, projectID, id string, verified bool) (User, error) {
 	return s.UpdateUser(ctx, by, projectID, id, UserInput{EmailVerified: &verified})
 }
 
 // DeleteUser deletes a user with their memberships, login logs and sessions (the store's
 // foreign keys remove them in the same statement), recorded as user.deleted.
 // Errors: user_not_found (404).
-func (s *Service) DeleteUser(ctx context.Context, by token.Actor, projectID, id string) error {
+func (s *Service) DeleteUser(ctx context.Context, by audit.Actor, projectID, id string) error {
 	if !ident.Valid(id) {
 		return missing(codeUserNotFound, "user")
 	}
@@ -374,7 +374,7 @@ type UserRolesInput struct {
 // SetUserRoles replaces the user's roles in an organization, making them a member if they are
 // not one yet, and returns the user; recorded as user.roles_changed. Errors: invalid_request
 // (400); user_not_found, organization_not_found, role_not_found (404).
-func (s *Service) SetUserRoles(ctx context.Context, by token.Actor, projectID, userID string, in UserRolesInput) (User, error) {
+func (s *Service) SetUserRoles(ctx context.Context, by audit.Actor, projectID, userID string, in UserRolesInput) (User, error) {
 	orgID := strings.TrimSpace(in.OrganizationID)
 	switch {
 	case orgID == "":

@@ -7,7 +7,7 @@ import (
 	"net/netip"
 	"strings"
 
-	"github.com/latchkey-dev/latchkey/internal/token"
+	"github.com/latchkey-dev/latchkey/internal/audit"
 )
 
 type clientIPKey struct{}
@@ -77,10 +77,10 @@ func peerHost(r *http.Request) string {
 
 // Meta describes the request for sessions, login logs and audit events. The user agent is
 // capped: it is client-controlled and stored.
-func Meta(r *http.Request) token.Meta {
+func Meta(r *http.Request) audit.Meta {
 	ua := r.UserAgent()
 	if len(ua) > 512 {
 		ua = ua[:512]
 	}
-	return token.Meta{IPAddress: ClientIP(r), UserAgent: ua}
+	return audit.Meta{IPAddress: ClientIP(r), UserAgent: ua}
 }

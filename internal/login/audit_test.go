@@ -6,11 +6,11 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/latchkey-dev/latchkey/internal/audit"
 	"github.com/latchkey-dev/latchkey/internal/login"
 	"github.com/latchkey-dev/latchkey/internal/store"
 	"github.com/latchkey-dev/latchkey/internal/store/sqlstore"
 	"github.com/latchkey-dev/latchkey/internal/testdb"
-	"github.com/latchkey-dev/latchkey/internal/token"
 )
 
 // TestLoginAuditEventNamesItsSession pins issue 13 §3: the login.succeeded event carries the id
@@ -20,7 +20,7 @@ func TestLoginAuditEventNamesItsSession(t *testing.T) {
 		f := newFixture(t, st, nil)
 		u := f.user(t, "sid@example.com")
 		r, err := f.svc.Complete(f.ctx, login.Request{Project: f.project, UserID: u.ID, ConnectionType: login.EmailOTP,
-			AMR: []string{"otp", "email"}, Meta: token.Meta{IPAddress: "192.0.2.7"}})
+			AMR: []string{"otp", "email"}, Meta: audit.Meta{IPAddress: "192.0.2.7"}})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -8,6 +8,7 @@ import (
 
 	useragent "github.com/medama-io/go-useragent"
 
+	"github.com/latchkey-dev/latchkey/internal/audit"
 	"github.com/latchkey-dev/latchkey/internal/directory"
 	"github.com/latchkey-dev/latchkey/internal/failure"
 	"github.com/latchkey-dev/latchkey/internal/ident"
@@ -44,7 +45,7 @@ type Request struct {
 	OrganizationID string // the organization the user logs into; "" for none
 	ConnectionType string
 	AMR            []string // RFC 8176 values, e.g. ["otp"], ["hwk", "user"]
-	Meta           token.Meta
+	Meta           audit.Meta
 	// Also, when set, runs in the login's transaction once the user is checked (after Spend),
 	// so what a method records about its factor (a passkey's new sign count) commits with the
 	// login or not at all. Its error ends the login.
@@ -95,7 +96,7 @@ type Result struct {
 // Sessions is the part of the session service a login needs.
 type Sessions interface {
 	PrepareSession(ctx context.Context, project store.Project) (*token.SessionStarter, error)
-	Refresh(ctx context.Context, project store.Project, refreshToken string, meta token.Meta) (token.Tokens, error)
+	Refresh(ctx context.Context, project store.Project, refreshToken string, meta audit.Meta) (token.Tokens, error)
 }
 
 // Users reads the user a result shows: GetUserIn through the login's transaction, GetUser
@@ -230,7 +231,7 @@ func (s *Service) Complete(ctx context.Context, r Request) (Result, error) {
 // Refresh spends a refresh token and returns the new tokens with the user, in the login
 // result's shape. Errors: invalid_grant (401), and from one IP presenting too many wrong ones,
 // ip_throttled (429).
-func (s *Service) Refresh(ctx context.Context, project store.Project, refreshToken string, meta token.Meta) (Result, error) {
+func (s *Service) Refresh(ctx context.Context, project store.Project, refreshToken string, meta audit.Meta) (Result, error) {
 	guard := protect.Guard{Project: project, Kind: "refresh", IP: meta.IPAddress}
 	if s.guard != nil {
 		if err := s.guard.Check(ctx, guard); err != nil {

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latchkey-dev/latchkey/internal/audit"
 	"github.com/latchkey-dev/latchkey/internal/directory"
 	"github.com/latchkey-dev/latchkey/internal/failure"
 	"github.com/latchkey-dev/latchkey/internal/login"
@@ -60,7 +61,7 @@ func newFixture(t *testing.T, st *sqlstore.Store, mfa login.MFAPolicy) fixture {
 
 func (f fixture) user(t *testing.T, email string) directory.User {
 	t.Helper()
-	u, err := f.dir.CreateUser(f.ctx, token.Actor{Kind: token.ActorCLI}, f.project.ID, directory.UserInput{Email: &email})
+	u, err := f.dir.CreateUser(f.ctx, audit.Actor{Kind: audit.ActorCLI}, f.project.ID, directory.UserInput{Email: &email})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +93,7 @@ func TestComplete(t *testing.T) {
 		f := newFixture(t, st, nil)
 		u := f.user(t, "ada@example.com")
 		r, err := f.svc.Complete(f.ctx, login.Request{Project: f.project, UserID: u.ID, ConnectionType: login.MagicLink,
-			AMR: []string{"email"}, Meta: token.Meta{IPAddress: "2001:db8::1",
+			AMR: []string{"email"}, Meta: audit.Meta{IPAddress: "2001:db8::1",
 				UserAgent: "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1"}})
 		if err != nil {
 			t.Fatal(err)
@@ -117,7 +118,7 @@ func TestCompleteRefuses(t *testing.T) {
 		f := newFixture(t, st, nil)
 		u := f.user(t, "bo@example.com")
 		inactive := false
-		if _, err := f.dir.UpdateUser(f.ctx, token.Actor{Kind: token.ActorCLI}, f.project.ID, u.ID, directory.UserInput{Active: &inactive}); err != nil {
+		if _, err := f.dir.UpdateUser(f.ctx, audit.Actor{Kind: audit.ActorCLI}, f.project.ID, u.ID, directory.UserInput{Active: &inactive}); err != nil {
 			t.Fatal(err)
 		}
 		_, err := f.svc.Complete(f.ctx, login.Request{Project: f.project, UserID: u.ID, ConnectionType: login.EmailOTP})

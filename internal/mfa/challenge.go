@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/latchkey-dev/latchkey/internal/audit"
 	"github.com/latchkey-dev/latchkey/internal/failure"
 	"github.com/latchkey-dev/latchkey/internal/login"
 	"github.com/latchkey-dev/latchkey/internal/notice"
@@ -22,7 +23,6 @@ import (
 	"github.com/latchkey-dev/latchkey/internal/project"
 	"github.com/latchkey-dev/latchkey/internal/protect"
 	"github.com/latchkey-dev/latchkey/internal/store"
-	"github.com/latchkey-dev/latchkey/internal/token"
 )
 
 // Out-of-band send limits per mfa_token: a few resends for a slow SMS, not a way to send a
@@ -197,7 +197,7 @@ func (a Answer) kind() (string, error) {
 // and the user (5 per 15 minutes, across tokens). Errors: invalid_request (400), invalid_otp,
 // otp_already_used, invalid_oob_code, invalid_recovery_code, invalid_mfa_token,
 // mfa_token_expired (401), too_many_attempts (429).
-func (s *Service) Validate(ctx context.Context, p store.Project, a Answer, meta token.Meta) (login.Result, error) {
+func (s *Service) Validate(ctx context.Context, p store.Project, a Answer, meta audit.Meta) (login.Result, error) {
 	kind, err := a.kind()
 	if err != nil {
 		return login.Result{}, err

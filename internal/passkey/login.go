@@ -12,11 +12,11 @@ import (
 	"github.com/go-webauthn/webauthn/protocol"
 	"github.com/go-webauthn/webauthn/webauthn"
 
+	"github.com/latchkey-dev/latchkey/internal/audit"
 	"github.com/latchkey-dev/latchkey/internal/failure"
 	"github.com/latchkey-dev/latchkey/internal/login"
 	"github.com/latchkey-dev/latchkey/internal/protect"
 	"github.com/latchkey-dev/latchkey/internal/store"
-	"github.com/latchkey-dev/latchkey/internal/token"
 )
 
 // BeginLogin starts a login. With an identifier (email or phone) the options list that user's
@@ -65,7 +65,7 @@ func (s *Service) BeginLogin(ctx context.Context, p store.Project, identifier st
 }
 
 // FinishLogin checks an assertion against the options of authCode and completes the login.
-func (s *Service) FinishLogin(ctx context.Context, p store.Project, authCode string, response []byte, meta token.Meta) (login.Result, error) {
+func (s *Service) FinishLogin(ctx context.Context, p store.Project, authCode string, response []byte, meta audit.Meta) (login.Result, error) {
 	rp, err := s.relyingParty(p)
 	if err != nil {
 		return login.Result{}, err
@@ -138,7 +138,7 @@ type pendingUse struct {
 
 // assert verifies the assertion and returns the use to record.
 func (s *Service) assert(ctx context.Context, rp relyingParty, p store.Project, c store.Ceremony,
-	session webauthn.SessionData, parsed *protocol.ParsedCredentialAssertionData, meta token.Meta) (*user, pendingUse, error) {
+	session webauthn.SessionData, parsed *protocol.ParsedCredentialAssertionData, meta audit.Meta) (*user, pendingUse, error) {
 	stored, err := s.d.Store.GetPasskeyByCredentialID(ctx, p.ID, parsed.RawID)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, pendingUse{}, failure.New(failure.Unauthenticated, "passkey_not_registered", "this passkey is not registered")

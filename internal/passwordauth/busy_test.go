@@ -4,13 +4,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latchkey-dev/latchkey/internal/audit"
 	"github.com/latchkey-dev/latchkey/internal/failure"
 	"github.com/latchkey-dev/latchkey/internal/password"
 	"github.com/latchkey-dev/latchkey/internal/project"
 	"github.com/latchkey-dev/latchkey/internal/protect"
 	"github.com/latchkey-dev/latchkey/internal/store"
 	"github.com/latchkey-dev/latchkey/internal/testdb"
-	"github.com/latchkey-dev/latchkey/internal/token"
 )
 
 // A login refused because every hashing slot is taken (server_busy) never compared the
@@ -34,7 +34,7 @@ func TestServerBusyTakesBackTheFailure(t *testing.T) {
 	s := New(Deps{Store: st, Protect: engine, Hasher: hasher, Settings: settings, Now: clock, MaxHashes: 1})
 	s.slots <- struct{}{} // the only slot is taken
 	for range 3 {
-		_, err := s.Login(t.Context(), p, "ada@example.com", "a guess", token.Meta{IPAddress: "198.51.100.1"})
+		_, err := s.Login(t.Context(), p, "ada@example.com", "a guess", audit.Meta{IPAddress: "198.51.100.1"})
 		if fe, ok := failure.As(err); !ok || fe.Code != "server_busy" {
 			t.Fatalf("login with every slot taken: %v", err)
 		}

@@ -21,6 +21,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/latchkey-dev/latchkey/internal/audit"
 	"github.com/latchkey-dev/latchkey/internal/directory"
 	"github.com/latchkey-dev/latchkey/internal/failure"
 	"github.com/latchkey-dev/latchkey/internal/ident"
@@ -32,7 +33,6 @@ import (
 	"github.com/latchkey-dev/latchkey/internal/project"
 	"github.com/latchkey-dev/latchkey/internal/protect"
 	"github.com/latchkey-dev/latchkey/internal/store"
-	"github.com/latchkey-dev/latchkey/internal/token"
 )
 
 // Limits of the flows.
@@ -81,7 +81,7 @@ type Breached interface {
 
 // Sessions ends sessions (token.Service).
 type Sessions interface {
-	RevokeUserSessions(ctx context.Context, projectID, userID, reason string, meta token.Meta) (int, error)
+	RevokeUserSessions(ctx context.Context, projectID, userID, reason string, meta audit.Meta) (int, error)
 }
 
 // Notices tell users of changes to how they sign in (notice.Notifier).
@@ -173,7 +173,7 @@ type Signup struct {
 // SignUp creates a user with a password and signs them in (the MFA policy may ask for a second
 // factor first). Errors: invalid_email, password_too_short, password_too_long,
 // password_breached (400), login_method_disabled, signup_disabled (403), email_exists (409).
-func (s *Service) SignUp(ctx context.Context, p store.Project, in Signup, meta token.Meta) (login.Result, error) {
+func (s *Service) SignUp(ctx context.Context, p store.Project, in Signup, meta audit.Meta) (login.Result, error) {
 	st, err := s.enabled(p)
 	if err != nil {
 		return login.Result{}, err
@@ -221,7 +221,7 @@ func (s *Service) SignUp(ctx context.Context, p store.Project, in Signup, meta t
 // passwords get the same answer after the same work. Errors: invalid_email (400),
 // invalid_credentials (401), login_method_disabled, user_inactive (403), and attack
 // protection's refusals (429 with Retry-After).
-func (s *Service) Login(ctx context.Context, p store.Project, emailIn, pw string, meta token.Meta) (login.Result, error) {
+func (s *Service) Login(ctx context.Context, p store.Project, emailIn, pw string, meta audit.Meta) (login.Result, error) {
 	res, _, err := s.LoginDevice(ctx, p, emailIn, pw, "", meta)
 	return res, err
 }
@@ -229,7 +229,7 @@ func (s *Service) Login(ctx context.Context, p store.Project, emailIn, pw string
 // LoginDevice is Login from a device that may hold a device token of the account (from an
 // earlier sign-in): a valid one keeps the attempt out of the account-wide lock that strangers
 // can fill. A completed sign-in returns a fresh device token for the client to keep.
-func (s *Service) LoginDevice(ctx context.Context, p store.Project, emailIn, pw, device string, meta token.Meta) (login.Result, string, error) {
+func (s *Service) LoginDevice(ctx context.Context, p store.Project, emailIn, pw, device string, meta audit.Meta) (login.Result, string, error) {
 	if _, err := s.enabled(p); err != nil {
 		return login.Result{}, "", err
 	}
@@ -380,7 +380,7 @@ func (s *Service) SendReset(ctx context.Context, p store.Project, emailIn, redir
 // the email becomes verified, a lock on the account's passwords lifts, every session ends
 // (whoever knew the old password is signed out), and the user's other reset links stop working. Errors: password_too_short,
 // password_too_long, password_breached (400), invalid_reset_token (401).
-func (s *Service) Reset(ctx context.Context, p store.Project, tok, newPassword string, meta token.Meta) error {
+func (s *Service) Reset(ctx context.Context, p store.Project, tok, newPassword string, meta audit.Meta) error {
 	st, err := s.enabled(p)
 	if err != nil {
 		return err
@@ -435,7 +435,7 @@ func (s *Service) Reset(ctx context.Context, p store.Project, tok, newPassword s
 // Change replaces the signed-in user's password, given the current one, from a sign-in of the
 // last FreshSession; the user's other sessions end. Errors: as Reset's, and invalid_credentials
 // (401), reauthentication_required (403).
-func (s *Service) Change(ctx context.Context, p store.Project, sess store.Session, current, newPassword string, meta token.Meta) error {
+func (s *Service) Change(ctx context.Context, p store.Project, sess store.Session, current, newPassword string, meta audit.Meta) error {
 	st, err := s.enabled(p)
 	if err != nil {
 		return err
@@ -502,7 +502,7 @@ func (s *Service) Change(ctx context.Context, p store.Project, sess store.Sessio
 // the server's argon2id at the user's first login. Errors: invalid_request,
 // password_too_short, password_too_long, password_breached, invalid_password_hash (400),
 // user_not_found (404).
-func (s *Service) SetByAdmin(ctx context.Context, p store.Project, userID, pw, importHash string, meta token.Meta) error {
+func (s *Service) SetByAdmin(ctx context.Context, p store.Project, userID, pw, importHash string, meta audit.Meta) error {
 	st, err := s.d.Settings(p)
 	if err != nil {
 		return err
@@ -720,7 +720,7 @@ func (s *Service) enabled(p store.Project) (project.Settings, error) {
 	return st, nil
 }
 
-func (s *Service) audit(ctx context.Context, st store.AuditEvents, p store.Project, userID, typ string, meta token.Meta, detail map[string]any) error {
+func (s *Service) audit(ctx context.Context, st store.AuditEvents, p store.Project, userID, typ string, meta audit.Meta, detail map[string]any) error {
 	if err := st.AddAuditEvent(ctx, store.AuditEvent{ID: s.d.IDs.New(), ProjectID: p.ID, Type: typ, UserID: userID,
 		IPAddress: meta.IPAddress, UserAgent: meta.UserAgent, Detail: detail, CreatedAt: s.now()}); err != nil {
 		return fmt.Errorf("write audit event %s: %w", typ, err)

@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/latchkey-dev/latchkey/internal/audit"
 	"github.com/latchkey-dev/latchkey/internal/directory"
 	"github.com/latchkey-dev/latchkey/internal/failure"
 	"github.com/latchkey-dev/latchkey/internal/ident"
@@ -23,7 +24,6 @@ import (
 	"github.com/latchkey-dev/latchkey/internal/project"
 	"github.com/latchkey-dev/latchkey/internal/protect"
 	"github.com/latchkey-dev/latchkey/internal/store"
-	"github.com/latchkey-dev/latchkey/internal/token"
 )
 
 // Channel is how a flow's secret travels.
@@ -261,7 +261,7 @@ func (s *Service) Resend(ctx context.Context, p store.Project, channels []Channe
 // VerifyCode checks a code of an email or SMS flow and, when it is right, completes the login.
 // Wrong codes count; at the project's limit the flow dies. Errors: invalid_code (401, with the
 // tries left), flow_not_found (404: unknown, expired, dead or used).
-func (s *Service) VerifyCode(ctx context.Context, p store.Project, channels []Channel, state, code string, meta token.Meta) (login.Result, error) {
+func (s *Service) VerifyCode(ctx context.Context, p store.Project, channels []Channel, state, code string, meta audit.Meta) (login.Result, error) {
 	f, err := s.flow(ctx, p, channels, state)
 	if err != nil {
 		return login.Result{}, err
@@ -302,7 +302,7 @@ func (s *Service) VerifyCode(ctx context.Context, p store.Project, channels []Ch
 
 // VerifyLink checks a magic link's secret, marking the flow verified for the device that polls
 // its status, and returns where to send the browser ("" for the confirmation page).
-func (s *Service) VerifyLink(ctx context.Context, p store.Project, state, secret string, meta token.Meta) (string, error) {
+func (s *Service) VerifyLink(ctx context.Context, p store.Project, state, secret string, meta audit.Meta) (string, error) {
 	f, err := s.flow(ctx, p, []Channel{MagicLink}, state)
 	if err != nil {
 		return "", err
@@ -335,7 +335,7 @@ func (s *Service) VerifyLink(ctx context.Context, p store.Project, state, secret
 
 // Status answers a magic link poll: not authenticated until the link is used, then the login
 // result exactly once. Errors: flow_not_found (404).
-func (s *Service) Status(ctx context.Context, p store.Project, state string, meta token.Meta) (login.Result, error) {
+func (s *Service) Status(ctx context.Context, p store.Project, state string, meta audit.Meta) (login.Result, error) {
 	f, err := s.flow(ctx, p, []Channel{MagicLink}, state)
 	if err != nil {
 		return login.Result{}, err
@@ -369,7 +369,7 @@ func (s *Service) Status(ctx context.Context, p store.Project, state string, met
 // verify spends the flow's secret and resolves its user (creating one on sign-up) and marks
 // the destination verified, all in one transaction; a wrong secret counts a try and writes a
 // login.failed audit event, together.
-func (s *Service) verify(ctx context.Context, p store.Project, f store.Flow, secret string, meta token.Meta) (store.Flow, error) {
+func (s *Service) verify(ctx context.Context, p store.Project, f store.Flow, secret string, meta audit.Meta) (store.Flow, error) {
 	now := s.clock()
 	var out store.Flow
 	err := s.d.Store.InTx(ctx, func(tx store.Store) error {
@@ -408,7 +408,7 @@ func (s *Service) spend(ctx context.Context, tx store.Store, p store.Project, f 
 // countWrong counts a wrong secret against the flow and writes a login.failed audit event, in
 // their own commit (the refusal must not undo them), and returns the refusal: invalid_code
 // with the tries left, flow_dead, or flow_not_found.
-func (s *Service) countWrong(ctx context.Context, p store.Project, f store.Flow, meta token.Meta, now time.Time) error {
+func (s *Service) countWrong(ctx context.Context, p store.Project, f store.Flow, meta audit.Meta, now time.Time) error {
 	if now.After(f.ExpiresAt) || f.Status != store.FlowPending {
 		return errFlowNotFound()
 	}

@@ -5,15 +5,15 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/latchkey-dev/latchkey/internal/audit"
 	"github.com/latchkey-dev/latchkey/internal/failure"
 	"github.com/latchkey-dev/latchkey/internal/notify"
 	"github.com/latchkey-dev/latchkey/internal/store"
-	"github.com/latchkey-dev/latchkey/internal/token"
 )
 
 // Audit event types of template changes, each written in the transaction of its change (so a
 // refused change, such as a template that does not render, writes none). Detail holds "actor"
-// (see token.Actor) and "template", the template's name; never the template's text.
+// (see audit.Actor) and "template", the template's name; never the template's text.
 //
 //   - template.updated: an override was stored.
 //   - template.reset: the override was dropped (also when there was none).
@@ -49,7 +49,7 @@ func (s *Service) Template(ctx context.Context, projectID, name string) (Templat
 
 // PutTemplate stores an override after checking that it parses and renders, recorded as
 // template.updated. Errors: template_not_found (404), invalid_template (400, with the reason).
-func (s *Service) PutTemplate(ctx context.Context, by token.Actor, projectID, name string, t notify.Template) (TemplateView, error) {
+func (s *Service) PutTemplate(ctx context.Context, by audit.Actor, projectID, name string, t notify.Template) (TemplateView, error) {
 	n, err := templateNameOf(name)
 	if err != nil {
 		return TemplateView{}, err
@@ -72,7 +72,7 @@ func (s *Service) PutTemplate(ctx context.Context, by token.Actor, projectID, na
 
 // ResetTemplate drops the project's override, recorded as template.reset.
 // Errors: template_not_found (404).
-func (s *Service) ResetTemplate(ctx context.Context, by token.Actor, projectID, name string) (TemplateView, error) {
+func (s *Service) ResetTemplate(ctx context.Context, by audit.Actor, projectID, name string) (TemplateView, error) {
 	n, err := templateNameOf(name)
 	if err != nil {
 		return TemplateView{}, err
@@ -92,7 +92,7 @@ func (s *Service) ResetTemplate(ctx context.Context, by token.Actor, projectID, 
 
 // auditTemplate writes the event typ of a change to template n through tx, the change's
 // transaction.
-func (s *Service) auditTemplate(ctx context.Context, tx store.AuditEvents, by token.Actor, projectID, typ string, n notify.TemplateName) error {
+func (s *Service) auditTemplate(ctx context.Context, tx store.AuditEvents, by audit.Actor, projectID, typ string, n notify.TemplateName) error {
 	e := store.AuditEvent{ID: s.d.IDs.New(), ProjectID: projectID, Type: typ, CreatedAt: s.clock(),
 		Detail: map[string]any{"template": string(n)}}
 	if err := tx.AddAuditEvent(ctx, by.Stamp(e)); err != nil {

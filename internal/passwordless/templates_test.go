@@ -6,17 +6,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latchkey-dev/latchkey/internal/audit"
 	"github.com/latchkey-dev/latchkey/internal/ident"
 	"github.com/latchkey-dev/latchkey/internal/notify"
 	"github.com/latchkey-dev/latchkey/internal/passwordless"
 	"github.com/latchkey-dev/latchkey/internal/store"
 	"github.com/latchkey-dev/latchkey/internal/store/sqlstore"
 	"github.com/latchkey-dev/latchkey/internal/testdb"
-	"github.com/latchkey-dev/latchkey/internal/token"
 )
 
-var operator = token.Actor{Kind: token.ActorSecret, ID: "cli_templates_test",
-	Meta: token.Meta{IPAddress: "203.0.113.9", UserAgent: "templates-test/1"}}
+var operator = audit.Actor{Kind: audit.ActorSecret, ID: "cli_templates_test",
+	Meta: audit.Meta{IPAddress: "203.0.113.9", UserAgent: "templates-test/1"}}
 
 var errAudit = errors.New("audit write failed")
 

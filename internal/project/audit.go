@@ -8,14 +8,14 @@ import (
 	"reflect"
 	"slices"
 
+	"github.com/latchkey-dev/latchkey/internal/audit"
 	"github.com/latchkey-dev/latchkey/internal/store"
-	"github.com/latchkey-dev/latchkey/internal/token"
 )
 
 // Audit event types of project changes. Each is written in the transaction of its change, so
 // an event exists exactly when its change was committed: a refused change (an invalid
 // setting, an unknown project) writes none, and the outcome of every event is success. Every
-// event's Detail holds "actor" ({"kind", "id"}, see token.Actor), and its IPAddress and
+// event's Detail holds "actor" ({"kind", "id"}, see audit.Actor), and its IPAddress and
 // UserAgent columns say where the request came from.
 //
 //   - project.settings_updated: Detail "changed", the names of the settings whose values
@@ -31,7 +31,7 @@ const (
 )
 
 // audit writes e, made by `by`, through tx: the transaction of the change it records.
-func (s *Service) audit(ctx context.Context, tx store.AuditEvents, by token.Actor, e store.AuditEvent) error {
+func (s *Service) audit(ctx context.Context, tx store.AuditEvents, by audit.Actor, e store.AuditEvent) error {
 	e.ID, e.CreatedAt = s.ids.New(), s.clock()
 	if err := tx.AddAuditEvent(ctx, by.Stamp(e)); err != nil {
 		return fmt.Errorf("write audit event %s: %w", e.Type, err)

@@ -9,17 +9,17 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latchkey-dev/latchkey/internal/audit"
 	"github.com/latchkey-dev/latchkey/internal/failure"
 	"github.com/latchkey-dev/latchkey/internal/project"
 	"github.com/latchkey-dev/latchkey/internal/store"
 	"github.com/latchkey-dev/latchkey/internal/store/sqlstore"
 	"github.com/latchkey-dev/latchkey/internal/testdb"
-	"github.com/latchkey-dev/latchkey/internal/token"
 )
 
 // operator is the actor of the changes the tests make.
-var operator = token.Actor{Kind: token.ActorSecret, ID: "cli_project_test",
-	Meta: token.Meta{IPAddress: "198.51.100.7", UserAgent: "project-test/1"}}
+var operator = audit.Actor{Kind: audit.ActorSecret, ID: "cli_project_test",
+	Meta: audit.Meta{IPAddress: "198.51.100.7", UserAgent: "project-test/1"}}
 
 // events returns the project's audit events of type typ, oldest first.
 func events(t *testing.T, st store.Store, projectID, typ string) []store.AuditEvent {

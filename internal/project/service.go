@@ -13,10 +13,10 @@ import (
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/latchkey-dev/latchkey/internal/audit"
 	"github.com/latchkey-dev/latchkey/internal/failure"
 	"github.com/latchkey-dev/latchkey/internal/ident"
 	"github.com/latchkey-dev/latchkey/internal/store"
-	"github.com/latchkey-dev/latchkey/internal/token"
 )
 
 // DefaultProjectName is the name of the project created on first start.
@@ -215,7 +215,7 @@ func (s *Service) addSecret(ctx context.Context, tx store.Store, projectID strin
 // RotateSecret issues a new secret for the project with clientID. Every older secret stays
 // valid for grace more (0: it stops working now) so that deployments can roll over. The
 // rotation is recorded as project.secret_rotated.
-func (s *Service) RotateSecret(ctx context.Context, by token.Actor, clientID string, grace time.Duration) (Issued, error) {
+func (s *Service) RotateSecret(ctx context.Context, by audit.Actor, clientID string, grace time.Duration) (Issued, error) {
 	if grace < 0 || grace > MaxRotationGrace {
 		return Issued{}, failure.InvalidField("invalid_request", "grace",
 			fmt.Sprintf("must be between 0 and %s", MaxRotationGrace))
@@ -300,7 +300,7 @@ func (s *Service) Settings(p store.Project) (Settings, error) {
 // Update applies u to the project. Either all of it is applied, with its
 // project.settings_updated event, or, when a setting is invalid, nothing: the error (400
 // invalid_setting) names the first bad field.
-func (s *Service) Update(ctx context.Context, by token.Actor, projectID string, u Update) (View, error) {
+func (s *Service) Update(ctx context.Context, by audit.Actor, projectID string, u Update) (View, error) {
 	var out View
 	err := s.store.InTx(ctx, func(tx store.Store) error {
 		// Settings are merged onto what is stored: locking the row keeps two concurrent PATCHes

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/latchkey-dev/latchkey/internal/audit"
 	"github.com/latchkey-dev/latchkey/internal/failure"
 	"github.com/latchkey-dev/latchkey/internal/ident"
 	"github.com/latchkey-dev/latchkey/internal/store"
@@ -33,9 +34,9 @@ type Access struct {
 	Permissions []string // permission slugs
 }
 
-// AccessSource resolves a user's roles and permissions in an organization (directory).
+// AccessSource resolves a user's role and permission slugs in an organization (directory).
 type AccessSource interface {
-	UserAccess(ctx context.Context, projectID, userID, orgID string) (Access, error)
+	MemberAccess(ctx context.Context, projectID, userID, orgID string) (roles, permissions []string, err error)
 }
 
 // ProjectLookup finds a project by client id (project.Service).
@@ -95,19 +96,13 @@ func NewService(d ServiceDeps) *Service {
 // Issuer is the iss of every token this service mints.
 func (s *Service) Issuer() string { return s.issuer }
 
-// Meta is what is known of the request that caused a change.
-type Meta struct {
-	IPAddress string
-	UserAgent string
-}
-
 // Grant is a completed login, from which a SessionStarter makes a session.
 type Grant struct {
 	UserID         string
 	OrganizationID string // "" for none
 	ConnectionType string
 	AMR            []string
-	Meta           Meta
+	Meta           audit.Meta
 }
 
 // Tokens are the tokens of a session.
@@ -188,7 +183,7 @@ func (s *Service) signing(ctx context.Context, project store.Project) (Policy, S
 // Refresh spends refreshToken and returns a new pair for its session. A token that was
 // already spent is a sign that it leaked: the whole session is revoked and an audit event
 // written, and the caller (honest or not) must log in again.
-func (s *Service) Refresh(ctx context.Context, project store.Project, refreshToken string, meta Meta) (Tokens, error) {
+func (s *Service) Refresh(ctx context.Context, project store.Project, refreshToken string, meta audit.Meta) (Tokens, error) {
 	p, key, err := s.signing(ctx, project) // before the transaction: see SessionStarter
 	if err != nil {
 		return Tokens{}, err
@@ -247,7 +242,7 @@ func (s *Service) Refresh(ctx context.Context, project store.Project, refreshTok
 
 // revokeReused ends the session of a reused refresh token and records why. It commits on its
 // own: the refusal must not undo it.
-func (s *Service) revokeReused(ctx context.Context, project store.Project, rt store.RefreshToken, meta Meta, now time.Time) error {
+func (s *Service) revokeReused(ctx context.Context, project store.Project, rt store.RefreshToken, meta audit.Meta, now time.Time) error {
 	err := s.store.InTx(ctx, func(tx store.Store) error {
 		sess, err := tx.GetSession(ctx, project.ID, rt.SessionID)
 		if err != nil {
@@ -295,7 +290,7 @@ func (s *Service) mintForSession(ctx context.Context, project store.Project, p P
 	access := Access{}
 	if sess.OrganizationID != "" {
 		var err error
-		if access, err = s.access.UserAccess(ctx, project.ID, sess.UserID, sess.OrganizationID); err != nil {
+		if access.Roles, access.Permissions, err = s.access.MemberAccess(ctx, project.ID, sess.UserID, sess.OrganizationID); err != nil {
 			return Tokens{}, fmt.Errorf("resolve access of user %s: %w", sess.UserID, err)
 		}
 	}
@@ -455,7 +450,7 @@ func (s *Service) ListSessions(ctx context.Context, projectID, userID string) ([
 
 // RevokeSession ends one session of the user. Errors: session_not_found (404), also for a
 // session of another user.
-func (s *Service) RevokeSession(ctx context.Context, projectID, userID, sessionID, reason string, meta Meta) error {
+func (s *Service) RevokeSession(ctx context.Context, projectID, userID, sessionID, reason string, meta audit.Meta) error {
 	now := s.clock()
 	err := s.store.InTx(ctx, func(tx store.Store) error {
 		sess, err := tx.GetSession(ctx, projectID, sessionID)
@@ -479,7 +474,7 @@ func (s *Service) RevokeSession(ctx context.Context, projectID, userID, sessionI
 }
 
 // RevokeUserSessions ends every session of the user and returns how many were active.
-func (s *Service) RevokeUserSessions(ctx context.Context, projectID, userID, reason string, meta Meta) (int, error) {
+func (s *Service) RevokeUserSessions(ctx context.Context, projectID, userID, reason string, meta audit.Meta) (int, error) {
 	now := s.clock()
 	var n int
 	err := s.store.InTx(ctx, func(tx store.Store) error {

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latchkey-dev/latchkey/internal/audit"
 	"github.com/latchkey-dev/latchkey/internal/directory"
 	"github.com/latchkey-dev/latchkey/internal/failure"
 	"github.com/latchkey-dev/latchkey/internal/project"
@@ -73,23 +74,16 @@ func newEnv(t *testing.T, st *sqlstore.Store) *env {
 		IdleTimeout: 7 * 24 * time.Hour, AbsoluteTimeout: 30 * 24 * time.Hour}
 	e.keys = token.NewKeyManager(token.KeyManagerDeps{Store: st, Sealer: ring, Now: e.clock.Now})
 	e.svc = token.NewService(token.ServiceDeps{
-		Store: st, Projects: projects, Keys: e.keys, Access: access{e.dir},
+		Store: st, Projects: projects, Keys: e.keys, Access: e.dir,
 		Policy: func(store.Project) (token.Policy, error) { return e.policy, nil },
 		Issuer: issuer, Now: e.clock.Now,
 	})
-	u, err := e.dir.CreateUser(e.ctx, token.Actor{Kind: token.ActorCLI}, e.project.ID, directory.UserInput{Email: ptr("ada@example.com")})
+	u, err := e.dir.CreateUser(e.ctx, audit.Actor{Kind: audit.ActorCLI}, e.project.ID, directory.UserInput{Email: ptr("ada@example.com")})
 	if err != nil {
 		t.Fatal(err)
 	}
 	e.userID = u.ID
 	return e
-}
-
-type access struct{ d *directory.Service }
-
-func (a access) UserAccess(ctx context.Context, projectID, userID, orgID string) (token.Access, error) {
-	r, p, err := a.d.MemberAccess(ctx, projectID, userID, orgID)
-	return token.Access{Roles: r, Permissions: p}, err
 }
 
 func ptr[T any](v T) *T { return &v }
@@ -104,7 +98,7 @@ func (e *env) login() token.Tokens {
 	err = e.st.InTx(e.ctx, func(tx store.Store) error {
 		var err error
 		out, err = starter.Start(e.ctx, tx, token.Grant{UserID: e.userID,
-			ConnectionType: "EmailOTP", AMR: []string{"otp"}, Meta: token.Meta{IPAddress: "192.0.2.7", UserAgent: "test"}})
+			ConnectionType: "EmailOTP", AMR: []string{"otp"}, Meta: audit.Meta{IPAddress: "192.0.2.7", UserAgent: "test"}})
 		return err
 	})
 	if err != nil {
@@ -129,7 +123,7 @@ func TestRefreshRotates(t *testing.T) {
 			t.Fatalf("the first access token: %v", err)
 		}
 		e.clock.Advance(time.Minute)
-		second, err := e.svc.Refresh(e.ctx, e.project, first.RefreshToken, token.Meta{})
+		second, err := e.svc.Refresh(e.ctx, e.project, first.RefreshToken, audit.Meta{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -140,7 +134,7 @@ func TestRefreshRotates(t *testing.T) {
 		if !second.Session.LastSeenAt.Equal(e.clock.Now()) {
 			t.Errorf("refresh did not record use of the session: last seen %v", second.Session.LastSeenAt)
 		}
-		third, err := e.svc.Refresh(e.ctx, e.project, second.RefreshToken, token.Meta{})
+		third, err := e.svc.Refresh(e.ctx, e.project, second.RefreshToken, audit.Meta{})
 		if err != nil {
 			t.Fatalf("refreshing with the new token: %v", err)
 		}
@@ -148,7 +142,7 @@ func TestRefreshRotates(t *testing.T) {
 			t.Fatalf("the rotated access token: %v", err)
 		}
 		for _, bad := range []string{"", "rt_unknown", "sk_" + first.RefreshToken, first.RefreshToken + "x"} {
-			_, err := e.svc.Refresh(e.ctx, e.project, bad, token.Meta{})
+			_, err := e.svc.Refresh(e.ctx, e.project, bad, audit.Meta{})
 			wantCode(t, err, "invalid_grant")
 		}
 	})
@@ -159,15 +153,15 @@ func TestReusedRefreshTokenRevokesTheSession(t *testing.T) {
 		e := newEnv(t, st)
 		first := e.login()
 		other := e.login() // another session of the same user stays alive
-		second, err := e.svc.Refresh(e.ctx, e.project, first.RefreshToken, token.Meta{})
+		second, err := e.svc.Refresh(e.ctx, e.project, first.RefreshToken, audit.Meta{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		_, err = e.svc.Refresh(e.ctx, e.project, first.RefreshToken, token.Meta{IPAddress: "203.0.113.9", UserAgent: "thief"})
+		_, err = e.svc.Refresh(e.ctx, e.project, first.RefreshToken, audit.Meta{IPAddress: "203.0.113.9", UserAgent: "thief"})
 		wantCode(t, err, "invalid_grant")
 
 		// The whole family is dead: the newest refresh token and the access tokens too.
-		_, err = e.svc.Refresh(e.ctx, e.project, second.RefreshToken, token.Meta{})
+		_, err = e.svc.Refresh(e.ctx, e.project, second.RefreshToken, audit.Meta{})
 		wantCode(t, err, "invalid_grant")
 		for _, at := range []string{first.AccessToken, second.AccessToken} {
 			_, err := e.svc.Authenticate(e.ctx, e.project, at)
@@ -203,7 +197,7 @@ func TestRefreshRace(t *testing.T) {
 		for i := range racers {
 			wg.Go(func() {
 				<-start
-				results[i], errs[i] = e.svc.Refresh(e.ctx, e.project, first.RefreshToken, token.Meta{})
+				results[i], errs[i] = e.svc.Refresh(e.ctx, e.project, first.RefreshToken, audit.Meta{})
 			})
 		}
 		close(start)
@@ -226,7 +220,7 @@ func TestRefreshRace(t *testing.T) {
 			if errs[i] == nil {
 				_, err := e.svc.Authenticate(e.ctx, e.project, r.AccessToken)
 				wantCode(t, err, "invalid_token")
-				_, err = e.svc.Refresh(e.ctx, e.project, r.RefreshToken, token.Meta{})
+				_, err = e.svc.Refresh(e.ctx, e.project, r.RefreshToken, audit.Meta{})
 				wantCode(t, err, "invalid_grant")
 			}
 		}
@@ -265,7 +259,7 @@ func TestSessionExpiry(t *testing.T) {
 		e.clock.Advance(61 * time.Minute)
 		_, err = e.svc.Authenticate(e.ctx, e.project, idle.AccessToken)
 		wantCode(t, err, "invalid_token")
-		_, err = e.svc.Refresh(e.ctx, e.project, idle.RefreshToken, token.Meta{})
+		_, err = e.svc.Refresh(e.ctx, e.project, idle.RefreshToken, audit.Meta{})
 		wantCode(t, err, "invalid_grant")
 	})
 }
@@ -278,9 +272,9 @@ func TestRevocation(t *testing.T) {
 		if err != nil || len(sessions) != 2 {
 			t.Fatalf("sessions = %v, %v", sessions, err)
 		}
-		err = e.svc.RevokeSession(e.ctx, e.project.ID, "someone-else", a.Session.ID, "user_revoked", token.Meta{})
+		err = e.svc.RevokeSession(e.ctx, e.project.ID, "someone-else", a.Session.ID, "user_revoked", audit.Meta{})
 		wantCode(t, err, "session_not_found")
-		if err := e.svc.RevokeSession(e.ctx, e.project.ID, e.userID, a.Session.ID, "user_revoked", token.Meta{}); err != nil {
+		if err := e.svc.RevokeSession(e.ctx, e.project.ID, e.userID, a.Session.ID, "user_revoked", audit.Meta{}); err != nil {
 			t.Fatal(err)
 		}
 		_, err = e.svc.Authenticate(e.ctx, e.project, a.AccessToken)
@@ -289,19 +283,19 @@ func TestRevocation(t *testing.T) {
 			t.Fatalf("the other session: %v", err)
 		}
 		// Deactivating the user ends every session at once.
-		if _, err := e.dir.UpdateUser(e.ctx, token.Actor{Kind: token.ActorCLI}, e.project.ID, e.userID, directory.UserInput{Active: ptr(false)}); err != nil {
+		if _, err := e.dir.UpdateUser(e.ctx, audit.Actor{Kind: audit.ActorCLI}, e.project.ID, e.userID, directory.UserInput{Active: ptr(false)}); err != nil {
 			t.Fatal(err)
 		}
 		_, err = e.svc.Authenticate(e.ctx, e.project, b.AccessToken)
 		wantCode(t, err, "invalid_token")
-		_, err = e.svc.Refresh(e.ctx, e.project, b.RefreshToken, token.Meta{})
+		_, err = e.svc.Refresh(e.ctx, e.project, b.RefreshToken, audit.Meta{})
 		wantCode(t, err, "invalid_grant")
 
-		if _, err := e.dir.UpdateUser(e.ctx, token.Actor{Kind: token.ActorCLI}, e.project.ID, e.userID, directory.UserInput{Active: ptr(true)}); err != nil {
+		if _, err := e.dir.UpdateUser(e.ctx, audit.Actor{Kind: audit.ActorCLI}, e.project.ID, e.userID, directory.UserInput{Active: ptr(true)}); err != nil {
 			t.Fatal(err)
 		}
 		c := e.login()
-		if err := e.dir.DeleteUser(e.ctx, token.Actor{Kind: token.ActorCLI}, e.project.ID, e.userID); err != nil {
+		if err := e.dir.DeleteUser(e.ctx, audit.Actor{Kind: audit.ActorCLI}, e.project.ID, e.userID); err != nil {
 			t.Fatal(err)
 		}
 		_, err = e.svc.Authenticate(e.ctx, e.project, c.AccessToken)
@@ -312,19 +306,19 @@ func TestRevocation(t *testing.T) {
 func TestRolesAndPermissionsInTheToken(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, st *sqlstore.Store) {
 		e := newEnv(t, st)
-		org, err := e.dir.CreateOrganization(e.ctx, token.Actor{Kind: token.ActorCLI}, e.project.ID, directory.OrganizationInput{Name: ptr("Acme")})
+		org, err := e.dir.CreateOrganization(e.ctx, audit.Actor{Kind: audit.ActorCLI}, e.project.ID, directory.OrganizationInput{Name: ptr("Acme")})
 		if err != nil {
 			t.Fatal(err)
 		}
-		perm, err := e.dir.CreatePermission(e.ctx, token.Actor{Kind: token.ActorCLI}, e.project.ID, directory.PermissionInput{Name: ptr("Read Invoices")})
+		perm, err := e.dir.CreatePermission(e.ctx, audit.Actor{Kind: audit.ActorCLI}, e.project.ID, directory.PermissionInput{Name: ptr("Read Invoices")})
 		if err != nil {
 			t.Fatal(err)
 		}
-		role, err := e.dir.CreateRole(e.ctx, token.Actor{Kind: token.ActorCLI}, e.project.ID, directory.RoleInput{Name: ptr("Billing"), PermissionIDs: &[]string{perm.ID}})
+		role, err := e.dir.CreateRole(e.ctx, audit.Actor{Kind: audit.ActorCLI}, e.project.ID, directory.RoleInput{Name: ptr("Billing"), PermissionIDs: &[]string{perm.ID}})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, err := e.dir.SetUserRoles(e.ctx, token.Actor{Kind: token.ActorCLI}, e.project.ID, e.userID, directory.UserRolesInput{OrganizationID: org.ID, RoleIDs: []string{role.ID}}); err != nil {
+		if _, err := e.dir.SetUserRoles(e.ctx, audit.Actor{Kind: audit.ActorCLI}, e.project.ID, e.userID, directory.UserRolesInput{OrganizationID: org.ID, RoleIDs: []string{role.ID}}); err != nil {
 			t.Fatal(err)
 		}
 		var tok token.Tokens

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/latchkey-dev/latchkey/internal/audit"
 	"github.com/latchkey-dev/latchkey/internal/ident"
 	"github.com/latchkey-dev/latchkey/internal/store"
 )
@@ -153,7 +154,7 @@ func (m *KeyManager) Signer(ctx context.Context, projectID string, alg Algorithm
 			pending = pending || (k.record.Algorithm == string(alg) && k.record.ActivatesAt.After(now))
 		}
 		if currentAny == nil { // no key can sign: make the first one, active at once
-			if _, err := m.create(ctx, Actor{Kind: ActorSystem}, projectID, alg, 0, true); err != nil {
+			if _, err := m.create(ctx, audit.Actor{Kind: audit.ActorSystem}, projectID, alg, 0, true); err != nil {
 				return SigningKey{}, err
 			}
 			if pk, err = m.load(ctx, projectID, true); err != nil {
@@ -165,7 +166,7 @@ func (m *KeyManager) Signer(ctx context.Context, projectID string, alg Algorithm
 			return m.signerOf(projectID, currentAny)
 		}
 		if !pending {
-			if _, err := m.Rotate(ctx, Actor{Kind: ActorSystem}, projectID, alg, m.DefaultActivationDelay()); err != nil {
+			if _, err := m.Rotate(ctx, audit.Actor{Kind: audit.ActorSystem}, projectID, alg, m.DefaultActivationDelay()); err != nil {
 				return SigningKey{}, err
 			}
 		}
@@ -221,7 +222,7 @@ const EventSigningKeyRotated = "signing_key.rotated"
 // Rotate publishes a new key of alg that starts signing after activateIn, and schedules the
 // project's other keys to leave the JWKS once every token they may sign has expired. The
 // rotation, made by `by`, is recorded as signing_key.rotated.
-func (m *KeyManager) Rotate(ctx context.Context, by Actor, projectID string, alg Algorithm, activateIn time.Duration) (store.SigningKey, error) {
+func (m *KeyManager) Rotate(ctx context.Context, by audit.Actor, projectID string, alg Algorithm, activateIn time.Duration) (store.SigningKey, error) {
 	if activateIn < 0 {
 		return store.SigningKey{}, errors.New("rotate signing key: activation delay must not be negative")
 	}
@@ -230,7 +231,7 @@ func (m *KeyManager) Rotate(ctx context.Context, by Actor, projectID string, alg
 
 // create makes a key. With onlyIfNone it does nothing when the project already has a key that
 // can sign (another instance won the race to make the first one); without, it is a rotation.
-func (m *KeyManager) create(ctx context.Context, by Actor, projectID string, alg Algorithm, activateIn time.Duration, onlyIfNone bool) (store.SigningKey, error) {
+func (m *KeyManager) create(ctx context.Context, by audit.Actor, projectID string, alg Algorithm, activateIn time.Duration, onlyIfNone bool) (store.SigningKey, error) {
 	id := m.ids.New()
 	key, err := GenerateKey(alg, id)
 	if err != nil {

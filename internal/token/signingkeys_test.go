@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latchkey-dev/latchkey/internal/audit"
 	"github.com/latchkey-dev/latchkey/internal/secretbox"
 	"github.com/latchkey-dev/latchkey/internal/store"
 	"github.com/latchkey-dev/latchkey/internal/store/sqlstore"
@@ -83,7 +84,7 @@ func TestUnknownKidReloadsOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.clock.Advance(2 * time.Second) // within the 30s cache, past the once-a-second reload limit
-	rotated, err := two.Rotate(e.ctx, token.Actor{Kind: token.ActorCLI, ID: "ops"}, e.project.ID, token.ES256, 0)
+	rotated, err := two.Rotate(e.ctx, audit.Actor{Kind: audit.ActorCLI, ID: "ops"}, e.project.ID, token.ES256, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,7 +132,7 @@ func TestRotationIsAudited(t *testing.T) {
 
 		// The event cannot be written: no key is made.
 		failing := token.NewKeyManager(token.KeyManagerDeps{Store: failingAudit{st}, Sealer: ring, Now: e.clock.Now})
-		if _, err := failing.Rotate(e.ctx, token.Actor{Kind: token.ActorCLI}, e.project.ID, token.ES256, 0); !errors.Is(err, errAudit) {
+		if _, err := failing.Rotate(e.ctx, audit.Actor{Kind: audit.ActorCLI}, e.project.ID, token.ES256, 0); !errors.Is(err, errAudit) {
 			t.Fatalf("Rotate = %v, want the audit error", err)
 		}
 		if recs, _ := st.ListSigningKeys(e.ctx, e.project.ID, e.clock.Now()); len(recs) != 1 || recs[0].RetiresAt != nil {
@@ -151,7 +152,7 @@ func TestRotationIsAudited(t *testing.T) {
 		}
 		a, _ := es[0].Detail["actor"].(map[string]any)
 		kids, _ := es[0].Detail["retired_kids"].([]any)
-		if a["kind"] != token.ActorSystem || es[0].Detail["algorithm"] != "EdDSA" || len(kids) != 1 || kids[0] != first.ID {
+		if a["kind"] != audit.ActorSystem || es[0].Detail["algorithm"] != "EdDSA" || len(kids) != 1 || kids[0] != first.ID {
 			t.Errorf("system rotation event = %+v", es[0])
 		}
 	})

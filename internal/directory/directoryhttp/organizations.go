@@ -4,9 +4,9 @@ import (
 	"context"
 	"net/http"
 
+	"github.com/latchkey-dev/latchkey/internal/audit"
 	"github.com/latchkey-dev/latchkey/internal/httpserver"
 	"github.com/latchkey-dev/latchkey/internal/store"
-	"github.com/latchkey-dev/latchkey/internal/token"
 )
 
 func (h Handler) createOrganization(w http.ResponseWriter, r *http.Request) error {
@@ -105,4 +105,4 @@ func (h Handler) changeMembers(w http.ResponseWriter, r *http.Request, change me
 }
 
 // membersFunc is the shape of directory.Service.AddMembers and RemoveMembers.
-type membersFunc = func(ctx context.Context, by token.Actor, projectID, orgID string, userIDs []string) ([]string, error)
+type membersFunc = func(ctx context.Context, by audit.Actor, projectID, orgID string, userIDs []string) ([]string, error)

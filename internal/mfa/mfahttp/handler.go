@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/latchkey-dev/latchkey/internal/audit"
 	"github.com/latchkey-dev/latchkey/internal/failure"
 	"github.com/latchkey-dev/latchkey/internal/httpserver"
 	"github.com/latchkey-dev/latchkey/internal/login"
@@ -26,7 +27,7 @@ type MFA interface {
 	Confirm(ctx context.Context, sub mfa.Subject, factorID, code string) error
 	QRCode(ctx context.Context, sub mfa.Subject, factorID string) ([]byte, error)
 	Initiate(ctx context.Context, p store.Project, mfaToken, authenticatorType, channel, ip string) (mfa.Initiated, error)
-	Validate(ctx context.Context, p store.Project, a mfa.Answer, meta token.Meta) (login.Result, error)
+	Validate(ctx context.Context, p store.Project, a mfa.Answer, meta audit.Meta) (login.Result, error)
 	NewRecoveryCodes(ctx context.Context, sub mfa.Subject) ([]string, error)
 	DeleteAuthenticator(ctx context.Context, sub mfa.Subject, id string) error
 	Reset(ctx context.Context, p store.Project, userID string) (int, error)

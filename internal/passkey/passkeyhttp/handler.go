@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/latchkey-dev/latchkey/internal/audit"
 	"github.com/latchkey-dev/latchkey/internal/directory"
 	"github.com/latchkey-dev/latchkey/internal/failure"
 	"github.com/latchkey-dev/latchkey/internal/httpserver"
@@ -22,7 +23,6 @@ import (
 	"github.com/latchkey-dev/latchkey/internal/login/loginhttp"
 	"github.com/latchkey-dev/latchkey/internal/passkey"
 	"github.com/latchkey-dev/latchkey/internal/store"
-	"github.com/latchkey-dev/latchkey/internal/token"
 )
 
 // Passkeys is the passkey service.
@@ -30,7 +30,7 @@ type Passkeys interface {
 	BeginRegistration(ctx context.Context, p store.Project, userID string, signedIn time.Time) (passkey.Options, error)
 	FinishRegistration(ctx context.Context, p store.Project, userID, authCode string, response []byte) (store.Passkey, error)
 	BeginLogin(ctx context.Context, p store.Project, identifier string) (passkey.Options, error)
-	FinishLogin(ctx context.Context, p store.Project, authCode string, response []byte, meta token.Meta) (login.Result, error)
+	FinishLogin(ctx context.Context, p store.Project, authCode string, response []byte, meta audit.Meta) (login.Result, error)
 	Status(ctx context.Context, p store.Project, identifier string) (passkey.Status, error)
 	List(ctx context.Context, p store.Project, userID string) ([]store.Passkey, error)
 	Rename(ctx context.Context, p store.Project, userID, id, name string) (store.Passkey, error)

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/latchkey-dev/latchkey/internal/audit"
 	"github.com/latchkey-dev/latchkey/internal/failure"
 	"github.com/latchkey-dev/latchkey/internal/httpserver"
 	"github.com/latchkey-dev/latchkey/internal/login"
@@ -15,17 +16,16 @@ import (
 	"github.com/latchkey-dev/latchkey/internal/passwordauth"
 	"github.com/latchkey-dev/latchkey/internal/protect"
 	"github.com/latchkey-dev/latchkey/internal/store"
-	"github.com/latchkey-dev/latchkey/internal/token"
 )
 
 // Passwords is the password service.
 type Passwords interface {
-	SignUp(ctx context.Context, p store.Project, in passwordauth.Signup, meta token.Meta) (login.Result, error)
-	LoginDevice(ctx context.Context, p store.Project, email, pw, device string, meta token.Meta) (login.Result, string, error)
+	SignUp(ctx context.Context, p store.Project, in passwordauth.Signup, meta audit.Meta) (login.Result, error)
+	LoginDevice(ctx context.Context, p store.Project, email, pw, device string, meta audit.Meta) (login.Result, string, error)
 	SendReset(ctx context.Context, p store.Project, email, redirectURL, ip string) error
-	Reset(ctx context.Context, p store.Project, tok, newPassword string, meta token.Meta) error
-	Change(ctx context.Context, p store.Project, sess store.Session, current, newPassword string, meta token.Meta) error
-	SetByAdmin(ctx context.Context, p store.Project, userID, pw, importHash string, meta token.Meta) error
+	Reset(ctx context.Context, p store.Project, tok, newPassword string, meta audit.Meta) error
+	Change(ctx context.Context, p store.Project, sess store.Session, current, newPassword string, meta audit.Meta) error
+	SetByAdmin(ctx context.Context, p store.Project, userID, pw, importHash string, meta audit.Meta) error
 }
 
 // Handler serves the password routes.

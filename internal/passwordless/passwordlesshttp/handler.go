@@ -8,22 +8,22 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/latchkey-dev/latchkey/internal/audit"
 	"github.com/latchkey-dev/latchkey/internal/failure"
 	"github.com/latchkey-dev/latchkey/internal/httpserver"
 	"github.com/latchkey-dev/latchkey/internal/login"
 	"github.com/latchkey-dev/latchkey/internal/login/loginhttp"
 	"github.com/latchkey-dev/latchkey/internal/passwordless"
 	"github.com/latchkey-dev/latchkey/internal/store"
-	"github.com/latchkey-dev/latchkey/internal/token"
 )
 
 // Flows is the passwordless service.
 type Flows interface {
 	Send(ctx context.Context, p store.Project, r passwordless.SendRequest) (string, error)
 	Resend(ctx context.Context, p store.Project, channels []passwordless.Channel, state, ip string) error
-	VerifyCode(ctx context.Context, p store.Project, channels []passwordless.Channel, state, code string, meta token.Meta) (login.Result, error)
-	VerifyLink(ctx context.Context, p store.Project, state, secret string, meta token.Meta) (string, error)
-	Status(ctx context.Context, p store.Project, state string, meta token.Meta) (login.Result, error)
+	VerifyCode(ctx context.Context, p store.Project, channels []passwordless.Channel, state, code string, meta audit.Meta) (login.Result, error)
+	VerifyLink(ctx context.Context, p store.Project, state, secret string, meta audit.Meta) (string, error)
+	Status(ctx context.Context, p store.Project, state string, meta audit.Meta) (login.Result, error)
 }
 
 // Handler serves the passwordless routes.

@@ -4,17 +4,17 @@ import (
 	"context"
 	"net/http"
 
+	"github.com/latchkey-dev/latchkey/internal/audit"
 	"github.com/latchkey-dev/latchkey/internal/httpserver"
 	"github.com/latchkey-dev/latchkey/internal/notify"
 	"github.com/latchkey-dev/latchkey/internal/passwordless"
-	"github.com/latchkey-dev/latchkey/internal/token"
 )
 
 // Templates is the template part of the passwordless service.
 type Templates interface {
 	Template(ctx context.Context, projectID, name string) (passwordless.TemplateView, error)
-	PutTemplate(ctx context.Context, by token.Actor, projectID, name string, t notify.Template) (passwordless.TemplateView, error)
-	ResetTemplate(ctx context.Context, by token.Actor, projectID, name string) (passwordless.TemplateView, error)
+	PutTemplate(ctx context.Context, by audit.Actor, projectID, name string, t notify.Template) (passwordless.TemplateView, error)
+	ResetTemplate(ctx context.Context, by audit.Actor, projectID, name string) (passwordless.TemplateView, error)
 }
 
 // TemplateHandler serves the message templates in the management API.
