@@ -5,7 +5,7 @@ export GOTOOLCHAIN := go1.27.3
 GO  ?= go
 BIN ?= bin/latchkey
 
-.PHONY: run build test vet fmt bench clean
+.PHONY: run build test check vet fmt bench clean
 
 ## run: start the server on SQLite in ./latchkey-data (prints the Default project's secret on first start)
 run:
@@ -18,6 +18,10 @@ build:
 ## test: gofmt check, go vet and every test (PostgreSQL tests run when PostgreSQL is up)
 test:
 	scripts/test.sh
+
+## check: go mod tidy, staticcheck, govulncheck (offline database) and the race detector
+check:
+	scripts/checks.sh
 
 ## vet: go vet every package
 vet:
