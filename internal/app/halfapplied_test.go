@@ -76,15 +76,21 @@ func eachFaultyDB(t *testing.T, fn func(t *testing.T, db *faultyDB)) {
 }
 
 // breakSessions makes every INSERT into sessions fail until fixSessions.
-func (db *faultyDB) breakSessions(t *testing.T) {
+func (db *faultyDB) breakSessions(t *testing.T) { db.breakWrites(t, "INSERT", "sessions") }
+
+func (db *faultyDB) fixSessions(t *testing.T) { db.fixWrites(t, "sessions") }
+
+// breakWrites makes every statement of kind op (INSERT, UPDATE, DELETE) on table fail until
+// fixWrites.
+func (db *faultyDB) breakWrites(t *testing.T, op, table string) {
 	t.Helper()
-	stmts := []string{`CREATE TRIGGER test_no_sessions BEFORE INSERT ON sessions
-		BEGIN SELECT RAISE(ABORT, 'test: sessions cannot be written'); END`}
+	stmts := []string{`CREATE TRIGGER test_no_` + table + ` BEFORE ` + op + ` ON ` + table + `
+		BEGIN SELECT RAISE(ABORT, 'test: ` + table + ` cannot be written'); END`}
 	if db.dialect == "postgres" {
 		stmts = []string{
-			`CREATE OR REPLACE FUNCTION test_no_sessions() RETURNS trigger LANGUAGE plpgsql AS
-			$$ BEGIN RAISE EXCEPTION 'test: sessions cannot be written'; END $$`,
-			`CREATE TRIGGER test_no_sessions BEFORE INSERT ON sessions FOR EACH ROW EXECUTE FUNCTION test_no_sessions()`,
+			`CREATE OR REPLACE FUNCTION test_no_` + table + `() RETURNS trigger LANGUAGE plpgsql AS
+			$$ BEGIN RAISE EXCEPTION 'test: ` + table + ` cannot be written'; END $$`,
+			`CREATE TRIGGER test_no_` + table + ` BEFORE ` + op + ` ON ` + table + ` FOR EACH ROW EXECUTE FUNCTION test_no_` + table + `()`,
 		}
 	}
 	for _, q := range stmts {
@@ -94,11 +100,11 @@ func (db *faultyDB) breakSessions(t *testing.T) {
 	}
 }
 
-func (db *faultyDB) fixSessions(t *testing.T) {
+func (db *faultyDB) fixWrites(t *testing.T, table string) {
 	t.Helper()
-	q := `DROP TRIGGER test_no_sessions`
+	q := `DROP TRIGGER test_no_` + table
 	if db.dialect == "postgres" {
-		q += ` ON sessions`
+		q += ` ON ` + table
 	}
 	if _, err := db.raw.ExecContext(t.Context(), q); err != nil {
 		t.Fatalf("drop the failing trigger: %v", err)
@@ -359,5 +365,44 @@ func TestMFAAnswerIsAllOrNothing(t *testing.T) {
 		res := w.validate(answer)
 		w.authenticated(res)
 		wantWorkingTokens(w.flowWorld, res)
+	})
+}
+
+// TestPasswordResetIsAllOrNothing pins SECURITY-CHECKLIST I2: a reset sets the password, lifts
+// the lock and ends every session in one commit. With the sessions' revocation failing, the
+// reset fails whole: the old password and the session still work, and the link is not spent.
+func TestPasswordResetIsAllOrNothing(t *testing.T) {
+	eachFaultyDB(t, func(t *testing.T, db *faultyDB) {
+		w := newPasswordWorld(t, db.st)
+		const email, old, next = "ada@example.com", "correct horse battery staple", "a brand new passphrase"
+		w.want(w.pw("signup", fmt.Sprintf(`{"email":%q,"password":%q}`, email, old)), 200, "")
+		w.clock.Advance(time.Minute)
+		session := w.login(email, old)
+		w.want(session, 200, "")
+		w.want(w.pw("reset/send", fmt.Sprintf(`{"email":%q,"redirect_url":"https://app.acme.test/done"}`, email)), 200, "")
+		var tok string
+		for _, m := range w.inbox(email) {
+			if link := resetLinkRE.FindString(m["text"].(string)); link != "" {
+				tok = strings.TrimPrefix(link, "https://app.acme.test/done?token=")
+			}
+		}
+		if tok == "" {
+			t.Fatal("no reset link was sent")
+		}
+		reset := fmt.Sprintf(`{"token":%q,"password":%q}`, tok, next)
+
+		db.breakWrites(t, "UPDATE", "sessions")
+		if r := w.pw("reset/verify", reset); r.status != 500 {
+			t.Fatalf("reset with the sessions' revocation failing: %d %s, want 500", r.status, r.raw)
+		}
+		db.fixWrites(t, "sessions")
+
+		w.want(w.call("GET", "/api/v1/auth/status", "", bearer(session.body["access_token"].(string))), 200, "")
+		w.clock.Advance(time.Minute)
+		w.want(w.login(email, old), 200, "")
+		w.want(w.pw("reset/verify", reset), 200, "")
+		w.want(w.call("GET", "/api/v1/auth/status", "", bearer(session.body["access_token"].(string))), 401, "")
+		w.clock.Advance(time.Minute)
+		w.want(w.login(email, next), 200, "")
 	})
 }

@@ -68,7 +68,7 @@ type Completer interface {
 type Protector interface {
 	Begin(ctx context.Context, g protect.Guard) (*protect.Attempt, error)
 	AllowSendTx(ctx context.Context, tx store.Store, s protect.Send) error
-	Unlock(ctx context.Context, g protect.Guard) error
+	UnlockIn(ctx context.Context, tx store.Store, g protect.Guard) error
 	IssueDevice(p store.Project, account string) (string, error)
 	CheckIP(p store.Project, ip string) error
 }
@@ -81,7 +81,7 @@ type Breached interface {
 
 // Sessions ends sessions (token.Service).
 type Sessions interface {
-	RevokeUserSessions(ctx context.Context, projectID, userID, reason string, meta audit.Meta) (int, error)
+	RevokeUserSessionsIn(ctx context.Context, tx store.Store, projectID, userID, reason string, meta audit.Meta) (int, error)
 }
 
 // Notices tell users of changes to how they sign in (notice.Notifier).
@@ -419,17 +419,21 @@ func (s *Service) Reset(ctx context.Context, p store.Project, tok, newPassword s
 		if err := s.d.Notices.Notify(ctx, tx, p, u, notice.PasswordReset); err != nil {
 			return err
 		}
+		// The owner proved control of the email: the lock lifts and every session ends in the
+		// commit that sets the password, so that no crash leaves one done without the others.
+		if err := s.d.Protect.UnlockIn(ctx, tx, protect.Guard{Project: p, Kind: protect.KindPassword, Account: store.EmailKey(u.Email), IP: meta.IPAddress}); err != nil {
+			return err
+		}
+		if _, err := s.d.Sessions.RevokeUserSessionsIn(ctx, tx, p.ID, u.ID, "password_reset", meta); err != nil {
+			return err
+		}
 		return s.audit(ctx, tx, p, u.ID, AuditReset, meta, nil)
 	})
 	if err != nil {
 		return err
 	}
 	s.d.Wake()
-	if err := s.d.Protect.Unlock(ctx, protect.Guard{Project: p, Kind: protect.KindPassword, Account: store.EmailKey(u.Email), IP: meta.IPAddress}); err != nil {
-		return err
-	}
-	_, err = s.d.Sessions.RevokeUserSessions(ctx, p.ID, u.ID, "password_reset", meta)
-	return err
+	return nil
 }
 
 // Change replaces the signed-in user's password, given the current one, from a sign-in of the

@@ -451,24 +451,40 @@ func (a *Attempt) Cancel(ctx context.Context) error {
 // verified email.
 func (e *Engine) Unlock(ctx context.Context, g Guard) error {
 	now := e.now()
+	keys := e.unlockKeys(g)
+	return e.d.Store.InTx(ctx, func(tx store.Store) error { return e.unlock(ctx, tx, g.Project.ID, keys, now) })
+}
+
+// unlockKeys are the counters Unlock resets: the account's, and the pair's and device's of the
+// owner who unlocks.
+func (e *Engine) unlockKeys(g Guard) []store.CounterKey {
 	keys := []store.CounterKey{{Scope: g.Kind + ":account", Key: g.Account},
 		{Scope: g.Kind + ":pair", Key: g.Account + "|" + ipKey(parseIP(g.IP), g.IP)}}
 	if id, ok := e.device(g); ok {
 		keys = append(keys, store.CounterKey{Scope: g.Kind + ":device", Key: g.Account + "|" + id})
 	}
-	return e.d.Store.InTx(ctx, func(tx store.Store) error {
-		cs, err := tx.TakeCounters(ctx, g.Project.ID, keys, now)
-		if err != nil {
-			return fmt.Errorf("take counters: %w", err)
+	return keys
+}
+
+// UnlockIn is Unlock through tx, a transaction of the caller's: a password reset unlocks in
+// the commit that sets the new password, so that no crash leaves the password changed and the
+// account still locked.
+func (e *Engine) UnlockIn(ctx context.Context, tx store.Store, g Guard) error {
+	return e.unlock(ctx, tx, g.Project.ID, e.unlockKeys(g), e.now())
+}
+
+func (e *Engine) unlock(ctx context.Context, tx store.Store, projectID string, keys []store.CounterKey, now time.Time) error {
+	cs, err := tx.TakeCounters(ctx, projectID, keys, now)
+	if err != nil {
+		return fmt.Errorf("take counters: %w", err)
+	}
+	for _, c := range cs {
+		c.Count, c.LockedUntil, c.UpdatedAt = 0, nil, now
+		if err := tx.SaveCounter(ctx, c); err != nil {
+			return fmt.Errorf("save counter: %w", err)
 		}
-		for _, c := range cs {
-			c.Count, c.LockedUntil, c.UpdatedAt = 0, nil, now
-			if err := tx.SaveCounter(ctx, c); err != nil {
-				return fmt.Errorf("save counter: %w", err)
-			}
-		}
-		return nil
-	})
+	}
+	return nil
 }
 
 // Locked reports whether the account is hard-locked for g's IP (or device): only Unlock

@@ -475,17 +475,25 @@ func (s *Service) RevokeSession(ctx context.Context, projectID, userID, sessionI
 
 // RevokeUserSessions ends every session of the user and returns how many were active.
 func (s *Service) RevokeUserSessions(ctx context.Context, projectID, userID, reason string, meta audit.Meta) (int, error) {
-	now := s.clock()
 	var n int
 	err := s.store.InTx(ctx, func(tx store.Store) error {
 		var err error
-		if n, err = tx.RevokeUserSessions(ctx, projectID, userID, now, reason); err != nil {
-			return err
-		}
-		return tx.AddAuditEvent(ctx, store.AuditEvent{ID: s.ids.New(), ProjectID: projectID, Type: "session.revoked_all",
+		n, err = s.RevokeUserSessionsIn(ctx, tx, projectID, userID, reason, meta)
+		return err
+	})
+	return n, err
+}
+
+// RevokeUserSessionsIn is RevokeUserSessions through tx, a transaction of the caller's, for a
+// change that must end the sessions in its own commit (a password reset).
+func (s *Service) RevokeUserSessionsIn(ctx context.Context, tx store.Store, projectID, userID, reason string, meta audit.Meta) (int, error) {
+	now := s.clock()
+	n, err := tx.RevokeUserSessions(ctx, projectID, userID, now, reason)
+	if err == nil {
+		err = tx.AddAuditEvent(ctx, store.AuditEvent{ID: s.ids.New(), ProjectID: projectID, Type: "session.revoked_all",
 			UserID: userID, IPAddress: meta.IPAddress, UserAgent: meta.UserAgent,
 			Detail: map[string]any{"reason": reason, "count": n}, CreatedAt: now})
-	})
+	}
 	if err != nil {
 		return 0, fmt.Errorf("revoke sessions of user %s: %w", userID, err)
 	}
