@@ -288,8 +288,9 @@ type LoginLog struct {
 // LoginLogs stores login logs.
 type LoginLogs interface {
 	AddLoginLog(ctx context.Context, l LoginLog) error // ErrNotFound if the user is not in the project
-	// ListLoginLogs returns a user's logs newest first: at most limit rows whose id is less
-	// than before ("" for the newest).
+	// ListLoginLogs returns a user's logs newest first, by (created_at, id): at most limit rows
+	// below the log whose id is before ("" for the newest; an id that is not one of the user's
+	// logs gives none).
 	ListLoginLogs(ctx context.Context, projectID, userID string, limit int, before string) ([]LoginLog, error)
 }
 

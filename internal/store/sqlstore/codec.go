@@ -165,20 +165,6 @@ func pageClause(col string, limit int) (string, []any) {
 	return " ORDER BY " + col + " LIMIT ?", []any{limit}
 }
 
-// newestFirstClause is the tail of a newest-first listing by id: ids below before ("" for
-// the newest), at most limit rows (zero or less: no limit). It follows a WHERE clause.
-func newestFirstClause(before string, limit int) (string, []any) {
-	q, a := "", []any{}
-	if before != "" {
-		q, a = " AND id < ?", append(a, before)
-	}
-	q += " ORDER BY id DESC"
-	if limit > 0 {
-		q, a = q+" LIMIT ?", append(a, limit)
-	}
-	return q, a
-}
-
 // scanner is *sql.Row or *sql.Rows.
 type scanner interface {
 	Scan(dest ...any) error

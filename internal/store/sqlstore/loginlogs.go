@@ -2,6 +2,8 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
+	"errors"
 
 	"github.com/latchkey-dev/latchkey/internal/store"
 )
@@ -32,13 +34,32 @@ func scanLoginLog(sc scanner) (store.LoginLog, error) {
 	return l, nil
 }
 
-// ListLoginLogs returns the user's logs newest (highest id) first: at most limit rows (all
-// when limit is zero or less) whose id is less than before ("" for the newest).
+// ListLoginLogs returns the user's logs newest first: at most limit rows (all when limit is zero
+// or less) below the log whose id is before ("" for the newest). Newest first is by created_at,
+// the id breaking ties: ids carry only the second they were made in, so logs of one second
+// would otherwise come in random order.
 func (s *Store) ListLoginLogs(ctx context.Context, projectID, userID string, limit int, before string) ([]store.LoginLog, error) {
 	q := `SELECT ` + loginLogColumns + ` FROM login_logs WHERE project_id = ? AND user_id = ?`
 	a := []any{projectID, userID}
-	tail, ta := newestFirstClause(before, limit)
-	rows, err := s.query(ctx, q+tail, append(a, ta...)...)
+	if before != "" {
+		var at int64
+		err := s.queryRow(ctx, `SELECT created_at FROM login_logs WHERE project_id = ? AND user_id = ? AND id = ?`,
+			projectID, userID, before).Scan(&at)
+		if errors.Is(err, sql.ErrNoRows) {
+			return []store.LoginLog{}, nil // not one of this user's logs: nothing is below it
+		}
+		if err != nil {
+			return nil, s.wrap(err, "list login logs of user %s: find the cursor's log", userID)
+		}
+		q += ` AND (created_at < ? OR (created_at = ? AND id < ?))`
+		a = append(a, at, at, before)
+	}
+	q += ` ORDER BY created_at DESC, id DESC`
+	if limit > 0 {
+		q += ` LIMIT ?`
+		a = append(a, limit)
+	}
+	rows, err := s.query(ctx, q, a...)
 	if err != nil {
 		return nil, s.wrap(err, "list login logs of user %s", userID)
 	}

@@ -175,7 +175,7 @@ func TestSQLitePagingUsesIndex(t *testing.T) {
 		"SELECT id FROM roles WHERE project_id = 'p' AND id > '' ORDER BY id LIMIT 10",
 		"SELECT id FROM permissions WHERE project_id = 'p' AND id > '' ORDER BY id LIMIT 10",
 		"SELECT user_id FROM memberships WHERE project_id = 'p' AND organization_id = 'o' AND user_id > '' ORDER BY user_id LIMIT 10",
-		"SELECT id FROM login_logs WHERE project_id = 'p' AND user_id = 'u' AND id < 'z' ORDER BY id DESC LIMIT 10",
+		"SELECT id FROM login_logs WHERE project_id = 'p' AND user_id = 'u' AND (created_at < 5 OR (created_at = 5 AND id < 'z')) ORDER BY created_at DESC, id DESC LIMIT 10",
 	} {
 		rows, err := s.WriterDB().QueryContext(t.Context(), "EXPLAIN QUERY PLAN "+q)
 		if err != nil {

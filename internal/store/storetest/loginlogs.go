@@ -1,10 +1,12 @@
 package storetest
 
 import (
+	"crypto/rand"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/latchkey-dev/latchkey/internal/ident"
 	"github.com/latchkey-dev/latchkey/internal/store"
 )
 
@@ -66,6 +68,49 @@ func testLoginLogs(t *testing.T, newStore func(t *testing.T) store.Store) {
 		got, err = st.ListLoginLogs(f.ctx, f.pid, u.ID, 5, logs[0].ID)
 		must(t, err, "ListLoginLogs(before the oldest)")
 		wantIDs(t, nil, idsOf(got), "ListLoginLogs before the oldest log")
+	})
+
+	// As with audit events: logs of one second have ids in random order, so newest first must
+	// follow created_at, the id only breaking ties, and so must the pages a cursor continues.
+	t.Run("NewestFirstWithinOneSecond", func(t *testing.T) {
+		t.Parallel()
+		f := inNewProject(t, st)
+		u := f.user()
+		second := at(0).Truncate(time.Second)
+		gen := &ident.Generator{Now: func() time.Time { return second }, Rand: rand.Reader}
+		const n = 40
+		var newestFirst []store.LoginLog
+		for i := range n {
+			l := newLoginLog(f.pid, u.ID, gen.New(), second.Add(time.Duration(i)*time.Microsecond))
+			if i == n-1 { // a tie in created_at: the larger id counts as newer
+				l.CreatedAt = newestFirst[0].CreatedAt
+			}
+			must(t, st.AddLoginLog(f.ctx, l), "AddLoginLog")
+			newestFirst = append([]store.LoginLog{l}, newestFirst...)
+		}
+		if a, b := newestFirst[0], newestFirst[1]; a.ID < b.ID {
+			newestFirst[0], newestFirst[1] = b, a
+		}
+		got, err := st.ListLoginLogs(f.ctx, f.pid, u.ID, 0, "")
+		must(t, err, "ListLoginLogs")
+		wantRecords(t, newestFirst, got, "ListLoginLogs of %d logs in one second", n)
+		var paged []store.LoginLog
+		before := ""
+		for range n {
+			page, err := st.ListLoginLogs(f.ctx, f.pid, u.ID, 7, before)
+			must(t, err, "ListLoginLogs page")
+			if len(page) == 0 {
+				break
+			}
+			paged = append(paged, page...)
+			before = page[len(page)-1].ID
+		}
+		wantRecords(t, newestFirst, paged, "pages of 7 of ListLoginLogs")
+		got, err = st.ListLoginLogs(f.ctx, f.pid, u.ID, 10, newID())
+		must(t, err, "ListLoginLogs before an unknown id")
+		if len(got) != 0 {
+			t.Errorf("ListLoginLogs before an id that is no log = %d logs, want none", len(got))
+		}
 	})
 
 	t.Run("UnknownUser", func(t *testing.T) {
