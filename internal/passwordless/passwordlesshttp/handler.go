@@ -36,16 +36,16 @@ const base = "/api/v1/auth/passwordless/"
 // Mount registers the routes on rt. Every route needs the project's client id only: these are
 // called from browsers and apps that hold no secret.
 func (h Handler) Mount(rt *httpserver.Router) {
-	rt.Handle("POST "+base+"magic-link/send", httpserver.ClientID, h.send(passwordless.MagicLink))
-	rt.Handle("POST "+base+"magic-link/resend", httpserver.ClientID, h.resend(passwordless.MagicLink))
+	rt.Handle("POST "+base+"magic-link/send", httpserver.ClientID, h.send(passwordless.MagicLink), httpserver.BotChecked)
+	rt.Handle("POST "+base+"magic-link/resend", httpserver.ClientID, h.resend(passwordless.MagicLink), httpserver.BotChecked)
 	rt.Handle("GET "+base+"magic-link/verify", httpserver.ClientID, h.verifyLink)
 	rt.Handle("GET "+base+"magic-link/status", httpserver.ClientID, h.status)
-	rt.Handle("POST "+base+"magic-otp/send", httpserver.ClientID, h.send(passwordless.EmailOTP))
-	rt.Handle("POST "+base+"email-otp/send", httpserver.ClientID, h.send(passwordless.EmailOTP))
-	rt.Handle("POST "+base+"email-otp/resend", httpserver.ClientID, h.resend(passwordless.EmailOTP))
+	rt.Handle("POST "+base+"magic-otp/send", httpserver.ClientID, h.send(passwordless.EmailOTP), httpserver.BotChecked)
+	rt.Handle("POST "+base+"email-otp/send", httpserver.ClientID, h.send(passwordless.EmailOTP), httpserver.BotChecked)
+	rt.Handle("POST "+base+"email-otp/resend", httpserver.ClientID, h.resend(passwordless.EmailOTP), httpserver.BotChecked)
 	rt.Handle("POST "+base+"email-otp/verify", httpserver.ClientID, h.verifyCode(passwordless.EmailOTP))
-	rt.Handle("POST "+base+"phone-otp/send", httpserver.ClientID, h.send(passwordless.PhoneOTP))
-	rt.Handle("POST "+base+"phone-otp/resend", httpserver.ClientID, h.resend(passwordless.PhoneOTP))
+	rt.Handle("POST "+base+"phone-otp/send", httpserver.ClientID, h.send(passwordless.PhoneOTP), httpserver.BotChecked)
+	rt.Handle("POST "+base+"phone-otp/resend", httpserver.ClientID, h.resend(passwordless.PhoneOTP), httpserver.BotChecked)
 	rt.Handle("POST "+base+"phone-otp/verify", httpserver.ClientID, h.verifyCode(passwordless.PhoneOTP))
 }
 
