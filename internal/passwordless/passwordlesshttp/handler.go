@@ -135,13 +135,8 @@ func (h Handler) verifyLink(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Referrer-Policy", "no-referrer") // the URL holds the link's secret
 	if err != nil {
-		fe, ok := failure.As(err)
-		if !ok {
-			return err
-		}
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.WriteHeader(httpStatus(fe.Kind))
-		return linkPage.Execute(w, page{Title: "This link cannot be used", Body: linkFailure(fe.Code), Brand: p.Name})
+		// A person opened this in a browser: they get a page, with the status the API maps err to.
+		return httpserver.AsPage(err, httpserver.ErrorPage{Brand: p.Name, Title: "This link cannot be used", Message: linkFailure(err)})
 	}
 	if redirect != "" {
 		http.Redirect(w, r, redirect, http.StatusSeeOther)
@@ -174,23 +169,10 @@ var linkPage = template.Must(template.New("link").Parse(`<!doctype html>
 </head><body><p>{{.Brand}}</p><h1>{{.Title}}</h1><p>{{.Body}}</p></body></html>
 `))
 
-func linkFailure(code string) string {
-	switch code {
-	case "flow_dead":
+func linkFailure(err error) string {
+	fe, _ := failure.As(err)
+	if fe != nil && fe.Code == "flow_dead" {
 		return "Too many attempts were made with this link. Ask for a new one."
-	default:
-		return "The link has expired or was already used. Ask for a new one."
 	}
-}
-
-func httpStatus(k failure.Kind) int {
-	switch k {
-	case failure.NotFound:
-		return http.StatusNotFound
-	case failure.Invalid:
-		return http.StatusBadRequest
-	case failure.Forbidden:
-		return http.StatusForbidden
-	}
-	return http.StatusUnauthorized
+	return "The link has expired or was already used. Ask for a new one."
 }
