@@ -12,23 +12,27 @@ import (
 
 	"github.com/latchkey-dev/latchkey/internal/botcheck"
 	"github.com/latchkey-dev/latchkey/internal/config"
+	"github.com/latchkey-dev/latchkey/internal/httpserver"
 	"github.com/latchkey-dev/latchkey/internal/ident"
 	"github.com/latchkey-dev/latchkey/internal/notice"
 	"github.com/latchkey-dev/latchkey/internal/project"
 	"github.com/latchkey-dev/latchkey/internal/store"
 )
 
-// NewLogger returns the logger cfg asks for, writing to w. cfg must be valid.
+// NewLogger returns the logger cfg asks for, writing to w, which adds each request's id and
+// project to the lines logged under it (httpserver.LogHandler). cfg must be valid.
 func NewLogger(cfg config.Config, w io.Writer) *slog.Logger {
 	level, err := cfg.Level()
 	if err != nil {
 		level = slog.LevelInfo
 	}
 	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(w, opts)
 	if cfg.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		h = slog.NewJSONHandler(w, opts)
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	// Every line logged under a request says which request (and project) it belongs to.
+	return slog.New(httpserver.LogHandler(h))
 }
 
 // idGenerator returns an id generator on the injected clock and randomness, or nil (the

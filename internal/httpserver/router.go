@@ -109,6 +109,9 @@ func (rt *Router) Handle(pattern string, access Access, h HandlerFunc, opts ...R
 			rt.corsResponse(ctx, w, r)
 		}
 		if err == nil {
+			if p, ok := ctx.Value(projectKey{}).(store.Project); ok {
+				noteProject(ctx, p.ID)
+			}
 			r = r.WithContext(ctx)
 			if gated {
 				r, err = rt.checkBots(r)
