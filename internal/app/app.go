@@ -569,7 +569,7 @@ func (a *App) ServeWithAdmin(ctx context.Context, ln, admin net.Listener) error 
 		pending--
 		failed = fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
-		a.log.Info("shutting down: letting in-flight requests finish", "timeout", a.shutdownTimeout)
+		a.log.InfoContext(ctx, "shutting down: letting in-flight requests finish", "timeout", a.shutdownTimeout)
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), a.shutdownTimeout)
 	defer cancel()
@@ -589,7 +589,7 @@ func (a *App) ServeWithAdmin(ctx context.Context, ln, admin net.Listener) error 
 	if failed != nil {
 		return failed
 	}
-	a.log.Info("stopped")
+	a.log.InfoContext(ctx, "stopped")
 	return nil
 }
 
