@@ -400,9 +400,10 @@ func NewWithStore(st store.Store, opts ...Option) (*App, error) {
 	}
 	metrics := httpserver.NewMetrics(reg)
 
-	secrets := guardedSecrets{Service: a.projects, protect: a.protect}
+	secrets := protect.Secrets{Authenticator: a.projects, Engine: a.protect, IP: httpserver.ClientIPFrom}
 	a.router = httpserver.NewRouter(secrets, o.log)
 	a.router.UseBearer(a.sessions)
+	a.router.UseBotCheck(bots.Gate)
 	a.router.Handle("GET /healthz", httpserver.Public, a.healthz)
 	a.router.Handle("GET /readyz", httpserver.Public, a.readyz)
 	a.router.Handle("GET /api/v1/openapi.json", httpserver.Public, openAPI)
@@ -418,9 +419,6 @@ func NewWithStore(st store.Store, opts ...Option) (*App, error) {
 	auditloghttp.Handler{Log: auditlog.Service{Store: st}}.Mount(a.router)
 	webhookhttp.Handler{Webhooks: hooks}.Mount(a.router)
 	bots.Mount(a.router)
-	// Sign-up and every route that sends a message prove, when the project asks, that a
-	// person is behind them: the routes bots abuse to create accounts and run up SMS bills.
-	a.router.Guard(bots.Gate, gatedRoutes(a.router.Patterns())...)
 	if o.dev {
 		devinbox.Handler{Store: st, Opener: o.sealer}.Mount(a.router)
 	}
@@ -571,7 +569,7 @@ func (a *App) ServeWithAdmin(ctx context.Context, ln, admin net.Listener) error 
 		pending--
 		failed = fmt.Errorf("serve: %w", err)
 	case <-ctx.Done():
-		a.log.Info("shutting down: letting in-flight requests finish", "timeout", a.shutdownTimeout)
+		a.log.InfoContext(ctx, "shutting down: letting in-flight requests finish", "timeout", a.shutdownTimeout)
 	}
 	sctx, cancel := context.WithTimeout(context.Background(), a.shutdownTimeout)
 	defer cancel()
@@ -591,7 +589,7 @@ func (a *App) ServeWithAdmin(ctx context.Context, ln, admin net.Listener) error 
 	if failed != nil {
 		return failed
 	}
-	a.log.Info("stopped")
+	a.log.InfoContext(ctx, "stopped")
 	return nil
 }
 

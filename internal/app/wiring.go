@@ -12,26 +12,27 @@ import (
 
 	"github.com/latchkey-dev/latchkey/internal/botcheck"
 	"github.com/latchkey-dev/latchkey/internal/config"
-	"github.com/latchkey-dev/latchkey/internal/failure"
 	"github.com/latchkey-dev/latchkey/internal/httpserver"
 	"github.com/latchkey-dev/latchkey/internal/ident"
 	"github.com/latchkey-dev/latchkey/internal/notice"
 	"github.com/latchkey-dev/latchkey/internal/project"
-	"github.com/latchkey-dev/latchkey/internal/protect"
 	"github.com/latchkey-dev/latchkey/internal/store"
 )
 
-// NewLogger returns the logger cfg asks for, writing to w. cfg must be valid.
+// NewLogger returns the logger cfg asks for, writing to w, which adds each request's id and
+// project to the lines logged under it (httpserver.LogHandler). cfg must be valid.
 func NewLogger(cfg config.Config, w io.Writer) *slog.Logger {
 	level, err := cfg.Level()
 	if err != nil {
 		level = slog.LevelInfo
 	}
 	opts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(w, opts)
 	if cfg.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, opts))
+		h = slog.NewJSONHandler(w, opts)
 	}
-	return slog.New(slog.NewTextHandler(w, opts))
+	// Every line logged under a request says which request (and project) it belongs to.
+	return slog.New(httpserver.LogHandler(h))
 }
 
 // idGenerator returns an id generator on the injected clock and randomness, or nil (the
@@ -153,51 +154,4 @@ type spentChallenges struct{ st store.SpentChallenges }
 
 func (s spentChallenges) Spend(ctx context.Context, key string, expires time.Time) (bool, error) {
 	return s.st.SpendChallenge(ctx, key, expires)
-}
-
-// gatedRoutes are the routes behind the bot check: sign-up, and every route that sends a
-// message (sends, resends, password reset).
-func gatedRoutes(patterns []string) []string {
-	var out []string
-	for _, p := range patterns {
-		if strings.HasPrefix(p, "POST /api/v1/auth/") &&
-			(strings.HasSuffix(p, "/send") || strings.HasSuffix(p, "/resend") || strings.HasSuffix(p, "/signup")) {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
-// guardedSecrets checks client secrets through attack protection: a client id's wrong
-// secrets from one IP are counted and, past the limits, refused before any lookup. Secrets are
-// 256-bit, so this bounds the load of guessing, not its chances. A secret without a client id
-// names no project to count against and is checked as is.
-type guardedSecrets struct {
-	*project.Service
-	protect *protect.Engine
-}
-
-func (g guardedSecrets) AuthenticateSecret(ctx context.Context, clientID, secret string) (store.Project, error) {
-	if clientID == "" {
-		return g.Service.AuthenticateSecret(ctx, clientID, secret)
-	}
-	p, err := g.ProjectByClientID(ctx, clientID)
-	if failure.IsKind(err, failure.NotFound) {
-		// As for a wrong secret: an unknown client id is a failed client authentication.
-		return store.Project{}, failure.New(failure.Unauthenticated, "invalid_client", "client authentication failed")
-	}
-	if err != nil {
-		return store.Project{}, err
-	}
-	guard := protect.Guard{Project: p, Kind: "client_secret", Account: clientID, IP: httpserver.ClientIPFrom(ctx)}
-	if err := g.protect.Check(ctx, guard); err != nil {
-		return store.Project{}, err
-	}
-	got, err := g.Service.AuthenticateSecret(ctx, clientID, secret)
-	if fe, ok := failure.As(err); ok && fe.Code == "invalid_client" {
-		if ferr := g.protect.Fail(ctx, guard); ferr != nil {
-			return store.Project{}, ferr
-		}
-	}
-	return got, err
 }

@@ -54,19 +54,20 @@ func errorBody(err error) ErrorBody {
 	return ErrorBody{Status: http.StatusInternalServerError, Code: "internal_error", Description: "internal server error"}
 }
 
-// WriteError writes err in the documented shape. 5xx errors are logged with the request id;
-// their detail never reaches the client.
+// WriteError writes err in the documented shape, or as an HTML page when the handler marked it
+// so (AsPage). 5xx errors are logged with the request id; their detail never reaches the client.
 func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
 	body := errorBody(err)
-	if body.Status >= 500 && log != nil {
-		log.ErrorContext(r.Context(), "request failed", "request_id", RequestID(r.Context()),
-			"route", r.Pattern, "err", err)
+	logFailure(r, log, body, err)
+	setRetryAfter(w, err)
+	if page, ok := pageOf(err); ok {
+		writePage(w, r, body, page)
+		return
 	}
 	if body.Status == http.StatusUnauthorized && (body.Code == "invalid_token" || body.Code == "missing_token") {
 		// RFC 6750 §3: tell a bearer client why its token was refused.
 		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
 	}
-	setRetryAfter(w, err)
 	WriteJSON(w, body.Status, body)
 }
 
@@ -93,10 +94,7 @@ type OAuthErrorBody struct {
 // WriteOAuthError writes err in the OAuth error shape, with the status WriteError would use.
 func WriteOAuthError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
 	body := errorBody(err)
-	if body.Status >= 500 && log != nil {
-		log.ErrorContext(r.Context(), "request failed", "request_id", RequestID(r.Context()),
-			"route", r.Pattern, "err", err)
-	}
+	logFailure(r, log, body, err)
 	if body.Status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Basic realm="latchkey"`)
 	}

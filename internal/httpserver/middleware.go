@@ -47,13 +47,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 
 // Wrap returns h with the middleware every request passes through, outermost first: a request
 // id, panic recovery, an access log line (path only: query strings can carry tokens and are
-// never logged) and metrics.
+// never logged; the client IP as TrustProxies resolved it) and metrics.
 func Wrap(h http.Handler, log *slog.Logger, m *Metrics) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		id := newRequestID()
 		w.Header().Set("X-Request-Id", id)
-		r = r.WithContext(context.WithValue(context.WithValue(r.Context(), requestIDKey{}, id), clientIPKey{}, ClientIP(r)))
+		ip := ClientIP(r)
+		r = r.WithContext(withRequestLog(context.WithValue(context.WithValue(r.Context(), requestIDKey{}, id), clientIPKey{}, ip)))
 		rec := &statusRecorder{ResponseWriter: w, status: http.StatusOK}
 		defer func() {
 			if v := recover(); v != nil {
@@ -76,7 +77,7 @@ func Wrap(h http.Handler, log *slog.Logger, m *Metrics) http.Handler {
 			}
 			log.LogAttrs(r.Context(), slog.LevelInfo, "http request",
 				slog.String("request_id", id), slog.String("method", r.Method),
-				slog.String("path", r.URL.Path), slog.String("route", route),
+				slog.String("path", r.URL.Path), slog.String("route", route), slog.String("client_ip", ip),
 				slog.Int("status", rec.status), slog.Duration("duration", elapsed))
 		}()
 		h.ServeHTTP(rec, r)

@@ -56,7 +56,9 @@ type Router struct {
 	bearer   BearerAuthenticator
 	log      *slog.Logger
 	patterns []string
-	gates    map[string]Gate
+	// botCheck is the gate of the routes mounted with BotChecked; gated lists those routes.
+	botCheck Gate
+	gated    map[string]bool
 	// origins, when set (UseCORS), are the browser origins of a project; corsRoutes are the
 	// patterns that answer CORS (every route but Secret ones).
 	origins    OriginsFunc
@@ -68,29 +70,51 @@ type Router struct {
 // and returns the request the handler gets: r, or r with what the check learned in its context.
 type Gate func(r *http.Request) (*http.Request, error)
 
+// RouteOption states a protection a route needs besides its Access, where the route is mounted.
+type RouteOption int
+
+const (
+	// BotChecked routes pass the router's bot check (UseBotCheck) after their access check:
+	// sign-up and every route that sends a message, the routes bots abuse to create accounts
+	// and run up SMS bills.
+	BotChecked RouteOption = iota + 1
+)
+
 // NewRouter returns an empty router.
 func NewRouter(auth ProjectAuthenticator, log *slog.Logger) *Router {
-	return &Router{mux: http.NewServeMux(), auth: auth, log: log, corsRoutes: map[string]bool{}}
+	return &Router{mux: http.NewServeMux(), auth: auth, log: log, corsRoutes: map[string]bool{}, gated: map[string]bool{}}
 }
+
+// UseBotCheck sets the gate of BotChecked routes. Call it before serving: it is read without a
+// lock. A BotChecked route on a router without one refuses every request (500) rather than
+// let bots through.
+func (rt *Router) UseBotCheck(g Gate) { rt.botCheck = g }
 
 // UseBearer sets how access tokens are checked; without it, routes refuse them.
 func (rt *Router) UseBearer(b BearerAuthenticator) { rt.bearer = b }
 
 // Handle registers h at pattern (a Go ServeMux pattern with a method, e.g.
-// "GET /api/v1/users/{id}").
-func (rt *Router) Handle(pattern string, access Access, h HandlerFunc) {
+// "GET /api/v1/users/{id}"), with the protections opts state.
+func (rt *Router) Handle(pattern string, access Access, h HandlerFunc, opts ...RouteOption) {
 	rt.patterns = append(rt.patterns, pattern)
 	cors := access != Secret // a browser must never hold the secret: no CORS on management routes
 	rt.corsRoutes[pattern] = cors
+	gated := slices.Contains(opts, BotChecked)
+	if gated {
+		rt.gated[pattern] = true
+	}
 	rt.mux.Handle(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, err := rt.authorize(r, access)
 		if cors {
 			rt.corsResponse(ctx, w, r)
 		}
 		if err == nil {
+			if p, ok := ctx.Value(projectKey{}).(store.Project); ok {
+				noteProject(ctx, p.ID)
+			}
 			r = r.WithContext(ctx)
-			if gate := rt.gates[pattern]; gate != nil {
-				r, err = gate(r)
+			if gated {
+				r, err = rt.checkBots(r)
 			}
 		}
 		if err == nil {
@@ -102,18 +126,21 @@ func (rt *Router) Handle(pattern string, access Access, h HandlerFunc) {
 	}))
 }
 
-// Guard puts g in front of the routes with these patterns, which must be registered already.
-// Call it before serving: the gates are read without a lock.
-func (rt *Router) Guard(g Gate, patterns ...string) {
-	if rt.gates == nil {
-		rt.gates = map[string]Gate{}
+func (rt *Router) checkBots(r *http.Request) (*http.Request, error) {
+	if rt.botCheck == nil {
+		return r, failure.New(failure.Internal, "internal_error", "route %s is bot-checked but the router has no bot check", r.Pattern)
 	}
-	for _, p := range patterns {
-		if !slices.Contains(rt.patterns, p) {
-			panic("httpserver: Guard on unregistered route " + p)
-		}
-		rt.gates[p] = g
+	return rt.botCheck(r)
+}
+
+// BotCheckedPatterns returns the patterns of the BotChecked routes, sorted.
+func (rt *Router) BotCheckedPatterns() []string {
+	var p []string
+	for pattern := range rt.gated {
+		p = append(p, pattern)
 	}
+	slices.Sort(p)
+	return p
 }
 
 // HandleHTTP registers a plain http.Handler (for handlers owned by libraries, such as metrics).

@@ -37,9 +37,9 @@ const base = "/api/v1/auth/password/"
 
 // Mount registers the routes on rt.
 func (h Handler) Mount(rt *httpserver.Router) {
-	rt.Handle("POST "+base+"signup", httpserver.ClientID, h.signup)
+	rt.Handle("POST "+base+"signup", httpserver.ClientID, h.signup, httpserver.BotChecked)
 	rt.Handle("POST "+base+"login", httpserver.ClientID, h.login)
-	rt.Handle("POST "+base+"reset/send", httpserver.ClientID, h.sendReset)
+	rt.Handle("POST "+base+"reset/send", httpserver.ClientID, h.sendReset, httpserver.BotChecked)
 	rt.Handle("POST "+base+"reset/verify", httpserver.ClientID, h.reset)
 	rt.Handle("POST "+base+"change", httpserver.User, h.change)
 	rt.Handle("PUT /api/v1/users/{id}/password", httpserver.Secret, h.set)

@@ -36,16 +36,16 @@ const base = "/api/v1/auth/passwordless/"
 // Mount registers the routes on rt. Every route needs the project's client id only: these are
 // called from browsers and apps that hold no secret.
 func (h Handler) Mount(rt *httpserver.Router) {
-	rt.Handle("POST "+base+"magic-link/send", httpserver.ClientID, h.send(passwordless.MagicLink))
-	rt.Handle("POST "+base+"magic-link/resend", httpserver.ClientID, h.resend(passwordless.MagicLink))
+	rt.Handle("POST "+base+"magic-link/send", httpserver.ClientID, h.send(passwordless.MagicLink), httpserver.BotChecked)
+	rt.Handle("POST "+base+"magic-link/resend", httpserver.ClientID, h.resend(passwordless.MagicLink), httpserver.BotChecked)
 	rt.Handle("GET "+base+"magic-link/verify", httpserver.ClientID, h.verifyLink)
 	rt.Handle("GET "+base+"magic-link/status", httpserver.ClientID, h.status)
-	rt.Handle("POST "+base+"magic-otp/send", httpserver.ClientID, h.send(passwordless.EmailOTP))
-	rt.Handle("POST "+base+"email-otp/send", httpserver.ClientID, h.send(passwordless.EmailOTP))
-	rt.Handle("POST "+base+"email-otp/resend", httpserver.ClientID, h.resend(passwordless.EmailOTP))
+	rt.Handle("POST "+base+"magic-otp/send", httpserver.ClientID, h.send(passwordless.EmailOTP), httpserver.BotChecked)
+	rt.Handle("POST "+base+"email-otp/send", httpserver.ClientID, h.send(passwordless.EmailOTP), httpserver.BotChecked)
+	rt.Handle("POST "+base+"email-otp/resend", httpserver.ClientID, h.resend(passwordless.EmailOTP), httpserver.BotChecked)
 	rt.Handle("POST "+base+"email-otp/verify", httpserver.ClientID, h.verifyCode(passwordless.EmailOTP))
-	rt.Handle("POST "+base+"phone-otp/send", httpserver.ClientID, h.send(passwordless.PhoneOTP))
-	rt.Handle("POST "+base+"phone-otp/resend", httpserver.ClientID, h.resend(passwordless.PhoneOTP))
+	rt.Handle("POST "+base+"phone-otp/send", httpserver.ClientID, h.send(passwordless.PhoneOTP), httpserver.BotChecked)
+	rt.Handle("POST "+base+"phone-otp/resend", httpserver.ClientID, h.resend(passwordless.PhoneOTP), httpserver.BotChecked)
 	rt.Handle("POST "+base+"phone-otp/verify", httpserver.ClientID, h.verifyCode(passwordless.PhoneOTP))
 }
 
@@ -135,13 +135,8 @@ func (h Handler) verifyLink(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Referrer-Policy", "no-referrer") // the URL holds the link's secret
 	if err != nil {
-		fe, ok := failure.As(err)
-		if !ok {
-			return err
-		}
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.WriteHeader(httpStatus(fe.Kind))
-		return linkPage.Execute(w, page{Title: "This link cannot be used", Body: linkFailure(fe.Code), Brand: p.Name})
+		// A person opened this in a browser: they get a page, with the status the API maps err to.
+		return httpserver.AsPage(err, httpserver.ErrorPage{Brand: p.Name, Title: "This link cannot be used", Message: linkFailure(err)})
 	}
 	if redirect != "" {
 		http.Redirect(w, r, redirect, http.StatusSeeOther)
@@ -174,23 +169,10 @@ var linkPage = template.Must(template.New("link").Parse(`<!doctype html>
 </head><body><p>{{.Brand}}</p><h1>{{.Title}}</h1><p>{{.Body}}</p></body></html>
 `))
 
-func linkFailure(code string) string {
-	switch code {
-	case "flow_dead":
+func linkFailure(err error) string {
+	fe, _ := failure.As(err)
+	if fe != nil && fe.Code == "flow_dead" {
 		return "Too many attempts were made with this link. Ask for a new one."
-	default:
-		return "The link has expired or was already used. Ask for a new one."
 	}
-}
-
-func httpStatus(k failure.Kind) int {
-	switch k {
-	case failure.NotFound:
-		return http.StatusNotFound
-	case failure.Invalid:
-		return http.StatusBadRequest
-	case failure.Forbidden:
-		return http.StatusForbidden
-	}
-	return http.StatusUnauthorized
+	return "The link has expired or was already used. Ask for a new one."
 }
