@@ -74,3 +74,17 @@ func checkWholeModules(t *testing.T, png []byte) {
 		}
 	}
 }
+
+// BenchmarkQRCodePNG measures rendering a typical otpauth URI, and reports the PNG's size.
+func BenchmarkQRCodePNG(b *testing.B) {
+	const uri = "otpauth://totp/Acme:ada@example.com?algorithm=SHA1&digits=6&issuer=Acme&period=30&secret=JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP"
+	var size int
+	for b.Loop() {
+		png, err := QRCodePNG(uri)
+		if err != nil {
+			b.Fatal(err)
+		}
+		size = len(png)
+	}
+	b.ReportMetric(float64(size), "bytes/png")
+}
