@@ -171,9 +171,11 @@ func TestAltchaWidgetSolvesOurChallenge(t *testing.T) {
 		t.Fatalf("expiry %q of the salt %q: %v", expires, salt, err)
 	}
 	for what, change := range map[string]func(map[string]any){
-		"the next number":          func(f map[string]any) { f["number"] = number + 1 },
-		"the number as a string":   func(f map[string]any) { f["number"] = strconv.FormatFloat(number, 'f', -1, 64) },
-		"a later expiry":           func(f map[string]any) { f["salt"] = strings.Replace(salt, expires, strconv.FormatInt(later+3600, 10), 1) },
+		"the next number":        func(f map[string]any) { f["number"] = number + 1 },
+		"the number as a string": func(f map[string]any) { f["number"] = strconv.FormatFloat(number, 'f', -1, 64) },
+		"a later expiry": func(f map[string]any) {
+			f["salt"] = strings.Replace(salt, expires, strconv.FormatInt(later+3600, 10), 1)
+		},
 		"another signature":        func(f map[string]any) { f["signature"] = flipHex(f["signature"].(string)) },
 		"another challenge":        func(f map[string]any) { f["challenge"] = flipHex(f["challenge"].(string)) },
 		"the test flag":            func(f map[string]any) { f["test"] = true },
@@ -273,12 +275,24 @@ func flipHex(s string) string {
 }
 
 // altchaWidget returns the directory of the installed altcha package, running npm ci in the
-// fixture when node_modules is missing. Without npm, or when npm ci fails (no registry), the
-// test is skipped, and under CI=true failed.
+// fixture when node_modules is missing or holds another version than package.json pins.
+// Without npm, or when npm ci fails (no registry), the test is skipped, and under CI=true
+// failed.
 func altchaWidget(t *testing.T) string {
 	t.Helper()
 	dir := filepath.Join(altchaFixture, "node_modules", "altcha")
-	if _, err := os.Stat(filepath.Join(dir, "dist", "external", "altcha.js")); err == nil {
+	var pinned struct {
+		Dependencies map[string]string `json:"dependencies"`
+	}
+	var installed struct {
+		Version string `json:"version"`
+	}
+	if b, err := os.ReadFile(filepath.Join(altchaFixture, "package.json")); err != nil || json.Unmarshal(b, &pinned) != nil ||
+		pinned.Dependencies["altcha"] == "" {
+		t.Fatalf("read the pinned altcha version from %s/package.json: %v", altchaFixture, err)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "package.json")); err == nil && json.Unmarshal(b, &installed) == nil &&
+		installed.Version == pinned.Dependencies["altcha"] {
 		return dir
 	}
 	unavailable := func(format string, args ...any) {
