@@ -4,12 +4,12 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/base32"
+	"fmt"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/pquerna/otp"
 
 	"github.com/latchkey-dev/latchkey/internal/failure"
 	"github.com/latchkey-dev/latchkey/internal/ident"
@@ -121,12 +121,15 @@ func TestEnrollAndConfirm(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Enroll: %v", err)
 		}
-		key, err := otp.NewKeyFromURL(en.URI)
+		// Read as the Key URI Format (google-authenticator's wiki) says, with net/url rather
+		// than the library that wrote it.
+		u, err := url.Parse(en.URI)
 		if err != nil {
 			t.Fatalf("the otpauth URI %q does not parse: %v", en.URI, err)
 		}
-		if key.Type() != "totp" || key.Issuer() != "Acme" || key.AccountName() != e.user.Email || key.Secret() != en.Secret ||
-			key.Period() != 30 || key.Digits() != otp.DigitsSix || key.Algorithm() != otp.AlgorithmSHA1 {
+		q := u.Query()
+		if u.Scheme != "otpauth" || u.Host != "totp" || u.Path != "/Acme:"+e.user.Email || q.Get("issuer") != "Acme" ||
+			q.Get("secret") != en.Secret || q.Get("period") != "30" || q.Get("digits") != "6" || q.Get("algorithm") != "SHA1" {
 			t.Errorf("otpauth URI %q: want totp, issuer Acme, the user's email, the secret, 30 s, 6 digits, SHA1", en.URI)
 		}
 		raw, err := base32.StdEncoding.WithPadding(base32.NoPadding).DecodeString(en.Secret)
@@ -239,5 +242,44 @@ func TestVerifyRace(t *testing.T) {
 			_, err := e.svc.Verify(t.Context(), e.project.ID, e.user.ID, code)
 			return err
 		})
+	})
+}
+
+// TestVerifyMatchesRFC6238 checks our own code path, not a test helper, against RFC 6238
+// Appendix B: a factor whose secret is the RFC's key accepts each vector's code (its last 6
+// digits) at the vector's time, and refuses the same code with one digit changed.
+func TestVerifyMatchesRFC6238(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, st *sqlstore.Store) {
+		e := newEnv(t, st)
+		ctx := t.Context()
+		// The secret is the first 20 bytes of the randomness: the RFC's key.
+		svc := mfa.NewTOTP(mfa.TOTPDeps{Store: st, Sealer: e.ring, Now: e.clock.Now,
+			Rand: strings.NewReader(mfatest.RFC6238Key), IDs: ident.NewGenerator()})
+		en, err := svc.Enroll(ctx, e.project, "", e.user.Email, e.user.ID)
+		if err != nil {
+			t.Fatalf("Enroll: %v", err)
+		}
+		if want := base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString([]byte(mfatest.RFC6238Key)); en.Secret != want {
+			t.Fatalf("secret %q, want the RFC key %q", en.Secret, want)
+		}
+		// The vectors' times increase, so each is a newer step than the one before it.
+		for i, v := range mfatest.RFC6238Vectors {
+			e.clock.set(time.Unix(v.Unix, 0).UTC())
+			code := v.Code[2:]
+			wrong := code[:5] + string('0'+(code[5]-'0'+1)%10)
+			if i == 0 {
+				wantFailure(t, svc.Confirm(ctx, e.project.ID, e.user.ID, en.FactorID, wrong), "invalid_otp",
+					"Confirm at 59 with a changed digit")
+				if err := svc.Confirm(ctx, e.project.ID, e.user.ID, en.FactorID, code); err != nil {
+					t.Fatalf("Confirm at %d with %s: %v", v.Unix, code, err)
+				}
+				continue
+			}
+			_, err := svc.Verify(ctx, e.project.ID, e.user.ID, wrong)
+			wantFailure(t, err, "invalid_otp", fmt.Sprintf("Verify at %d with a changed digit", v.Unix))
+			if id, err := svc.Verify(ctx, e.project.ID, e.user.ID, code); err != nil || id != en.FactorID {
+				t.Errorf("Verify at %d with %s = %q, %v; want factor %s", v.Unix, code, id, err, en.FactorID)
+			}
+		}
 	})
 }
