@@ -67,7 +67,7 @@ type Completer interface {
 // Protector is attack protection (protect.Engine).
 type Protector interface {
 	Begin(ctx context.Context, g protect.Guard) (*protect.Attempt, error)
-	AllowSendTx(ctx context.Context, tx store.Store, s protect.Send) error
+	AllowSendTx(ctx context.Context, tx protect.Store, s protect.Send) error
 	Unlock(ctx context.Context, g protect.Guard) error
 	IssueDevice(p store.Project, account string) (string, error)
 	CheckIP(p store.Project, ip string) error
@@ -86,12 +86,26 @@ type Sessions interface {
 
 // Notices tell users of changes to how they sign in (notice.Notifier).
 type Notices interface {
-	Notify(ctx context.Context, tx store.Store, p store.Project, u store.User, change string) error
+	Notify(ctx context.Context, tx notice.Store, p store.Project, u store.User, change string) error
+}
+
+// Store is the part of the store the password flows uses. InTx hands fn the whole store, because a
+// transaction may pass through other packages (see store.Store.InTx); code here uses tx
+// only through Store.
+type Store interface {
+	store.Users
+	store.Passwords
+	store.OneTimeSecrets
+	store.Sessions
+	store.Outbox
+	store.MessageTemplates
+	store.AuditEvents
+	InTx(ctx context.Context, fn func(tx store.Store) error) error
 }
 
 // Deps are the service's dependencies.
 type Deps struct {
-	Store     store.Store
+	Store     Store
 	Login     Completer
 	Notices   Notices
 	Protect   Protector

@@ -43,9 +43,18 @@ const (
 	AuditThrottled  = "protect.ip_throttled"
 )
 
+// Store is the part of the store the protection engine uses. InTx hands fn the whole store, because a
+// transaction may pass through other packages (see store.Store.InTx); code here uses tx
+// only through Store.
+type Store interface {
+	store.Counters
+	store.AuditEvents
+	InTx(ctx context.Context, fn func(tx store.Store) error) error
+}
+
 // Deps are the engine's dependencies.
 type Deps struct {
-	Store    store.Store
+	Store    Store
 	Settings func(store.Project) (project.Settings, error)
 	Now      func() time.Time
 	IDs      *ident.Generator
@@ -524,7 +533,7 @@ func (e *Engine) AllowSend(ctx context.Context, s Send) error {
 // its owner from getting a sign-in or reset message. SMS pumping fraud sends many messages to
 // premium numbers of one country; the calling-code limit caps what it can cost and has no
 // such exception.
-func (e *Engine) AllowSendTx(ctx context.Context, tx store.Store, s Send) error {
+func (e *Engine) AllowSendTx(ctx context.Context, tx Store, s Send) error {
 	st, err := e.d.Settings(s.Project)
 	if err != nil {
 		return err
