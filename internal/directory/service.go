@@ -14,9 +14,8 @@ import (
 	"github.com/latchkey-dev/latchkey/internal/store"
 )
 
-// Store is the part of the store the directory uses. InTx hands fn the whole store, because a
-// transaction may pass through other packages (see store.Store.InTx); code here uses tx
-// only through Store.
+// Store is the part of the store the directory uses; its transactions use tx only through
+// Store (see store.Store.InTx).
 type Store interface {
 	store.Users
 	store.Organizations

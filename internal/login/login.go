@@ -113,9 +113,8 @@ type Guard interface {
 	Fail(ctx context.Context, g protect.Guard) error
 }
 
-// Store is the part of the store a login uses. InTx hands fn the whole store, because a
-// transaction may pass through other packages (see store.Store.InTx); code here uses tx
-// only through Store.
+// Store is the part of the store a login uses; its transactions use tx only through
+// Store (see store.Store.InTx).
 type Store interface {
 	store.Users
 	store.LoginLogs

@@ -38,9 +38,8 @@ type Completer interface {
 	Complete(ctx context.Context, r login.Request) (login.Result, error)
 }
 
-// Store is the part of the store the passkey service uses. InTx hands fn the whole store, because a
-// transaction may pass through other packages (see store.Store.InTx); code here uses tx
-// only through Store.
+// Store is the part of the store the passkey service uses; its transactions use tx only through
+// Store (see store.Store.InTx).
 type Store interface {
 	store.Users
 	store.Passkeys

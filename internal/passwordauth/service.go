@@ -89,9 +89,8 @@ type Notices interface {
 	Notify(ctx context.Context, tx notice.Store, p store.Project, u store.User, change string) error
 }
 
-// Store is the part of the store the password flows uses. InTx hands fn the whole store, because a
-// transaction may pass through other packages (see store.Store.InTx); code here uses tx
-// only through Store.
+// Store is the part of the store the password flows use; its transactions use tx only through
+// Store (see store.Store.InTx).
 type Store interface {
 	store.Users
 	store.Passwords

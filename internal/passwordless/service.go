@@ -63,9 +63,8 @@ type Protector interface {
 	AllowSendTx(ctx context.Context, tx protect.Store, s protect.Send) error
 }
 
-// Store is the part of the store the passwordless flows uses. InTx hands fn the whole store, because a
-// transaction may pass through other packages (see store.Store.InTx); code here uses tx
-// only through Store.
+// Store is the part of the store the passwordless flows use; its transactions use tx only through
+// Store (see store.Store.InTx).
 type Store interface {
 	store.Users
 	store.Flows

@@ -30,9 +30,8 @@ const MaxRotationGrace = 30 * 24 * time.Hour
 // the project, on the transaction's store.
 type RoleSeeder func(ctx context.Context, tx store.Store, projectID string) error
 
-// Store is the part of the store the project service uses. InTx hands fn the whole store, because a
-// transaction may pass through other packages (see store.Store.InTx); code here uses tx
-// only through Store.
+// Store is the part of the store the project service uses; its transactions use tx only through
+// Store (see store.Store.InTx).
 type Store interface {
 	store.Projects
 	store.AuditEvents

@@ -43,9 +43,8 @@ const (
 	AuditThrottled  = "protect.ip_throttled"
 )
 
-// Store is the part of the store the protection engine uses. InTx hands fn the whole store, because a
-// transaction may pass through other packages (see store.Store.InTx); code here uses tx
-// only through Store.
+// Store is the part of the store the protection engine uses; its transactions use tx only through
+// Store (see store.Store.InTx).
 type Store interface {
 	store.Counters
 	store.AuditEvents
