@@ -135,7 +135,7 @@ func (s *Service) GetOrganization(ctx context.Context, projectID, id string) (st
 	return s.getOrg(ctx, s.store, projectID, id)
 }
 
-func (s *Service) getOrg(ctx context.Context, st store.Store, projectID, id string) (store.Organization, error) {
+func (s *Service) getOrg(ctx context.Context, st Store, projectID, id string) (store.Organization, error) {
 	if !ident.Valid(id) {
 		return store.Organization{}, missing(codeOrgNotFound, "organization")
 	}

@@ -97,7 +97,7 @@ func (p rolePatch) apply(r *store.Role) {
 
 // checkPermissions reports the first of ids that is not a permission of the project. It runs
 // before the write so that the error can name the id.
-func checkPermissions(ctx context.Context, st store.Store, projectID string, ids []string) error {
+func checkPermissions(ctx context.Context, st Store, projectID string, ids []string) error {
 	if len(ids) == 0 {
 		return nil
 	}
@@ -179,7 +179,7 @@ func (s *Service) GetRole(ctx context.Context, projectID, id string) (store.Role
 	return getRole(ctx, s.store, projectID, id)
 }
 
-func getRole(ctx context.Context, st store.Store, projectID, id string) (store.Role, error) {
+func getRole(ctx context.Context, st Store, projectID, id string) (store.Role, error) {
 	if !ident.Valid(id) {
 		return store.Role{}, missing(codeRoleNotFound, "role")
 	}
@@ -344,7 +344,7 @@ func (s *Service) GetPermission(ctx context.Context, projectID, id string) (stor
 	return getPermission(ctx, s.store, projectID, id)
 }
 
-func getPermission(ctx context.Context, st store.Store, projectID, id string) (store.Permission, error) {
+func getPermission(ctx context.Context, st Store, projectID, id string) (store.Permission, error) {
 	if !ident.Valid(id) {
 		return store.Permission{}, missing(codePermissionNotFound, "permission")
 	}

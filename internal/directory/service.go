@@ -14,9 +14,22 @@ import (
 	"github.com/latchkey-dev/latchkey/internal/store"
 )
 
+// Store is the part of the store the directory uses; its transactions use tx only through
+// Store (see store.Store.InTx).
+type Store interface {
+	store.Users
+	store.Organizations
+	store.Roles
+	store.Permissions
+	store.Sessions
+	store.LoginLogs
+	store.AuditEvents
+	InTx(ctx context.Context, fn func(tx store.Store) error) error
+}
+
 // Deps are what a Service needs.
 type Deps struct {
-	Store store.Store
+	Store Store
 	IDs   *ident.Generator // nil: the system clock and CSPRNG
 	Now   func() time.Time // nil: time.Now
 	// AllowLookalikes reports whether the project accepts, for users' new addresses, the
@@ -29,7 +42,7 @@ type Deps struct {
 // caller and never reads or writes another project's records. Errors are *failure.Error with
 // the codes documented on each method, or an internal error.
 type Service struct {
-	store           store.Store
+	store           Store
 	ids             *ident.Generator
 	now             func() time.Time
 	allowLookalikes func(ctx context.Context, projectID string) (bool, error)

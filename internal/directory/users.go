@@ -166,7 +166,7 @@ func (s *Service) GetUser(ctx context.Context, projectID, id string) (User, erro
 	return s.userView(ctx, u)
 }
 
-func (s *Service) getUser(ctx context.Context, st store.Store, projectID, id string) (store.User, error) {
+func (s *Service) getUser(ctx context.Context, st Store, projectID, id string) (store.User, error) {
 	if !ident.Valid(id) {
 		return store.User{}, missing(codeUserNotFound, "user")
 	}

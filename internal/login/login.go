@@ -103,7 +103,7 @@ type Sessions interface {
 // for a refresh.
 type Users interface {
 	GetUser(ctx context.Context, projectID, id string) (directory.User, error)
-	GetUserIn(ctx context.Context, tx store.Store, projectID, id string) (directory.User, error)
+	GetUserIn(ctx context.Context, tx directory.Store, projectID, id string) (directory.User, error)
 }
 
 // Guard is attack protection for long secrets (protect.Engine): refresh tokens cannot be
@@ -113,9 +113,18 @@ type Guard interface {
 	Fail(ctx context.Context, g protect.Guard) error
 }
 
+// Store is the part of the store a login uses; its transactions use tx only through
+// Store (see store.Store.InTx).
+type Store interface {
+	store.Users
+	store.LoginLogs
+	store.AuditEvents
+	InTx(ctx context.Context, fn func(tx store.Store) error) error
+}
+
 // Deps are the service's dependencies.
 type Deps struct {
-	Store    store.Store
+	Store    Store
 	Sessions Sessions
 	Users    Users
 	MFA      MFAPolicy // nil: no login needs a second factor
@@ -126,7 +135,7 @@ type Deps struct {
 
 // Service completes logins.
 type Service struct {
-	store    store.Store
+	store    Store
 	sessions Sessions
 	users    Users
 	mfa      MFAPolicy

@@ -148,7 +148,7 @@ func (s *Service) tooManySends(c store.MFAChallenge, now time.Time) error {
 }
 
 // message composes the code's message with the project's one-time code template.
-func (s *Service) message(ctx context.Context, tx store.Store, p store.Project, st project.Settings, u store.User,
+func (s *Service) message(ctx context.Context, tx Store, p store.Project, st project.Settings, u store.User,
 	c store.MFAChallenge, ch notify.Channel, code string, now time.Time) (store.OutboxMessage, error) {
 	tmpl, recipient := notify.EmailOTP, u.Email
 	if ch == notify.SMS {
@@ -263,7 +263,7 @@ func (s *Service) Validate(ctx context.Context, p store.Project, a Answer, meta 
 }
 
 // answer checks the answer through tx and says what passed, for the audit event.
-func (s *Service) answer(ctx context.Context, tx store.Store, p store.Project, st project.Settings, c store.MFAChallenge, a Answer, kind string) (map[string]any, error) {
+func (s *Service) answer(ctx context.Context, tx Store, p store.Project, st project.Settings, c store.MFAChallenge, a Answer, kind string) (map[string]any, error) {
 	detail := map[string]any{"authenticator_type": kind, "challenge_id": c.ID}
 	switch kind {
 	case TypeOTP:
@@ -300,7 +300,7 @@ func (s *Service) answer(ctx context.Context, tx store.Store, p store.Project, s
 	return detail, nil
 }
 
-func (s *Service) hasConfirmedApp(ctx context.Context, tx store.Store, c store.MFAChallenge) bool {
+func (s *Service) hasConfirmedApp(ctx context.Context, tx Store, c store.MFAChallenge) bool {
 	factors, err := tx.ListMFAFactors(ctx, c.ProjectID, c.UserID)
 	return err == nil && slices.ContainsFunc(factors, func(f store.MFAFactor) bool {
 		return f.Type == store.MFAFactorOTP && f.Confirmed

@@ -169,7 +169,7 @@ func account(u store.User) string {
 }
 
 // findUser finds a user of the project by email address or phone number.
-func findUser(ctx context.Context, st store.Store, projectID, identifier string) (store.User, error) {
+func findUser(ctx context.Context, st Store, projectID, identifier string) (store.User, error) {
 	identifier = strings.TrimSpace(identifier)
 	if identifier == "" {
 		return store.User{}, failure.InvalidField("invalid_identifier", "identifier", "is required")

@@ -107,7 +107,7 @@ func (s *Service) DeleteAuthenticator(ctx context.Context, sub Subject, id strin
 
 // keepsSecondFactor refuses removing the factor `without` from a user whose policy requires
 // MFA when no other factor would be left to answer a challenge with.
-func (s *Service) keepsSecondFactor(ctx context.Context, tx store.Store, st project.Settings, u store.User, sub Subject, without string) error {
+func (s *Service) keepsSecondFactor(ctx context.Context, tx Store, st project.Settings, u store.User, sub Subject, without string) error {
 	org := ""
 	if sub.Session != nil {
 		org = sub.Session.OrganizationID

@@ -95,7 +95,7 @@ var strictness = map[string]int{project.MFAOff: 0, project.MFAOptional: 1, proje
 // when it sets one, else the project's. A login into no organization gets the strictest of the
 // project's policy and those of the user's organizations, so that a member of an organization
 // that requires MFA cannot avoid it by not naming the organization.
-func effectivePolicy(ctx context.Context, tx store.Store, st project.Settings, u store.User, orgID string) (string, error) {
+func effectivePolicy(ctx context.Context, tx Store, st project.Settings, u store.User, orgID string) (string, error) {
 	if orgID != "" {
 		o, err := tx.GetOrganization(ctx, u.ProjectID, orgID)
 		switch {
@@ -145,7 +145,7 @@ func secondFactor(auths []Authenticator) bool {
 // answerable lists the factors the user can answer a challenge with, among those the project
 // offers, after a first factor of connectionType. The channel the first factor came through
 // is left out: a second code to the same inbox proves nothing more than the first did.
-func answerable(ctx context.Context, tx store.Store, st project.Settings, u store.User, connectionType string) ([]Authenticator, error) {
+func answerable(ctx context.Context, tx Store, st project.Settings, u store.User, connectionType string) ([]Authenticator, error) {
 	all, err := listFactors(ctx, tx, st, u)
 	if err != nil {
 		return nil, err
@@ -175,7 +175,7 @@ func sameChannel(a Authenticator, connectionType string) bool {
 
 // listFactors lists the user's factors that the project offers: TOTP factors (unconfirmed ones
 // inactive), the verified phone and email as out-of-band channels, and the recovery codes.
-func listFactors(ctx context.Context, tx store.Store, st project.Settings, u store.User) ([]Authenticator, error) {
+func listFactors(ctx context.Context, tx Store, st project.Settings, u store.User) ([]Authenticator, error) {
 	offers := func(f string) bool { return slices.Contains(st.MFA.Factors, f) }
 	out := []Authenticator{}
 	if offers(project.FactorOTP) {

@@ -33,9 +33,17 @@ const (
 // AuditRecoveryCodeUsed is the audit event type written when a recovery code is spent.
 const AuditRecoveryCodeUsed = "mfa.recovery_code_used"
 
+// RecoveryCodeStore is the part of the store the recovery-code service uses: InTx, so that a
+// use and its audit event commit together (code here uses tx only through RecoveryCodeStore).
+type RecoveryCodeStore interface {
+	store.RecoveryCodes
+	store.AuditEvents
+	InTx(ctx context.Context, fn func(tx store.Store) error) error
+}
+
 // RecoveryCodesDeps are the recovery-code service's dependencies.
 type RecoveryCodesDeps struct {
-	Store store.Store // InTx: a use and its audit event commit together
+	Store RecoveryCodeStore
 	Now   func() time.Time
 	Rand  io.Reader // the codes' randomness
 	IDs   *ident.Generator
@@ -97,7 +105,7 @@ func (s *RecoveryCodes) Use(ctx context.Context, projectID, userID, code string)
 }
 
 // UseIn is Use through st, the transaction of the login the code completes.
-func (s *RecoveryCodes) UseIn(ctx context.Context, st store.Store, projectID, userID, code string) error {
+func (s *RecoveryCodes) UseIn(ctx context.Context, st RecoveryCodeStore, projectID, userID, code string) error {
 	norm, ok := normalizeRecoveryCode(code)
 	if !ok {
 		return errInvalidRecoveryCode()

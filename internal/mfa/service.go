@@ -9,6 +9,7 @@ import (
 	"github.com/latchkey-dev/latchkey/internal/failure"
 	"github.com/latchkey-dev/latchkey/internal/ident"
 	"github.com/latchkey-dev/latchkey/internal/login"
+	"github.com/latchkey-dev/latchkey/internal/notice"
 	"github.com/latchkey-dev/latchkey/internal/notify"
 	"github.com/latchkey-dev/latchkey/internal/outbox"
 	"github.com/latchkey-dev/latchkey/internal/project"
@@ -55,17 +56,31 @@ type Passkeys interface {
 // Protector is attack protection (protect.Engine).
 type Protector interface {
 	Begin(ctx context.Context, g protect.Guard) (*protect.Attempt, error)
-	AllowSendTx(ctx context.Context, tx store.Store, s protect.Send) error
+	AllowSendTx(ctx context.Context, tx protect.Store, s protect.Send) error
 }
 
 // Notices tell users of changes to how they sign in (notice.Notifier).
 type Notices interface {
-	Notify(ctx context.Context, tx store.Store, p store.Project, u store.User, change string) error
+	Notify(ctx context.Context, tx notice.Store, p store.Project, u store.User, change string) error
+}
+
+// Store is the part of the store the MFA service uses; its transactions use tx only through
+// Store (see store.Store.InTx).
+type Store interface {
+	store.Users
+	store.Organizations
+	store.MFAFactors
+	store.MFAChallenges
+	store.RecoveryCodes
+	store.Outbox
+	store.MessageTemplates
+	store.AuditEvents
+	InTx(ctx context.Context, fn func(tx store.Store) error) error
 }
 
 // Deps are the MFA service's dependencies.
 type Deps struct {
-	Store    store.Store
+	Store    Store
 	Login    Logins
 	Settings func(store.Project) (project.Settings, error)
 	Tokens   *Tokens
@@ -173,7 +188,7 @@ func (s *Service) allFactors(ctx context.Context, p store.Project, st project.Se
 }
 
 // subject loads the project's settings and the subject's user, which must be active.
-func (s *Service) subject(ctx context.Context, st store.Store, sub Subject) (project.Settings, store.User, error) {
+func (s *Service) subject(ctx context.Context, st Store, sub Subject) (project.Settings, store.User, error) {
 	settings, err := s.d.Settings(sub.Project)
 	if err != nil {
 		return project.Settings{}, store.User{}, err
@@ -224,7 +239,7 @@ func userNotFound(err error, userID string) error {
 
 // notify tells the subject's user of a change through st (the change's transaction, or the
 // store right after it).
-func (s *Service) notify(ctx context.Context, st store.Store, p store.Project, userID, change string) error {
+func (s *Service) notify(ctx context.Context, st Store, p store.Project, userID, change string) error {
 	if s.d.Notices == nil {
 		return nil
 	}

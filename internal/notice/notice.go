@@ -32,6 +32,12 @@ const (
 		"and a long, unique password keeps it that way."
 )
 
+// Store is the part of a store (best a transaction's) that a notice is queued through.
+type Store interface {
+	store.MessageTemplates
+	store.Outbox
+}
+
 // Deps are the notifier's dependencies.
 type Deps struct {
 	Settings func(store.Project) (project.Settings, error)
@@ -66,7 +72,7 @@ const noticeTTL = 24 * time.Hour
 // so that the notice goes out exactly when the change committed; where a change commits on its
 // own, the store right after it. A user without an email, or a server without an email sender,
 // gets none. The caller wakes the outbox worker after commit.
-func (n *Notifier) Notify(ctx context.Context, tx store.Store, p store.Project, u store.User, change string) error {
+func (n *Notifier) Notify(ctx context.Context, tx Store, p store.Project, u store.User, change string) error {
 	if u.Email == "" || (n.d.Delivery != nil && !n.d.Delivery(notify.Email)) {
 		return nil
 	}

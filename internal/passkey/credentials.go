@@ -113,7 +113,7 @@ func passkeyNotFound() error {
 }
 
 // notify tells the user of a change through tx, when the service has notices.
-func (s *Service) notify(ctx context.Context, tx store.Store, p store.Project, userID, change string) error {
+func (s *Service) notify(ctx context.Context, tx Store, p store.Project, userID, change string) error {
 	if s.d.Notices == nil {
 		return nil
 	}

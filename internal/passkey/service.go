@@ -15,6 +15,7 @@ import (
 	"github.com/latchkey-dev/latchkey/internal/failure"
 	"github.com/latchkey-dev/latchkey/internal/ident"
 	"github.com/latchkey-dev/latchkey/internal/login"
+	"github.com/latchkey-dev/latchkey/internal/notice"
 	"github.com/latchkey-dev/latchkey/internal/project"
 	"github.com/latchkey-dev/latchkey/internal/protect"
 	"github.com/latchkey-dev/latchkey/internal/store"
@@ -37,9 +38,21 @@ type Completer interface {
 	Complete(ctx context.Context, r login.Request) (login.Result, error)
 }
 
+// Store is the part of the store the passkey service uses; its transactions use tx only through
+// Store (see store.Store.InTx).
+type Store interface {
+	store.Users
+	store.Passkeys
+	store.Ceremonies
+	store.Outbox
+	store.MessageTemplates
+	store.AuditEvents
+	InTx(ctx context.Context, fn func(tx store.Store) error) error
+}
+
 // Deps are the service's dependencies.
 type Deps struct {
-	Store store.Store
+	Store Store
 	Login Completer
 	// Guard throttles an IP that presents many failing assertions (protect.Engine); nil: none.
 	Guard Guard
@@ -68,7 +81,7 @@ type Guard interface {
 
 // Notices tell users of changes to how they sign in (notice.Notifier).
 type Notices interface {
-	Notify(ctx context.Context, tx store.Store, p store.Project, u store.User, change string) error
+	Notify(ctx context.Context, tx notice.Store, p store.Project, u store.User, change string) error
 }
 
 // Service runs WebAuthn registration and login ceremonies and manages credentials.

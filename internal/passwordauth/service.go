@@ -33,6 +33,7 @@ import (
 	"github.com/latchkey-dev/latchkey/internal/project"
 	"github.com/latchkey-dev/latchkey/internal/protect"
 	"github.com/latchkey-dev/latchkey/internal/store"
+	"github.com/latchkey-dev/latchkey/internal/token"
 )
 
 // Limits of the flows.
@@ -67,8 +68,8 @@ type Completer interface {
 // Protector is attack protection (protect.Engine).
 type Protector interface {
 	Begin(ctx context.Context, g protect.Guard) (*protect.Attempt, error)
-	AllowSendTx(ctx context.Context, tx store.Store, s protect.Send) error
-	UnlockIn(ctx context.Context, tx store.Store, g protect.Guard) error
+	AllowSendTx(ctx context.Context, tx protect.Store, s protect.Send) error
+	UnlockIn(ctx context.Context, tx protect.Store, g protect.Guard) error
 	IssueDevice(p store.Project, account string) (string, error)
 	CheckIP(p store.Project, ip string) error
 }
@@ -81,17 +82,30 @@ type Breached interface {
 
 // Sessions ends sessions (token.Service).
 type Sessions interface {
-	RevokeUserSessionsIn(ctx context.Context, tx store.Store, projectID, userID, reason string, meta audit.Meta) (int, error)
+	RevokeUserSessionsIn(ctx context.Context, tx token.SessionStore, projectID, userID, reason string, meta audit.Meta) (int, error)
 }
 
 // Notices tell users of changes to how they sign in (notice.Notifier).
 type Notices interface {
-	Notify(ctx context.Context, tx store.Store, p store.Project, u store.User, change string) error
+	Notify(ctx context.Context, tx notice.Store, p store.Project, u store.User, change string) error
+}
+
+// Store is the part of the store the password flows use; its transactions use tx only through
+// Store (see store.Store.InTx).
+type Store interface {
+	store.Users
+	store.Passwords
+	store.OneTimeSecrets
+	store.Sessions
+	store.Outbox
+	store.MessageTemplates
+	store.AuditEvents
+	InTx(ctx context.Context, fn func(tx store.Store) error) error
 }
 
 // Deps are the service's dependencies.
 type Deps struct {
-	Store     store.Store
+	Store     Store
 	Login     Completer
 	Notices   Notices
 	Protect   Protector

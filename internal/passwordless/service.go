@@ -60,12 +60,23 @@ type Protector interface {
 	Fail(ctx context.Context, g protect.Guard) error
 	// AllowSendTx counts a message in the transaction that commits it, so that only messages
 	// that were sent count.
-	AllowSendTx(ctx context.Context, tx store.Store, s protect.Send) error
+	AllowSendTx(ctx context.Context, tx protect.Store, s protect.Send) error
+}
+
+// Store is the part of the store the passwordless flows use; its transactions use tx only through
+// Store (see store.Store.InTx).
+type Store interface {
+	store.Users
+	store.Flows
+	store.Outbox
+	store.MessageTemplates
+	store.AuditEvents
+	InTx(ctx context.Context, fn func(tx store.Store) error) error
 }
 
 // Deps are the service's dependencies.
 type Deps struct {
-	Store     store.Store
+	Store     Store
 	Login     Completer
 	Protect   Protector
 	Sealer    Sealer
@@ -386,7 +397,7 @@ func (s *Service) verify(ctx context.Context, p store.Project, f store.Flow, sec
 // spend spends the flow's secret through tx and resolves its user (creating one on sign-up)
 // and marks the destination verified. A wrong secret is errWrongSecret, for countWrong once
 // tx is rolled back.
-func (s *Service) spend(ctx context.Context, tx store.Store, p store.Project, f store.Flow, secret string, now time.Time) (store.Flow, error) {
+func (s *Service) spend(ctx context.Context, tx Store, p store.Project, f store.Flow, secret string, now time.Time) (store.Flow, error) {
 	v, err := tx.VerifyFlow(ctx, p.ID, f.ID, hashSecret(f.ID, secret), now)
 	if errors.Is(err, store.ErrNotFound) {
 		return store.Flow{}, errWrongSecret
@@ -443,7 +454,7 @@ var errWrongSecret = errors.New("wrong secret")
 
 // verifiedUser finds the user a verified flow reached, or signs one up, and marks the
 // destination verified.
-func (s *Service) verifiedUser(ctx context.Context, tx store.Store, p store.Project, ch Channel, dest string, now time.Time) (store.User, error) {
+func (s *Service) verifiedUser(ctx context.Context, tx Store, p store.Project, ch Channel, dest string, now time.Time) (store.User, error) {
 	u, found, err := findUser(ctx, tx, p.ID, ch, dest)
 	if err != nil {
 		return store.User{}, err
@@ -483,7 +494,7 @@ func (s *Service) verifiedUser(ctx context.Context, tx store.Store, p store.Proj
 	return u, nil
 }
 
-func findUser(ctx context.Context, st store.Store, projectID string, ch Channel, dest string) (store.User, bool, error) {
+func findUser(ctx context.Context, st Store, projectID string, ch Channel, dest string) (store.User, bool, error) {
 	var u store.User
 	var err error
 	if ch == PhoneOTP {
@@ -527,7 +538,7 @@ func (s *Service) flow(ctx context.Context, p store.Project, channels []Channel,
 }
 
 // enqueue renders the flow's message and writes it to the outbox, sealed, through tx.
-func (s *Service) enqueue(ctx context.Context, tx store.Store, p store.Project, settings project.Settings, f store.Flow, secret string, now time.Time) error {
+func (s *Service) enqueue(ctx context.Context, tx Store, p store.Project, settings project.Settings, f store.Flow, secret string, now time.Time) error {
 	m, err := s.compose(ctx, tx, p, settings, f, secret, now)
 	if err != nil {
 		return err
@@ -542,13 +553,13 @@ func (s *Service) enqueue(ctx context.Context, tx store.Store, p store.Project, 
 // rendering and sealing, and drops the message. Without it, a send to an address that may not
 // sign up would answer measurably sooner than one to a user, and its time alone would tell
 // whether an account exists. What is left between the two is the outbox INSERT.
-func (s *Service) composeAndDrop(ctx context.Context, tx store.Store, p store.Project, settings project.Settings, f store.Flow, secret string, now time.Time) error {
+func (s *Service) composeAndDrop(ctx context.Context, tx Store, p store.Project, settings project.Settings, f store.Flow, secret string, now time.Time) error {
 	_, err := s.compose(ctx, tx, p, settings, f, secret, now)
 	return err
 }
 
 // compose renders the flow's message and seals it for the outbox row it is to be.
-func (s *Service) compose(ctx context.Context, tx store.Store, p store.Project, settings project.Settings, f store.Flow, secret string, now time.Time) (store.OutboxMessage, error) {
+func (s *Service) compose(ctx context.Context, tx Store, p store.Project, settings project.Settings, f store.Flow, secret string, now time.Time) (store.OutboxMessage, error) {
 	ch := Channel(f.Channel)
 	data := notify.TemplateData{Brand: settings.Brand(p.Name), Expiry: humanDuration(ttl(ch, settings)), Email: f.Destination}
 	if ch == MagicLink {

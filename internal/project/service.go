@@ -30,9 +30,17 @@ const MaxRotationGrace = 30 * 24 * time.Hour
 // the project, on the transaction's store.
 type RoleSeeder func(ctx context.Context, tx store.Store, projectID string) error
 
+// Store is the part of the store the project service uses; its transactions use tx only through
+// Store (see store.Store.InTx).
+type Store interface {
+	store.Projects
+	store.AuditEvents
+	InTx(ctx context.Context, fn func(tx store.Store) error) error
+}
+
 // Deps are what the service needs.
 type Deps struct {
-	Store store.Store
+	Store Store
 	// SeedRoles seeds the roles of every new project; nil seeds none.
 	SeedRoles RoleSeeder
 	// Now is the clock; nil is time.Now.
@@ -46,7 +54,7 @@ type Deps struct {
 // Service manages projects and authenticates their clients. It implements
 // httpserver.ProjectAuthenticator.
 type Service struct {
-	store     store.Store
+	store     Store
 	seedRoles RoleSeeder
 	now       func() time.Time
 	rand      io.Reader
@@ -199,7 +207,7 @@ func (s *Service) create(ctx context.Context, tx store.Store, name string, setti
 	return Issued{Project: p, ClientSecret: secret, Secret: info}, nil
 }
 
-func (s *Service) addSecret(ctx context.Context, tx store.Store, projectID string, now time.Time) (string, SecretInfo, error) {
+func (s *Service) addSecret(ctx context.Context, tx Store, projectID string, now time.Time) (string, SecretInfo, error) {
 	secret, err := newSecret(s.rand)
 	if err != nil {
 		return "", SecretInfo{}, err
@@ -406,7 +414,7 @@ func (s *Service) AuthenticateSecret(ctx context.Context, clientID, secret strin
 	return p, nil
 }
 
-func (s *Service) projectByClientID(ctx context.Context, st store.Store, clientID string) (store.Project, error) {
+func (s *Service) projectByClientID(ctx context.Context, st Store, clientID string) (store.Project, error) {
 	if !wellFormedClientID(clientID) {
 		return store.Project{}, failure.New(failure.NotFound, "project_not_found", "no project has client id %q", clientID)
 	}
@@ -417,7 +425,7 @@ func (s *Service) projectByClientID(ctx context.Context, st store.Store, clientI
 	return p, nil
 }
 
-func (s *Service) view(ctx context.Context, st store.Store, p store.Project) (View, error) {
+func (s *Service) view(ctx context.Context, st Store, p store.Project) (View, error) {
 	settings, err := DecodeSettings(p.Settings)
 	if err != nil {
 		return View{}, fmt.Errorf("project %s: %w", p.ID, err)

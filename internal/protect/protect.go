@@ -43,9 +43,17 @@ const (
 	AuditThrottled  = "protect.ip_throttled"
 )
 
+// Store is the part of the store the protection engine uses; its transactions use tx only through
+// Store (see store.Store.InTx).
+type Store interface {
+	store.Counters
+	store.AuditEvents
+	InTx(ctx context.Context, fn func(tx store.Store) error) error
+}
+
 // Deps are the engine's dependencies.
 type Deps struct {
-	Store    store.Store
+	Store    Store
 	Settings func(store.Project) (project.Settings, error)
 	Now      func() time.Time
 	IDs      *ident.Generator
@@ -469,11 +477,11 @@ func (e *Engine) unlockKeys(g Guard) []store.CounterKey {
 // UnlockIn is Unlock through tx, a transaction of the caller's: a password reset unlocks in
 // the commit that sets the new password, so that no crash leaves the password changed and the
 // account still locked.
-func (e *Engine) UnlockIn(ctx context.Context, tx store.Store, g Guard) error {
+func (e *Engine) UnlockIn(ctx context.Context, tx Store, g Guard) error {
 	return e.unlock(ctx, tx, g.Project.ID, e.unlockKeys(g), e.now())
 }
 
-func (e *Engine) unlock(ctx context.Context, tx store.Store, projectID string, keys []store.CounterKey, now time.Time) error {
+func (e *Engine) unlock(ctx context.Context, tx Store, projectID string, keys []store.CounterKey, now time.Time) error {
 	cs, err := tx.TakeCounters(ctx, projectID, keys, now)
 	if err != nil {
 		return fmt.Errorf("take counters: %w", err)
@@ -540,7 +548,7 @@ func (e *Engine) AllowSend(ctx context.Context, s Send) error {
 // its owner from getting a sign-in or reset message. SMS pumping fraud sends many messages to
 // premium numbers of one country; the calling-code limit caps what it can cost and has no
 // such exception.
-func (e *Engine) AllowSendTx(ctx context.Context, tx store.Store, s Send) error {
+func (e *Engine) AllowSendTx(ctx context.Context, tx Store, s Send) error {
 	st, err := e.d.Settings(s.Project)
 	if err != nil {
 		return err

@@ -51,6 +51,13 @@ type Store interface {
 
 	// InTx runs fn in one transaction: all of fn's writes commit together or not at all.
 	// The Store passed to fn is bound to the transaction; calling InTx on it runs fn inline.
+	//
+	// Services hold a narrow interface of their own (per-area interfaces plus this method),
+	// but fn gets the whole Store: one commit may pass through several packages, each taking
+	// tx as its own narrow type. The invariant is that code uses tx only through its package's
+	// interface, passing it to helpers typed with that interface, so that the interface stays
+	// the list of what the package touches (docs/architecture.md, "The rule for where code
+	// goes").
 	InTx(ctx context.Context, fn func(tx Store) error) error
 	// Ping reports whether the database answers.
 	Ping(ctx context.Context) error

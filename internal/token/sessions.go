@@ -44,9 +44,18 @@ type ProjectLookup interface {
 	ProjectByClientID(ctx context.Context, clientID string) (store.Project, error)
 }
 
+// SessionStore is the part of the store the session service uses. InTx hands fn the whole
+// store (see store.Store.InTx); code here uses tx only through SessionStore.
+type SessionStore interface {
+	store.Sessions
+	store.RefreshTokens
+	store.AuditEvents
+	InTx(ctx context.Context, fn func(tx store.Store) error) error
+}
+
 // ServiceDeps are the session service's dependencies.
 type ServiceDeps struct {
-	Store    store.Store
+	Store    SessionStore
 	Projects ProjectLookup
 	Keys     *KeyManager
 	Access   AccessSource
@@ -62,7 +71,7 @@ type ServiceDeps struct {
 // Service starts sessions, issues and refreshes tokens, and checks bearer tokens against
 // live sessions.
 type Service struct {
-	store    store.Store
+	store    SessionStore
 	projects ProjectLookup
 	keys     *KeyManager
 	access   AccessSource
@@ -141,7 +150,7 @@ func (s *Service) PrepareSession(ctx context.Context, project store.Project) (*S
 // Start creates a session for g with its first refresh token, writing through st (a
 // transaction of the caller's, so that a login commits as one unit), and mints its access
 // token.
-func (st *SessionStarter) Start(ctx context.Context, tx store.Store, g Grant) (Tokens, error) {
+func (st *SessionStarter) Start(ctx context.Context, tx SessionStore, g Grant) (Tokens, error) {
 	s, p := st.s, st.policy
 	now := s.clock()
 	sess := store.Session{
@@ -314,7 +323,7 @@ func (s *Service) mint(key SigningKey, c AccessClaims, sess store.Session) (Toke
 		Session: sess, Claims: c}, nil
 }
 
-func (s *Service) newRefreshToken(ctx context.Context, st store.Store, sess store.Session, p Policy, now time.Time) (string, error) {
+func (s *Service) newRefreshToken(ctx context.Context, st SessionStore, sess store.Session, p Policy, now time.Time) (string, error) {
 	var b [32]byte
 	if _, err := io.ReadFull(s.rand, b[:]); err != nil {
 		return "", fmt.Errorf("read randomness: %w", err)
@@ -486,7 +495,7 @@ func (s *Service) RevokeUserSessions(ctx context.Context, projectID, userID, rea
 
 // RevokeUserSessionsIn is RevokeUserSessions through tx, a transaction of the caller's, for a
 // change that must end the sessions in its own commit (a password reset).
-func (s *Service) RevokeUserSessionsIn(ctx context.Context, tx store.Store, projectID, userID, reason string, meta audit.Meta) (int, error) {
+func (s *Service) RevokeUserSessionsIn(ctx context.Context, tx SessionStore, projectID, userID, reason string, meta audit.Meta) (int, error) {
 	now := s.clock()
 	n, err := tx.RevokeUserSessions(ctx, projectID, userID, now, reason)
 	if err == nil {
