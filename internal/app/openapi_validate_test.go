@@ -196,3 +196,66 @@ func checkExchange(router routers.Router, req *http.Request, reqBody []byte, res
 func takesJSON(op *openapi3.Operation) bool {
 	return op.RequestBody != nil && op.RequestBody.Value != nil && op.RequestBody.Value.Content.Get("application/json") != nil
 }
+
+// TestOpenAPICheckCatchesDrift pins the check itself: against a server that answers as the
+// document does not say, each kind of drift fails the request, and a faithful answer passes.
+func TestOpenAPICheckCatchesDrift(t *testing.T) {
+	answer := map[string]func(w http.ResponseWriter){
+		"/healthz": func(w http.ResponseWriter) {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = io.WriteString(w, `{"status":"ok"}`)
+		},
+		"/healthz?drift=status": func(w http.ResponseWriter) { w.WriteHeader(http.StatusTeapot) },
+		"/healthz?drift=body": func(w http.ResponseWriter) {
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = io.WriteString(w, `{"status":1}`)
+		},
+		"/healthz?drift=type": func(w http.ResponseWriter) {
+			w.Header().Set("Content-Type", "text/plain")
+			_, _ = io.WriteString(w, "ok")
+		},
+		"/undocumented": func(w http.ResponseWriter) { w.WriteHeader(http.StatusOK) },
+		"/api/v1/users": func(w http.ResponseWriter) {
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusCreated)
+			_, _ = io.WriteString(w, `{"id":"6b130bbd8e8fbea92773b808","email":"ada@example.com"}`)
+		},
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		answer[r.URL.RequestURI()](w)
+	}))
+	t.Cleanup(srv.Close)
+	checkAgainstOpenAPI(t, srv)
+
+	for _, c := range []struct {
+		method, path, body, drift string
+	}{
+		{"GET", "/healthz", "", ""},
+		{"GET", "/healthz?drift=status", "", "status is not supported"},
+		{"GET", "/healthz?drift=body", "", "doesn't match schema"},
+		{"GET", "/healthz?drift=type", "", "Content-Type"},
+		{"GET", "/undocumented", "", "no such operation"},
+		{"POST", "/api/v1/users", `{"email":"ada@example.com"}`, ""},
+		{"POST", "/api/v1/users", `{"email":5}`, "request body has an error"},
+	} {
+		var body io.Reader
+		if c.body != "" {
+			body = strings.NewReader(c.body)
+		}
+		req, err := http.NewRequest(c.method, srv.URL+c.path, body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("X-Client-Secret", "sk_test")
+		resp, err := srv.Client().Do(req)
+		if err == nil {
+			resp.Body.Close()
+		}
+		switch {
+		case c.drift == "" && err != nil:
+			t.Errorf("%s %s %s: refused an exchange the document describes: %v", c.method, c.path, c.body, err)
+		case c.drift != "" && (err == nil || !strings.Contains(err.Error(), c.drift)):
+			t.Errorf("%s %s %s: err = %v, want one saying %q", c.method, c.path, c.body, err, c.drift)
+		}
+	}
+}
