@@ -26,6 +26,7 @@ func newApp(t *testing.T, st *sqlstore.Store) (*app.App, *httptest.Server) {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(a.Handler())
+	checkAgainstOpenAPI(t, srv)
 	t.Cleanup(srv.Close)
 	return a, srv
 }
@@ -43,7 +44,7 @@ func call(t *testing.T, method, url, body string, header map[string]string) (int
 	for k, v := range header {
 		req.Header.Set(k, v)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := clientFor(url).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -40,6 +40,7 @@ func newFlowWorld(t *testing.T, st *sqlstore.Store, opts ...app.Option) *flowWor
 		t.Fatal(err)
 	}
 	w.srv = httptest.NewServer(w.a.Handler())
+	checkAgainstOpenAPI(t, w.srv)
 	t.Cleanup(w.srv.Close)
 	if w.proj, err = w.a.Projects().Create(t.Context(), project.NewProject{Name: "Acme", RedirectURIs: []string{"https://app.acme.test/done"}}); err != nil {
 		t.Fatal(err)

@@ -1037,6 +1037,7 @@ func newWorld(t *testing.T, st *sqlstore.Store) *world {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(a.Handler())
+	checkAgainstOpenAPI(t, srv)
 	t.Cleanup(srv.Close)
 	w := &world{t: t, srv: srv, st: st, seq: new(int)}
 	for _, c := range []*credentials{&w.a, &w.b} {

@@ -25,7 +25,7 @@ func get(t *testing.T, method, url string, header map[string]string) (*http.Resp
 	for k, v := range header {
 		req.Header.Set(k, v)
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := clientFor(url).Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,6 +54,7 @@ func TestSecurityHeaders(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(a.Handler())
+	checkAgainstOpenAPI(t, srv)
 	t.Cleanup(srv.Close)
 	common := map[string]string{
 		"X-Content-Type-Options":    "nosniff",

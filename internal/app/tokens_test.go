@@ -69,6 +69,7 @@ func newTokenWorld(t *testing.T, st *sqlstore.Store) *tokenWorld {
 		t.Fatal(err)
 	}
 	w.srv = httptest.NewServer(w.a.Handler())
+	checkAgainstOpenAPI(t, w.srv)
 	t.Cleanup(w.srv.Close)
 	if w.proj, err = w.a.Projects().Create(t.Context(), project.NewProject{Name: "Tokens"}); err != nil {
 		t.Fatal(err)
@@ -537,6 +538,7 @@ func TestTokensNeverReachTheLog(t *testing.T) {
 		t.Fatal(err)
 	}
 	w.srv = httptest.NewServer(w.a.Handler())
+	checkAgainstOpenAPI(t, w.srv)
 	t.Cleanup(w.srv.Close)
 	if w.proj, err = w.a.Projects().Create(t.Context(), project.NewProject{Name: "Logs"}); err != nil {
 		t.Fatal(err)

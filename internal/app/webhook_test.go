@@ -91,6 +91,7 @@ func newHookWorld(t *testing.T, st *sqlstore.Store, opts ...app.Option) *hookWor
 		t.Fatal(err)
 	}
 	w.srv = httptest.NewServer(w.a.Handler())
+	checkAgainstOpenAPI(t, w.srv)
 	t.Cleanup(w.srv.Close)
 	issued, err := w.a.Projects().Create(context.Background(), project.NewProject{Name: "Hooks"})
 	if err != nil {
