@@ -3,6 +3,7 @@ package app_test
 import (
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -115,6 +116,15 @@ func mfaEnrolled(t *testing.T, st *sqlstore.Store) (*mfaWorld, string, string) {
 	return w, secret, access
 }
 
+// secondApp enrolls another authenticator app with the signed-in user's access token and
+// returns the body that confirms it.
+func secondApp(w *mfaWorld, access string) string {
+	w.t.Helper()
+	enr := w.call("POST", mfaBase+"enroll", `{"authenticator_types":["otp"]}`, userJSON(access))
+	w.want(enr, 200, "")
+	return fmt.Sprintf(`{"authenticator_id":%q,"otp":%q}`, enr.body["authenticator_id"], w.code(enr.body["secret"].(string)))
+}
+
 // passkeyRegistered is a passkey world whose user holds one passkey; it returns the
 // registration's answer.
 func passkeyRegistered(t *testing.T, st *sqlstore.Store) (*passkeyWorld, response) {
@@ -145,20 +155,44 @@ func codeOrID(t *testing.T, raw string) string {
 	return id
 }
 
-func authScenarios() []authScenario {
-	return []authScenario{
-		// Passwordless.
-		{route: "POST /api/v1/auth/passwordless/magic-link/send", status: 200, check: hasState,
+// sendScenarios are a passwordless channel's send and resend routes and, for a code, its verify
+// route; field names the destination in the body.
+func sendScenarios(channel, field, dest string, code bool) []authScenario {
+	base := "POST /api/v1/auth/passwordless/" + channel + "/"
+	sent := func(t *testing.T, st *sqlstore.Store) (*flowWorld, string) {
+		w := newFlowWorld(t, st, withDev)
+		return w, w.sent(channel+"/send", field, dest)
+	}
+	out := []authScenario{
+		{route: base + "send", status: 200, check: hasState,
 			start: func(t *testing.T, st *sqlstore.Store) authRequest {
-				w := newFlowWorld(t, st, withDev)
-				return pwlRoute(w, "POST", "magic-link/send", `{"email":"`+scenarioEmail+`"}`)
+				return pwlRoute(newFlowWorld(t, st, withDev), "POST", channel+"/send", fmt.Sprintf(`{%q:%q}`, field, dest))
 			}},
-		{route: "POST /api/v1/auth/passwordless/magic-link/resend", status: 200,
+		{route: base + "resend", status: 200,
 			start: func(t *testing.T, st *sqlstore.Store) authRequest {
-				w := newFlowWorld(t, st, withDev)
-				state := w.sent("magic-link/send", "email", scenarioEmail)
+				w, state := sent(t, st)
 				w.clock.Advance(31 * time.Second)
-				return pwlRoute(w, "POST", "magic-link/resend", `{"state":"`+state+`"}`)
+				return pwlRoute(w, "POST", channel+"/resend", `{"state":"`+state+`"}`)
+			}},
+	}
+	if code {
+		out = append(out, authScenario{route: base + "verify", status: 200, check: signedIn,
+			start: func(t *testing.T, st *sqlstore.Store) authRequest {
+				w, state := sent(t, st)
+				return pwlRoute(w, "POST", channel+"/verify", fmt.Sprintf(`{"state":%q,"otp":%q}`, state, w.lastCode(dest)))
+			}})
+	}
+	return out
+}
+
+func authScenarios() []authScenario {
+	all := slices.Concat(sendScenarios("magic-link", "email", scenarioEmail, false), sendScenarios("email-otp", "email", scenarioEmail, true),
+		sendScenarios("phone-otp", "phone_id", scenarioPhone, true))
+	return append(all, []authScenario{
+		// Passwordless: the rest.
+		{route: "POST /api/v1/auth/passwordless/magic-otp/send", status: 200, check: hasState,
+			start: func(t *testing.T, st *sqlstore.Store) authRequest {
+				return pwlRoute(newFlowWorld(t, st, withDev), "POST", "magic-otp/send", `{"email":"`+scenarioEmail+`"}`)
 			}},
 		{route: "GET /api/v1/auth/passwordless/magic-link/verify", status: 200, clientInQuery: true,
 			start: func(t *testing.T, st *sqlstore.Store) authRequest {
@@ -186,45 +220,6 @@ func authScenarios() []authScenario {
 					t.Errorf("status before the click = %s", r.raw)
 				}
 			}},
-		{route: "POST /api/v1/auth/passwordless/magic-otp/send", status: 200, check: hasState,
-			start: func(t *testing.T, st *sqlstore.Store) authRequest {
-				return pwlRoute(newFlowWorld(t, st, withDev), "POST", "magic-otp/send", `{"email":"`+scenarioEmail+`"}`)
-			}},
-		{route: "POST /api/v1/auth/passwordless/email-otp/send", status: 200, check: hasState,
-			start: func(t *testing.T, st *sqlstore.Store) authRequest {
-				return pwlRoute(newFlowWorld(t, st, withDev), "POST", "email-otp/send", `{"email":"`+scenarioEmail+`"}`)
-			}},
-		{route: "POST /api/v1/auth/passwordless/email-otp/resend", status: 200,
-			start: func(t *testing.T, st *sqlstore.Store) authRequest {
-				w := newFlowWorld(t, st, withDev)
-				state := w.sent("email-otp/send", "email", scenarioEmail)
-				w.clock.Advance(31 * time.Second)
-				return pwlRoute(w, "POST", "email-otp/resend", `{"state":"`+state+`"}`)
-			}},
-		{route: "POST /api/v1/auth/passwordless/email-otp/verify", status: 200, check: signedIn,
-			start: func(t *testing.T, st *sqlstore.Store) authRequest {
-				w := newFlowWorld(t, st, withDev)
-				state := w.sent("email-otp/send", "email", scenarioEmail)
-				return pwlRoute(w, "POST", "email-otp/verify", fmt.Sprintf(`{"state":%q,"otp":%q}`, state, w.lastCode(scenarioEmail)))
-			}},
-		{route: "POST /api/v1/auth/passwordless/phone-otp/send", status: 200, check: hasState,
-			start: func(t *testing.T, st *sqlstore.Store) authRequest {
-				return pwlRoute(newFlowWorld(t, st, withDev), "POST", "phone-otp/send", `{"phone_id":"`+scenarioPhone+`"}`)
-			}},
-		{route: "POST /api/v1/auth/passwordless/phone-otp/resend", status: 200,
-			start: func(t *testing.T, st *sqlstore.Store) authRequest {
-				w := newFlowWorld(t, st, withDev)
-				state := w.sent("phone-otp/send", "phone_id", scenarioPhone)
-				w.clock.Advance(31 * time.Second)
-				return pwlRoute(w, "POST", "phone-otp/resend", `{"state":"`+state+`"}`)
-			}},
-		{route: "POST /api/v1/auth/passwordless/phone-otp/verify", status: 200, check: signedIn,
-			start: func(t *testing.T, st *sqlstore.Store) authRequest {
-				w := newFlowWorld(t, st, withDev)
-				state := w.sent("phone-otp/send", "phone_id", scenarioPhone)
-				return pwlRoute(w, "POST", "phone-otp/verify", fmt.Sprintf(`{"state":%q,"otp":%q}`, state, w.lastCode(scenarioPhone)))
-			}},
-
 		// Passkeys.
 		{route: "GET /api/v1/auth/passwordless/passkey/register", guard: byUser, status: 200,
 			start: func(t *testing.T, st *sqlstore.Store) authRequest {
@@ -327,10 +322,7 @@ func authScenarios() []authScenario {
 			start: func(t *testing.T, st *sqlstore.Store) authRequest {
 				w, _, access := mfaEnrolled(t, st)
 				// A second app, so that the first is not the last second factor.
-				enr := w.call("POST", mfaBase+"enroll", `{"authenticator_types":["otp"]}`, userJSON(access))
-				w.want(enr, 200, "")
-				w.want(w.call("POST", mfaBase+"confirm", fmt.Sprintf(`{"authenticator_id":%q,"otp":%q}`, enr.body["authenticator_id"],
-					w.code(enr.body["secret"].(string))), userJSON(access)), 200, "")
+				w.want(w.call("POST", mfaBase+"confirm", secondApp(w, access), userJSON(access)), 200, "")
 				list := w.call("GET", mfaBase+"authenticators", "", bearer(access))
 				return authRequest{w: w.tokenWorld, method: "DELETE", path: mfaBase + "authenticators/" + codeOrID(t, string(list.raw)), header: bearer(access)}
 			}},
@@ -347,10 +339,7 @@ func authScenarios() []authScenario {
 		{route: "POST /api/v1/auth/mfa/confirm", guard: byUser, status: 200,
 			start: func(t *testing.T, st *sqlstore.Store) authRequest {
 				w, _, access := mfaEnrolled(t, st)
-				enr := w.call("POST", mfaBase+"enroll", `{"authenticator_types":["otp"]}`, userJSON(access))
-				w.want(enr, 200, "")
-				return authRequest{w: w.tokenWorld, method: "POST", path: mfaBase + "confirm", header: userJSON(access),
-					body: fmt.Sprintf(`{"authenticator_id":%q,"otp":%q}`, enr.body["authenticator_id"], w.code(enr.body["secret"].(string)))}
+				return authRequest{w: w.tokenWorld, method: "POST", path: mfaBase + "confirm", header: userJSON(access), body: secondApp(w, access)}
 			}},
 		{route: "GET /api/v1/auth/mfa/qr-code", guard: byMFAToken, status: 200,
 			start: func(t *testing.T, st *sqlstore.Store) authRequest {
@@ -434,7 +423,7 @@ func authScenarios() []authScenario {
 				return authRequest{w: w.tokenWorld, method: "POST", path: passwordBase + "change", header: userJSON(r.body["access_token"].(string)),
 					body: fmt.Sprintf(`{"current_password":%q,"new_password":"a different long passphrase"}`, goodPassword)}
 			}},
-	}
+	}...)
 }
 
 func TestAuthScenarios(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"github.com/latchkey-dev/latchkey/internal/audit"
 	"github.com/latchkey-dev/latchkey/internal/breach"
 	"github.com/latchkey-dev/latchkey/internal/directory"
+	"github.com/latchkey-dev/latchkey/internal/login"
 	"github.com/latchkey-dev/latchkey/internal/login/logintest"
 	"github.com/latchkey-dev/latchkey/internal/password"
 	"github.com/latchkey-dev/latchkey/internal/passwordauth"
@@ -45,6 +46,16 @@ func newPasswords(t *testing.T, st *sqlstore.Store, settings string) *passwords 
 		Settings: s.Projects.Settings, Sealer: s.Ring, Delivery: logintest.Delivery, Now: s.Clock.Now,
 		EnumerationKey: []byte("a test enumeration key, 32 bytes")})
 	return &passwords{Stack: s, svc: svc, p: s.Project(t, settings)}
+}
+
+// signUp signs the user up with the good password.
+func (w *passwords) signUp(t *testing.T) login.Result {
+	t.Helper()
+	res, err := w.svc.SignUp(t.Context(), w.p, passwordauth.Signup{Email: email, Password: good}, meta)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
 }
 
 const passwordsOn = `{"login_methods":{"password":true}}`
@@ -134,10 +145,7 @@ func TestResetByEmail(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, st *sqlstore.Store) {
 		w := newPasswords(t, st, passwordsOn)
 		ctx := t.Context()
-		signed, err := w.svc.SignUp(ctx, w.p, passwordauth.Signup{Email: email, Password: good}, meta)
-		if err != nil {
-			t.Fatal(err)
-		}
+		signed := w.signUp(t)
 
 		logintest.WantCode(t, w.svc.SendReset(ctx, w.p, email, "https://evil.example/", meta.IPAddress), "invalid_redirect_url", "redirect_url")
 		logintest.WantCode(t, w.svc.SendReset(ctx, w.p, "nope", "https://app.acme.test/done", meta.IPAddress), "invalid_email", "email")
@@ -182,10 +190,7 @@ func TestChange(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, st *sqlstore.Store) {
 		w := newPasswords(t, st, passwordsOn)
 		ctx := t.Context()
-		signed, err := w.svc.SignUp(ctx, w.p, passwordauth.Signup{Email: email, Password: good}, meta)
-		if err != nil {
-			t.Fatal(err)
-		}
+		signed := w.signUp(t)
 		sess := signed.Tokens.Session
 		logintest.WantCode(t, w.svc.Change(ctx, w.p, sess, "not the password", newer, meta), "invalid_credentials", "")
 		logintest.WantCode(t, w.svc.Change(ctx, w.p, sess, good, "short", meta), "password_too_short", "password")

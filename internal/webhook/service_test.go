@@ -201,17 +201,24 @@ func (rc *receiver) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(rc.status)
 }
 
+// subscribed makes a receiver that answers status and a webhook of project p to it for events.
+func (h *hooks) subscribed(t *testing.T, status int, events ...string) (*receiver, webhook.WithSecret) {
+	t.Helper()
+	rc := &receiver{status: status}
+	srv := httptest.NewServer(rc)
+	t.Cleanup(srv.Close)
+	made, err := h.svc.Create(t.Context(), h.p, webhook.Input{URL: ptr(srv.URL + "/hook"), Events: &events})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rc, made
+}
+
 func TestDispatcherSignsDeliversAndRetries(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, st *sqlstore.Store) {
 		h := newHooks(t, st)
 		ctx := t.Context()
-		rc := &receiver{status: http.StatusInternalServerError}
-		srv := httptest.NewServer(rc)
-		t.Cleanup(srv.Close)
-		made, err := h.svc.Create(ctx, h.p, webhook.Input{URL: ptr(srv.URL + "/hook"), Events: &[]string{"mfa."}})
-		if err != nil {
-			t.Fatal(err)
-		}
+		rc, made := h.subscribed(t, http.StatusInternalServerError, "mfa.")
 		h.event("session.revoked_all") // not subscribed: never delivered
 		e := h.event("mfa.totp.reset")
 
@@ -265,13 +272,7 @@ func TestDispatcherSignsDeliversAndRetries(t *testing.T) {
 func TestDispatcherSignsWithTheRotatedSecret(t *testing.T) {
 	h := newHooks(t, testdb.SQLite(t))
 	ctx := t.Context()
-	rc := &receiver{status: http.StatusOK}
-	srv := httptest.NewServer(rc)
-	t.Cleanup(srv.Close)
-	made, err := h.svc.Create(ctx, h.p, webhook.Input{URL: ptr(srv.URL), Events: &[]string{"*"}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	rc, made := h.subscribed(t, http.StatusOK, "*")
 	rotated, err := h.svc.RotateSecret(ctx, h.p, made.Webhook.ID)
 	if err != nil {
 		t.Fatal(err)
@@ -293,13 +294,7 @@ func TestDispatcherSignsWithTheRotatedSecret(t *testing.T) {
 func TestDispatcherRefusesPrivateAddresses(t *testing.T) {
 	h := newHooks(t, testdb.SQLite(t))
 	ctx := t.Context()
-	rc := &receiver{status: http.StatusOK}
-	srv := httptest.NewServer(rc)
-	t.Cleanup(srv.Close)
-	made, err := h.svc.Create(ctx, h.p, webhook.Input{URL: ptr(srv.URL), Events: &[]string{"*"}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	rc, made := h.subscribed(t, http.StatusOK, "*")
 	h.event("user.created")
 	strict := webhook.NewDispatcher(webhook.Dispatcher{Queue: h.st, Opener: h.ring, Now: h.clock.Now})
 	if n, err := strict.RunOnce(ctx); err != nil || n != 1 {
