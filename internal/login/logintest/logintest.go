@@ -37,6 +37,7 @@ type Stack struct {
 	Directory *directory.Service
 	Sessions  *token.Service
 	Protect   *protect.Engine
+	MFATokens *mfa.Tokens // the mfa_tokens the login's MFA policy issues
 	Login     *login.Service
 	Notices   *notice.Notifier
 }
@@ -57,9 +58,9 @@ func New(t testing.TB, st store.Store) *Stack {
 		Policy: s.policy, Issuer: Issuer, Now: now})
 	s.Protect = protect.New(protect.Deps{Store: st, Settings: s.Projects.Settings, Now: now,
 		DeviceKey: []byte("logintest device key, 32 bytes!!")})
-	tokens := mfa.NewTokens(mfa.TokensDeps{Store: st, Now: now})
+	s.MFATokens = mfa.NewTokens(mfa.TokensDeps{Store: st, Now: now})
 	s.Login = login.New(login.Deps{Store: st, Sessions: s.Sessions, Users: s.Directory, Guard: s.Protect, Now: now,
-		MFA: mfa.NewPolicy(mfa.PolicyDeps{Settings: s.Projects.Settings, Tokens: tokens})})
+		MFA: mfa.NewPolicy(mfa.PolicyDeps{Settings: s.Projects.Settings, Tokens: s.MFATokens})})
 	s.Notices = notice.New(notice.Deps{Settings: s.Projects.Settings, Sealer: s.Ring, Delivery: Delivery, Now: now})
 	return s
 }
