@@ -21,6 +21,7 @@ import (
 	"github.com/latchkey-dev/latchkey/internal/protect"
 	"github.com/latchkey-dev/latchkey/internal/secretbox"
 	"github.com/latchkey-dev/latchkey/internal/store"
+	"github.com/latchkey-dev/latchkey/internal/store/sqlstore"
 	"github.com/latchkey-dev/latchkey/internal/testclock"
 	"github.com/latchkey-dev/latchkey/internal/token"
 )
@@ -30,7 +31,9 @@ const Issuer = "https://auth.example.com"
 
 // Stack is the services a login method needs, on one store and one clock.
 type Stack struct {
-	Store     store.Store
+	// Store is the concrete store the tests made (testdb): only internal/app holds the whole
+	// store.Store interface.
+	Store     *sqlstore.Store
 	Clock     *testclock.Clock
 	Ring      *secretbox.Keyring
 	Projects  *project.Service
@@ -43,7 +46,7 @@ type Stack struct {
 }
 
 // New wires the stack on st, with a clock standing at a fixed instant.
-func New(t testing.TB, st store.Store) *Stack {
+func New(t testing.TB, st *sqlstore.Store) *Stack {
 	t.Helper()
 	s := &Stack{Store: st, Clock: testclock.New(time.Date(2026, 12, 4, 12, 0, 0, 0, time.UTC))}
 	var err error
