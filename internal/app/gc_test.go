@@ -18,6 +18,7 @@ import (
 	"github.com/latchkey-dev/latchkey/internal/project"
 	"github.com/latchkey-dev/latchkey/internal/store"
 	"github.com/latchkey-dev/latchkey/internal/store/sqlstore"
+	"github.com/latchkey-dev/latchkey/internal/testclock"
 	"github.com/latchkey-dev/latchkey/internal/testdb"
 )
 
@@ -104,7 +105,7 @@ func refreshLoad(b *testing.B, n int, gc bool) (int64, int) {
 	if err := st.Migrate(ctx); err != nil {
 		b.Fatal(err)
 	}
-	clock := &testClock{now: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clock := testclock.New(time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC))
 	a, err := app.NewWithStore(st, app.WithClock(clock.Now))
 	if err != nil {
 		b.Fatal(err)

@@ -2,8 +2,6 @@ package app_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -22,6 +20,7 @@ import (
 	"github.com/latchkey-dev/latchkey/internal/audit"
 	"github.com/latchkey-dev/latchkey/internal/directory"
 	"github.com/latchkey-dev/latchkey/internal/login"
+	"github.com/latchkey-dev/latchkey/internal/passkey/passkeytest"
 	"github.com/latchkey-dev/latchkey/internal/project"
 	"github.com/latchkey-dev/latchkey/internal/store"
 	"github.com/latchkey-dev/latchkey/internal/store/sqlstore"
@@ -57,39 +56,7 @@ func (w *passkeyWorld) userAuth(tok string) map[string]string {
 // newAuthenticator returns a software authenticator for the user handle of a registration's
 // options, and a new credential in it.
 func newAuthenticator(opts response, mod func(*virtualwebauthn.AuthenticatorOptions)) (virtualwebauthn.Authenticator, virtualwebauthn.Credential) {
-	pk := opts.body["publicKey"].(map[string]any)
-	handle, _ := base64.RawURLEncoding.DecodeString(pk["user"].(map[string]any)["id"].(string))
-	o := virtualwebauthn.AuthenticatorOptions{UserHandle: handle, BackupEligible: true, BackupState: true}
-	if mod != nil {
-		mod(&o)
-	}
-	auth := virtualwebauthn.NewAuthenticatorWithOptions(o)
-	cred := newCredential()
-	auth.AddCredential(cred)
-	return auth, cred
-}
-
-// newCredential returns a P-256 credential whose COSE key is well-formed. virtualwebauthn
-// writes the curve point's coordinates without their leading zero bytes, so about one key in
-// 128 has a short x or y, which RFC 9053 §7.1.1 forbids and go-webauthn rightly refuses; such
-// keys are drawn again rather than letting the tests fail at random.
-func newCredential() virtualwebauthn.Credential {
-	for {
-		cred := virtualwebauthn.NewCredential(virtualwebauthn.KeyTypeEC2)
-		k, err := x509.ParsePKCS8PrivateKey(cred.Key.Data)
-		if err != nil {
-			panic(err)
-		}
-		// Uncompressed SEC 1: 0x04, then X and Y as 32 bytes each; a zero first byte is the
-		// leading zero the library drops.
-		pub, err := k.(*ecdsa.PrivateKey).PublicKey.Bytes()
-		if err != nil {
-			panic(err)
-		}
-		if pub[1] != 0 && pub[33] != 0 {
-			return cred
-		}
-	}
+	return passkeytest.NewAuthenticator(opts.raw, mod)
 }
 
 // beginRegistration asks for creation options as the signed-in user tok.
@@ -103,21 +70,7 @@ func (w *passkeyWorld) beginRegistration(tok string) response {
 // attest answers creation options with cred from auth as rp sees it.
 func attest(t testing.TB, rp virtualwebauthn.RelyingParty, auth virtualwebauthn.Authenticator, cred virtualwebauthn.Credential, opts response) string {
 	t.Helper()
-	ao, err := virtualwebauthn.ParseAttestationOptions(string(opts.raw))
-	if err != nil {
-		t.Fatalf("parse creation options: %v\n%s", err, opts.raw)
-	}
-	// Browsers report the transports a platform passkey can use; the library leaves them out.
-	var a map[string]any
-	if err := json.Unmarshal([]byte(virtualwebauthn.CreateAttestationResponse(rp, auth, cred, *ao)), &a); err != nil {
-		t.Fatal(err)
-	}
-	a["response"].(map[string]any)["transports"] = []string{"hybrid", "internal"}
-	out, err := json.Marshal(a)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(out)
+	return passkeytest.Attest(t, rp, auth, cred, opts.raw)
 }
 
 // register adds cred to the user tok, returning the finish call's answer.
@@ -142,11 +95,7 @@ func (w *passkeyWorld) beginLogin(identifier string) response {
 // assertion answers request options with cred.
 func assertion(t testing.TB, rp virtualwebauthn.RelyingParty, auth virtualwebauthn.Authenticator, cred virtualwebauthn.Credential, opts response) string {
 	t.Helper()
-	ro, err := virtualwebauthn.ParseAssertionOptions(string(opts.raw))
-	if err != nil {
-		t.Fatalf("parse request options: %v\n%s", err, opts.raw)
-	}
-	return virtualwebauthn.CreateAssertionResponse(rp, auth, cred, *ro)
+	return passkeytest.Assert(t, rp, auth, cred, opts.raw)
 }
 
 // finishLogin posts a raw credential with the auth_code in the query, as SSOJet's SDK does.
@@ -416,7 +365,7 @@ func TestPasskeyCeremonyAttacks(t *testing.T) {
 		ro := w.beginRegistration(bobToken)
 		a, _ := newAuthenticator(ro, nil)
 		// Bob's authenticator presents Ada's credential id with a key of its own.
-		stolen := newCredential()
+		stolen := passkeytest.NewCredential()
 		stolen.ID = cred.ID
 		w.want(w.register(bobToken, ro, w.rp, a, stolen), 409, "passkey_exists")
 		if n, _ := w.a.Store().ListPasskeys(t.Context(), w.proj.Project.ID, bob.ID); len(n) != 0 {

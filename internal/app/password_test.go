@@ -19,6 +19,7 @@ import (
 	"github.com/latchkey-dev/latchkey/internal/audit"
 	"github.com/latchkey-dev/latchkey/internal/directory"
 	"github.com/latchkey-dev/latchkey/internal/store/sqlstore"
+	"github.com/latchkey-dev/latchkey/internal/testclock"
 	"github.com/latchkey-dev/latchkey/internal/testdb"
 )
 
@@ -306,7 +307,7 @@ func BenchmarkPasswordLogin(b *testing.B) {
 // the two must cost the same, or the time of the answer tells whether an account exists. The
 // clock moves an hour per send so that the per-address send limit never answers instead.
 func BenchmarkResetSend(b *testing.B) {
-	clock := &testClock{now: time.Now().UTC().Truncate(time.Second)}
+	clock := testclock.New(time.Now().UTC().Truncate(time.Second))
 	a, p := newBenchApp(b, `{"login_methods":{"password":true},"redirect_uris":["https://app.acme.test/done"],"protect":{"bot_check":"off"}}`,
 		app.WithClock(clock.Now), app.WithDev(true))
 	h := a.Handler()
@@ -349,7 +350,7 @@ func BenchmarkResetSend(b *testing.B) {
 // quarters of them bcrypt's time) instead of always argon2id's. Each iteration moves the clock
 // an hour so that attack protection never answers instead; users are rotated so none locks.
 func BenchmarkLoginImportedBcrypt(b *testing.B) {
-	clock := &testClock{now: time.Now().UTC().Truncate(time.Second)}
+	clock := testclock.New(time.Now().UTC().Truncate(time.Second))
 	a, p := newBenchApp(b, `{"login_methods":{"password":true},"protect":{"bot_check":"off"}}`, app.WithClock(clock.Now))
 	h := a.Handler()
 	call := func(method, path, body string) *httptest.ResponseRecorder {

@@ -22,6 +22,7 @@ import (
 	"github.com/latchkey-dev/latchkey/internal/secretbox"
 	"github.com/latchkey-dev/latchkey/internal/store"
 	"github.com/latchkey-dev/latchkey/internal/store/sqlstore"
+	"github.com/latchkey-dev/latchkey/internal/testclock"
 	"github.com/latchkey-dev/latchkey/internal/testdb"
 	"github.com/latchkey-dev/latchkey/internal/testmail"
 )
@@ -33,7 +34,7 @@ type flowWorld struct {
 
 func newFlowWorld(t *testing.T, st *sqlstore.Store, opts ...app.Option) *flowWorld {
 	t.Helper()
-	w := &tokenWorld{t: t, clock: &testClock{now: time.Now().UTC().Truncate(time.Second)}}
+	w := &tokenWorld{t: t, clock: testclock.New(time.Now().UTC().Truncate(time.Second))}
 	var err error
 	w.a, err = app.NewWithStore(st, append([]app.Option{app.WithPublicURL("http://auth.test"), app.WithClock(w.clock.Now)}, opts...)...)
 	if err != nil {

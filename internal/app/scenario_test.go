@@ -917,19 +917,17 @@ func TestEveryManagementRouteHasAScenario(t *testing.T) {
 		// Passwordless and template routes: passwordless_test.go.
 		"GET /api/v1/templates/{name}": true, "PUT /api/v1/templates/{name}": true, "DELETE /api/v1/templates/{name}": true,
 		// Public passkey routes: /.well-known/webauthn in passkey_test.go, the sign-in page and its
-		// script in passkey_browser_test.go. (The passkey API routes are under
-		// /api/v1/auth/passwordless/, below: passkey_test.go.)
+		// script in passkey_browser_test.go.
 		"GET /.well-known/webauthn": true, "GET /login/passkey": true, "GET /login/passkey.js": true,
 		// The bot check's challenge: botcheck_test.go.
 		"GET /api/v1/protect/challenge": true,
 	}
-	for _, p := range a.Router().Patterns() {
-		// The MFA API for users signing in: mfa_test.go.
-		// The password routes for users signing in: password_test.go.
-		if strings.Contains(p, "/api/v1/auth/passwordless/") || strings.Contains(p, "/api/v1/auth/mfa/") ||
-			strings.Contains(p, "/api/v1/auth/password/") {
-			own[p] = true
+	// The routes users signing in call: scenario_auth_test.go.
+	for _, s := range authScenarios() {
+		if covered[s.route] {
+			t.Errorf("two scenarios for %s", s.route)
 		}
+		covered[s.route] = true
 	}
 	for _, p := range a.Router().Patterns() {
 		if !covered[p] && !own[p] {

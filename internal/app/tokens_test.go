@@ -23,6 +23,7 @@ import (
 	"github.com/latchkey-dev/latchkey/internal/login"
 	"github.com/latchkey-dev/latchkey/internal/project"
 	"github.com/latchkey-dev/latchkey/internal/store/sqlstore"
+	"github.com/latchkey-dev/latchkey/internal/testclock"
 	"github.com/latchkey-dev/latchkey/internal/testdb"
 	"github.com/latchkey-dev/latchkey/internal/token"
 )
@@ -31,23 +32,6 @@ import (
 // through the login service, which every login method ends in; the methods themselves have their
 // own issues.
 
-type testClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 const testIssuer = "https://auth.example.com"
 
 // tokenWorld is a server with one project and one user.
@@ -55,14 +39,14 @@ type tokenWorld struct {
 	t      *testing.T
 	a      *app.App
 	srv    *httptest.Server
-	clock  *testClock
+	clock  *testclock.Clock
 	proj   project.Issued
 	userID string
 }
 
 func newTokenWorld(t *testing.T, st *sqlstore.Store) *tokenWorld {
 	t.Helper()
-	w := &tokenWorld{t: t, clock: &testClock{now: time.Now().UTC().Truncate(time.Second)}}
+	w := &tokenWorld{t: t, clock: testclock.New(time.Now().UTC().Truncate(time.Second))}
 	var err error
 	w.a, err = app.NewWithStore(st, app.WithPublicURL(testIssuer), app.WithClock(w.clock.Now))
 	if err != nil {
@@ -530,7 +514,7 @@ func TestClientCredentialsOverHTTP(t *testing.T) {
 func TestTokensNeverReachTheLog(t *testing.T) {
 	var logs strings.Builder
 	var mu sync.Mutex
-	w := &tokenWorld{t: t, clock: &testClock{now: time.Now().UTC().Truncate(time.Second)}}
+	w := &tokenWorld{t: t, clock: testclock.New(time.Now().UTC().Truncate(time.Second))}
 	var err error
 	w.a, err = app.NewWithStore(testdb.SQLite(t), app.WithPublicURL(testIssuer), app.WithClock(w.clock.Now),
 		app.WithLogger(slog.New(slog.NewTextHandler(lockedWriter{&mu, &logs}, &slog.HandlerOptions{Level: slog.LevelDebug}))))

@@ -24,6 +24,7 @@ import (
 	"github.com/latchkey-dev/latchkey/internal/app"
 	"github.com/latchkey-dev/latchkey/internal/project"
 	"github.com/latchkey-dev/latchkey/internal/store/sqlstore"
+	"github.com/latchkey-dev/latchkey/internal/testclock"
 	"github.com/latchkey-dev/latchkey/internal/testdb"
 )
 
@@ -76,7 +77,7 @@ type hookWorld struct {
 	t      *testing.T
 	a      *app.App
 	srv    *httptest.Server
-	clock  *testClock
+	clock  *testclock.Clock
 	creds  map[string]string
 	user   string
 	rc     *receiver
@@ -84,7 +85,7 @@ type hookWorld struct {
 }
 
 func newHookWorld(t *testing.T, st *sqlstore.Store, opts ...app.Option) *hookWorld {
-	w := &hookWorld{t: t, clock: &testClock{now: time.Now().UTC().Truncate(time.Second)}, rc: newReceiver(t)}
+	w := &hookWorld{t: t, clock: testclock.New(time.Now().UTC().Truncate(time.Second)), rc: newReceiver(t)}
 	var err error
 	w.a, err = app.NewWithStore(st, append([]app.Option{app.WithClock(w.clock.Now)}, opts...)...)
 	if err != nil {

@@ -19,35 +19,18 @@ import (
 	"time"
 
 	"github.com/latchkey-dev/latchkey/internal/failure"
+	"github.com/latchkey-dev/latchkey/internal/testclock"
 )
 
 var testKey = []byte("0123456789abcdef0123456789abcdef-test-key")
 
-// testClock is a clock that tests move by hand.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newTestClock() *testClock {
-	return &testClock{t: time.Date(2026, 3, 14, 15, 9, 26, 0, time.UTC)}
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
+func newTestClock() *testclock.Clock {
+	return testclock.New(time.Date(2026, 3, 14, 15, 9, 26, 0, time.UTC))
 }
 
 type powFixture struct {
 	pow   *PoW
-	clock *testClock
+	clock *testclock.Clock
 	spent *MemorySpender
 }
 

@@ -15,33 +15,16 @@ import (
 	"github.com/latchkey-dev/latchkey/internal/project"
 	"github.com/latchkey-dev/latchkey/internal/store"
 	"github.com/latchkey-dev/latchkey/internal/store/sqlstore"
+	"github.com/latchkey-dev/latchkey/internal/testclock"
 	"github.com/latchkey-dev/latchkey/internal/testdb"
 )
 
-// clock is a settable clock, so that expiry is tested without sleeping.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
-func newService(st store.Store, c *clock) *project.Service {
+func newService(st store.Store, c *testclock.Clock) *project.Service {
 	dir := directory.New(directory.Deps{Store: st, Now: c.Now})
 	return project.New(project.Deps{Store: st, SeedRoles: dir.SeedRoles, Now: c.Now})
 }
 
-func newClock() *clock { return &clock{now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)} }
+func newClock() *testclock.Clock { return testclock.New(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)) }
 
 func wantFailure(t *testing.T, err error, kind failure.Kind, code string) *failure.Error {
 	t.Helper()

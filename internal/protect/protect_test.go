@@ -13,39 +13,23 @@ import (
 	"github.com/latchkey-dev/latchkey/internal/protect"
 	"github.com/latchkey-dev/latchkey/internal/store"
 	"github.com/latchkey-dev/latchkey/internal/store/sqlstore"
+	"github.com/latchkey-dev/latchkey/internal/testclock"
 	"github.com/latchkey-dev/latchkey/internal/testdb"
 )
-
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 type env struct {
 	t       *testing.T
 	engine  *protect.Engine
-	clock   *clock
+	clock   *testclock.Clock
 	project store.Project
 }
 
 func newEnv(t *testing.T, st *sqlstore.Store, protectSettings string) *env {
 	t.Helper()
-	c := &clock{now: time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC)}
+	c := testclock.New(time.Date(2026, 11, 29, 12, 0, 0, 0, time.UTC))
 	id := ident.NewGenerator().New()
 	p := store.Project{ID: id, ClientID: "cli_" + id, Name: "Acme", Settings: []byte(`{"protect":` + protectSettings + `}`),
-		CreatedAt: c.now, UpdatedAt: c.now}
+		CreatedAt: c.Now(), UpdatedAt: c.Now()}
 	if err := st.CreateProject(t.Context(), p); err != nil {
 		t.Fatal(err)
 	}

@@ -14,34 +14,17 @@ import (
 	"github.com/latchkey-dev/latchkey/internal/secretbox"
 	"github.com/latchkey-dev/latchkey/internal/store"
 	"github.com/latchkey-dev/latchkey/internal/store/sqlstore"
+	"github.com/latchkey-dev/latchkey/internal/testclock"
 	"github.com/latchkey-dev/latchkey/internal/testdb"
 	"github.com/latchkey-dev/latchkey/internal/token"
 )
-
-// clock is a settable clock shared by every service of a test.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
 
 // env is a project with a user, on a real store, with real key, session and directory services.
 type env struct {
 	t       *testing.T
 	ctx     context.Context
 	st      store.Store
-	clock   *clock
+	clock   *testclock.Clock
 	keys    *token.KeyManager
 	svc     *token.Service
 	dir     *directory.Service
@@ -54,7 +37,7 @@ const issuer = "https://auth.example.com"
 
 func newEnv(t *testing.T, st *sqlstore.Store) *env {
 	t.Helper()
-	e := &env{t: t, ctx: t.Context(), st: st, clock: &clock{now: time.Now().UTC().Truncate(time.Second)}}
+	e := &env{t: t, ctx: t.Context(), st: st, clock: testclock.New(time.Now().UTC().Truncate(time.Second))}
 	key, err := secretbox.GenerateKey(rand.Reader)
 	if err != nil {
 		t.Fatal(err)
