@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# The checks CI runs besides the test suite: go.mod is tidy, staticcheck is clean, govulncheck
-# finds no called vulnerability (against an offline database built from the golang.org/x/vulndb
-# module, since the online one is out of reach), and the packages with concurrency pass under
-# the race detector. Each step prints its name and how long it took.
+# The checks CI runs besides the test suite: go.mod is tidy, docs/openapi.json lints clean under
+# Redocly, staticcheck is clean, govulncheck finds no called vulnerability (against an offline
+# database built from the golang.org/x/vulndb module, since the online one is out of reach), and
+# the packages with concurrency pass under the race detector. Each step prints its name and how
+# long it took.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -75,6 +76,7 @@ race() {
 }
 
 step "go mod tidy" tidy
+step "OpenAPI lint (Redocly)" bash scripts/lint-openapi.sh
 step "staticcheck" run_staticcheck
 step "govulncheck (offline database $VULNDB_VERSION)" run_govulncheck
 step "go test -race (store, protect, token, outbox, app)" race
