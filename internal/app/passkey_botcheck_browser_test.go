@@ -2,20 +2,14 @@ package app_test
 
 import (
 	"context"
-	"fmt"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/latchkey-dev/latchkey/internal/app"
-	"github.com/latchkey-dev/latchkey/internal/notify"
 	"github.com/latchkey-dev/latchkey/internal/project"
-	"github.com/latchkey-dev/latchkey/internal/testdb"
 )
 
 // TestPasskeyPageSolvesTheBotCheck forces bot_check "always" and signs in with an email code on
@@ -25,27 +19,7 @@ func TestPasskeyPageSolvesTheBotCheck(t *testing.T) {
 	chromium := chromiumPath(t)
 	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 	defer cancel()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	base := fmt.Sprintf("http://localhost:%d", ln.Addr().(*net.TCPAddr).Port)
-	mail := &mailTrap{ch: make(chan notify.Message, 16)}
-	a, err := app.NewWithStore(testdb.SQLite(t), app.WithPublicURL(base),
-		app.WithSenders(map[notify.Channel]notify.Sender{notify.Email: mail}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	reqs := &requestLog{}
-	srv := httptest.NewUnstartedServer(reqs.wrap(a.Handler()))
-	srv.Listener.Close()
-	srv.Listener = ln
-	srv.Start()
-	t.Cleanup(srv.Close)
-	workerCtx, stopWorker := context.WithCancel(context.Background())
-	workerDone := make(chan struct{})
-	go func() { defer close(workerDone); a.Worker().Run(workerCtx) }()
-	t.Cleanup(func() { stopWorker(); <-workerDone })
+	a, base, mail, reqs := startBrowserApp(t)
 
 	iss, err := a.Projects().Create(ctx, project.NewProject{Name: "Bot check browser test"})
 	if err != nil {

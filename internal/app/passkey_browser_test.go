@@ -36,29 +36,7 @@ func TestPasskeyInChromium(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 	defer cancel()
 
-	// The server: listen first to learn the port, which is part of the public URL (the RP id is
-	// its host, localhost, and the origin of the page must be the public URL's).
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	base := fmt.Sprintf("http://localhost:%d", ln.Addr().(*net.TCPAddr).Port)
-	mail := &mailTrap{ch: make(chan notify.Message, 16)}
-	a, err := app.NewWithStore(testdb.SQLite(t), app.WithPublicURL(base),
-		app.WithSenders(map[notify.Channel]notify.Sender{notify.Email: mail}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	reqs := &requestLog{}
-	srv := httptest.NewUnstartedServer(reqs.wrap(a.Handler()))
-	srv.Listener.Close()
-	srv.Listener = ln
-	srv.Start()
-	t.Cleanup(srv.Close)
-	workerCtx, stopWorker := context.WithCancel(context.Background())
-	workerDone := make(chan struct{})
-	go func() { defer close(workerDone); a.Worker().Run(workerCtx) }()
-	t.Cleanup(func() { stopWorker(); <-workerDone })
+	a, base, mail, reqs := startBrowserApp(t)
 
 	iss, err := a.Projects().Create(ctx, project.NewProject{Name: "Passkey browser test"})
 	if err != nil {
@@ -439,4 +417,35 @@ func (b *chromiumTest) fatalf(format string, args ...any) {
 	b.mu.Unlock()
 	b.t.Logf("requests:\n%s", b.reqs)
 	b.t.Fatalf(format, args...)
+}
+
+// startBrowserApp runs the whole server in process on http://localhost:PORT, with the outbox
+// worker delivering to a mail trap and every request logged: the server of a browser test.
+// It listens first to learn the port, which is part of the public URL: the RP id is its host,
+// localhost (an IP address cannot be a WebAuthn RP id), and a page's origin must be the public
+// URL's.
+func startBrowserApp(t *testing.T) (*app.App, string, *mailTrap, *requestLog) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := fmt.Sprintf("http://localhost:%d", ln.Addr().(*net.TCPAddr).Port)
+	mail := &mailTrap{ch: make(chan notify.Message, 16)}
+	a, err := app.NewWithStore(testdb.SQLite(t), app.WithPublicURL(base),
+		app.WithSenders(map[notify.Channel]notify.Sender{notify.Email: mail}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reqs := &requestLog{}
+	srv := httptest.NewUnstartedServer(reqs.wrap(a.Handler()))
+	srv.Listener.Close()
+	srv.Listener = ln
+	srv.Start()
+	t.Cleanup(srv.Close)
+	workerCtx, stopWorker := context.WithCancel(context.Background())
+	workerDone := make(chan struct{})
+	go func() { defer close(workerDone); a.Worker().Run(workerCtx) }()
+	t.Cleanup(func() { stopWorker(); <-workerDone })
+	return a, base, mail, reqs
 }
