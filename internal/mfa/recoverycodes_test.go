@@ -14,6 +14,7 @@ import (
 	"github.com/latchkey-dev/latchkey/internal/mfa"
 	"github.com/latchkey-dev/latchkey/internal/store"
 	"github.com/latchkey-dev/latchkey/internal/store/sqlstore"
+	"github.com/latchkey-dev/latchkey/internal/testclock"
 	"github.com/latchkey-dev/latchkey/internal/testdb"
 )
 
@@ -45,14 +46,14 @@ func (r *recordingStore) lastSet() []store.RecoveryCode {
 type recoveryEnv struct {
 	st      *recordingStore
 	svc     *mfa.RecoveryCodes
-	clock   *clock
+	clock   *testclock.Clock
 	project store.Project
 	user    store.User
 }
 
 func newRecoveryEnv(t *testing.T, st *sqlstore.Store) *recoveryEnv {
 	t.Helper()
-	e := &recoveryEnv{st: &recordingStore{Store: st}, clock: &clock{now: t0}}
+	e := &recoveryEnv{st: &recordingStore{Store: st}, clock: testclock.New(t0)}
 	e.svc = mfa.NewRecoveryCodes(mfa.RecoveryCodesDeps{Store: e.st, Now: e.clock.Now, Rand: rand.Reader, IDs: ident.NewGenerator()})
 	e.project = newProject(t, st)
 	e.user = newUser(t, st, e.project.ID)
@@ -230,7 +231,7 @@ func TestRecoveryCodesUse(t *testing.T) {
 			return c
 		}
 		for i, c := range codes {
-			e.clock.set(t0.Add(time.Duration(i) * time.Minute))
+			e.clock.Set(t0.Add(time.Duration(i) * time.Minute))
 			if err := e.svc.Use(ctx, e.project.ID, e.user.ID, typed(i, c)); err != nil {
 				t.Fatalf("Use of code %d as %q: %v", i, typed(i, c), err)
 			}

@@ -8,6 +8,7 @@ import (
 	"github.com/latchkey-dev/latchkey/internal/ident"
 	"github.com/latchkey-dev/latchkey/internal/mfa"
 	"github.com/latchkey-dev/latchkey/internal/store/sqlstore"
+	"github.com/latchkey-dev/latchkey/internal/testclock"
 	"github.com/latchkey-dev/latchkey/internal/testdb"
 )
 
@@ -20,7 +21,7 @@ func wantCode(t *testing.T, err error, code, what string) {
 
 func TestMFATokens(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, st *sqlstore.Store) {
-		clk := &clock{now: t0}
+		clk := testclock.New(t0)
 		svc := mfa.NewTokens(mfa.TokensDeps{Store: st, Now: clk.Now, IDs: ident.NewGenerator()})
 		p, other := newProject(t, st), newProject(t, st)
 		u := newUser(t, st, p.ID)
@@ -47,12 +48,12 @@ func TestMFATokens(t *testing.T) {
 		wantCode(t, err, "user_not_found", "Issue for an unknown user")
 
 		// Expiry on the service's clock.
-		clk.set(t0.Add(mfa.TokenTTL))
+		clk.Set(t0.Add(mfa.TokenTTL))
 		_, err = svc.Check(t.Context(), p.ID, iss.Token)
 		wantCode(t, err, "mfa_token_expired", "an expired token")
 		_, err = svc.Complete(t.Context(), c)
 		wantCode(t, err, "invalid_mfa_token", "completing an expired token")
-		clk.set(t0)
+		clk.Set(t0)
 
 		// Wrong answers: the caller's error until the last try, then too_many_attempts for good.
 		wrong := failure.New(failure.Unauthenticated, "invalid_otp", "wrong")

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +17,7 @@ import (
 	"github.com/latchkey-dev/latchkey/internal/secretbox"
 	"github.com/latchkey-dev/latchkey/internal/store"
 	"github.com/latchkey-dev/latchkey/internal/store/sqlstore"
+	"github.com/latchkey-dev/latchkey/internal/testclock"
 	"github.com/latchkey-dev/latchkey/internal/testdb"
 )
 
@@ -26,28 +26,10 @@ var t0 = time.Date(2026, time.November, 29, 7, 0, 10, 0, time.UTC)
 
 const step = 30 * time.Second
 
-// clock is a settable clock for the service.
-type clock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *clock) set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = t
-}
-
 type env struct {
 	st      *sqlstore.Store
 	svc     *mfa.TOTP
-	clock   *clock
+	clock   *testclock.Clock
 	ring    *secretbox.Keyring
 	project store.Project
 	user    store.User
@@ -63,7 +45,7 @@ func newEnv(t *testing.T, st *sqlstore.Store) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{st: st, clock: &clock{now: t0}, ring: ring}
+	e := &env{st: st, clock: testclock.New(t0), ring: ring}
 	e.svc = mfa.NewTOTP(mfa.TOTPDeps{Store: st, Sealer: ring, Now: e.clock.Now, Rand: rand.Reader, IDs: ident.NewGenerator()})
 	e.project = newProject(t, st)
 	e.user = newUser(t, st, e.project.ID)
@@ -190,7 +172,7 @@ func TestVerify(t *testing.T) {
 
 		// The clock is at S+2: S+1, S+2 and S+3 are allowed, each once, in order.
 		now := t0.Add(2 * step)
-		e.clock.set(now)
+		e.clock.Set(now)
 		for _, c := range []struct {
 			at   time.Time
 			what string
@@ -202,7 +184,7 @@ func TestVerify(t *testing.T) {
 		}
 
 		now = t0.Add(10 * step)
-		e.clock.set(now)
+		e.clock.Set(now)
 		_, err := e.svc.Verify(ctx, e.project.ID, e.user.ID, mfatest.Code(t, en.Secret, now.Add(-2*step)))
 		wantFailure(t, err, "invalid_otp", "Verify with the code of 2 steps ago")
 		_, err = e.svc.Verify(ctx, e.project.ID, e.user.ID, mfatest.Code(t, en.Secret, now.Add(2*step)))
@@ -235,7 +217,7 @@ func TestVerifyRace(t *testing.T) {
 		e := newEnv(t, st)
 		en := e.enrolled(t)
 		now := t0.Add(5 * step)
-		e.clock.set(now)
+		e.clock.Set(now)
 		code := mfatest.Code(t, en.Secret, now)
 
 		checkOneWins(t, 50, "otp_already_used", func() error {
@@ -264,7 +246,7 @@ func TestVerifyMatchesRFC6238(t *testing.T) {
 		}
 		// The vectors' times increase, so each is a newer step than the one before it.
 		for i, v := range mfatest.RFC6238Vectors {
-			e.clock.set(time.Unix(v.Unix, 0).UTC())
+			e.clock.Set(time.Unix(v.Unix, 0).UTC())
 			code := v.Code[2:]
 			wrong := code[:5] + string('0'+(code[5]-'0'+1)%10)
 			if i == 0 {
