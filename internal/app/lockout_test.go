@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/latchkey-dev/latchkey/internal/app"
 	"github.com/latchkey-dev/latchkey/internal/store"
@@ -159,4 +160,58 @@ func TestAllowListedAddressesSkipTheBotCheck(t *testing.T) {
 	w.want(w.signupWith(nil, "ada@example.com"), 200, "")
 	w.setProtect(`{"allow_cidrs":[]}`)
 	w.want(w.signupWith(nil, "bob@example.com"), 403, "bot_check_required")
+}
+
+// TestDeviceTokenSignsInWithACodeThroughTheAccountLock: strangers start flows to the owner's
+// address from many IPs and fail their codes until the address's account-wide lock for codes
+// starts. A new device of the owner's waits it out; the device the owner signed in from with a
+// code before is not subject to it.
+func TestDeviceTokenSignsInWithACodeThroughTheAccountLock(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, st *sqlstore.Store) {
+		w := newFlowWorld(t, st, app.WithDev(true), loopbackProxies)
+		w.want(w.call("PATCH", "/api/v1/project", `{"settings":{"protect":{"bot_check":"off","slow_after":3,"lock_after":3,"account_lock_after":3}}}`, w.secret()), 200, "")
+		const owner, to = "198.51.100.1", "ada@example.com"
+		from := func(ip, path, body string, kv ...string) response {
+			w.t.Helper()
+			return w.call("POST", "/api/v1/auth/passwordless/"+path, body, with(w.cid(), append([]string{"X-Forwarded-For", ip}, kv...)...))
+		}
+		signIn := func(ip string, kv ...string) response {
+			w.t.Helper()
+			// Later than every message before it, so that its code is the newest in the inbox.
+			w.clock.Advance(time.Second)
+			sent := from(ip, "email-otp/send", `{"email":"`+to+`"}`)
+			w.want(sent, 200, "")
+			return from(ip, "email-otp/verify", fmt.Sprintf(`{"state":%q,"otp":%q}`, sent.body["state"], w.lastCode(to)), kv...)
+		}
+		first := signIn(owner)
+		w.want(first, 200, "")
+		device := first.header.Get("Latchkey-Device")
+		if !strings.HasPrefix(device, "lkd1.") || !strings.Contains(strings.Join(first.header.Values("Set-Cookie"), "\n"), "__Host-latchkey-device="+device) {
+			t.Fatalf("code login answered device header %q, cookies %q", device, first.header.Values("Set-Cookie"))
+		}
+
+		// Three strangers each start a flow to the address and fail its code once: the
+		// address is locked for codes, from every IP.
+		for i := range 3 {
+			ip := fmt.Sprintf("203.0.113.%d", i+1)
+			sent := from(ip, "email-otp/send", `{"email":"`+to+`"}`)
+			w.want(sent, 200, "")
+			w.want(from(ip, "email-otp/verify", fmt.Sprintf(`{"state":%q,"otp":"000000"}`, sent.body["state"])), 401, "invalid_code")
+		}
+		w.want(signIn("192.0.2.10"), 429, "account_locked")
+		// The owner's known device signs in, and gets a fresh token.
+		again := signIn("192.0.2.10", "Latchkey-Device", device)
+		w.want(again, 200, "")
+		if again.header.Get("Latchkey-Device") == "" {
+			t.Error("the second code login answered no device token")
+		}
+		// A token of another address does not help.
+		w.want(w.call("POST", "/api/v1/users", `{"email":"bob@example.com"}`, w.secret()), 201, "")
+		w.clock.Advance(time.Second)
+		sent := from("192.0.2.11", "email-otp/send", `{"email":"bob@example.com"}`)
+		w.want(sent, 200, "")
+		bob := from("192.0.2.11", "email-otp/verify", fmt.Sprintf(`{"state":%q,"otp":%q}`, sent.body["state"], w.lastCode("bob@example.com")))
+		w.want(bob, 200, "")
+		w.want(signIn("192.0.2.11", "Latchkey-Device", bob.header.Get("Latchkey-Device")), 429, "account_locked")
+	})
 }

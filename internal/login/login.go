@@ -91,6 +91,10 @@ type Result struct {
 	Tokens        token.Tokens
 	User          directory.User
 	Challenge     *Challenge
+	// Device is a device token for the client to keep and send with the account's later
+	// logins (protect's IssueDevice), so that they count on this device and not against the
+	// account-wide lock strangers can fill; "" when the method issues none.
+	Device string
 }
 
 // Sessions is the part of the session service a login needs.

@@ -236,40 +236,39 @@ func (s *Service) SignUp(ctx context.Context, p store.Project, in Signup, meta a
 // invalid_credentials (401), login_method_disabled, user_inactive (403), and attack
 // protection's refusals (429 with Retry-After).
 func (s *Service) Login(ctx context.Context, p store.Project, emailIn, pw string, meta audit.Meta) (login.Result, error) {
-	res, _, err := s.LoginDevice(ctx, p, emailIn, pw, "", meta)
-	return res, err
+	return s.LoginDevice(ctx, p, emailIn, pw, "", meta)
 }
 
 // LoginDevice is Login from a device that may hold a device token of the account (from an
 // earlier sign-in): a valid one keeps the attempt out of the account-wide lock that strangers
-// can fill. A completed sign-in returns a fresh device token for the client to keep.
-func (s *Service) LoginDevice(ctx context.Context, p store.Project, emailIn, pw, device string, meta audit.Meta) (login.Result, string, error) {
+// can fill. A completed sign-in carries a fresh device token (Result.Device) for the client to keep.
+func (s *Service) LoginDevice(ctx context.Context, p store.Project, emailIn, pw, device string, meta audit.Meta) (login.Result, error) {
 	if _, err := s.enabled(p); err != nil {
-		return login.Result{}, "", err
+		return login.Result{}, err
 	}
 	email, err := directory.NormalizeEmail("email", emailIn)
 	if err != nil {
-		return login.Result{}, "", err
+		return login.Result{}, err
 	}
 	account := store.EmailKey(email)
 	attempt, err := s.d.Protect.Begin(ctx, protect.Guard{Project: p, Kind: protect.KindPassword, Account: account, IP: meta.IPAddress, Device: device})
 	if err != nil {
-		return login.Result{}, "", err
+		return login.Result{}, err
 	}
 	u, hash, err := s.userAndHash(ctx, p.ID, email)
 	if err != nil {
-		return login.Result{}, "", cancel(ctx, attempt, err)
+		return login.Result{}, cancel(ctx, attempt, err)
 	}
 	stand := ""
 	if hash == "" {
 		if stand, err = s.standInKind(ctx, p.ID, store.EmailKey(email)); err != nil {
-			return login.Result{}, "", cancel(ctx, attempt, err)
+			return login.Result{}, cancel(ctx, attempt, err)
 		}
 	}
 	ok, rehash, err := s.verifyOr(ctx, hash, stand, pw)
 	if err != nil {
 		// server_busy or a hash that could not be read: the password was never compared.
-		return login.Result{}, "", cancel(ctx, attempt, err)
+		return login.Result{}, cancel(ctx, attempt, err)
 	}
 	if !ok {
 		userID := ""
@@ -277,9 +276,9 @@ func (s *Service) LoginDevice(ctx context.Context, p store.Project, emailIn, pw,
 			userID = u.ID
 		}
 		if err := s.audit(ctx, s.d.Store, p, userID, AuditFailed, meta, map[string]any{"reason": "invalid_credentials"}); err != nil {
-			return login.Result{}, "", err
+			return login.Result{}, err
 		}
-		return login.Result{}, "", failure.New(failure.Unauthenticated, "invalid_credentials", "the email or the password is wrong")
+		return login.Result{}, failure.New(failure.Unauthenticated, "invalid_credentials", "the email or the password is wrong")
 	}
 	// Accepted: a client that goes away now must not leave the success uncounted or the
 	// login half done.
@@ -293,13 +292,12 @@ func (s *Service) LoginDevice(ctx context.Context, p store.Project, emailIn, pw,
 	res, err := s.d.Login.Complete(ctx, login.Request{Project: p, UserID: u.ID, ConnectionType: login.Password,
 		AMR: []string{"pwd"}, Meta: meta, Also: attempt.SucceedIn})
 	if err != nil || !res.Authenticated {
-		return res, "", err
+		return res, err
 	}
-	tok, err := s.d.Protect.IssueDevice(p, account)
-	if err != nil {
-		return login.Result{}, "", err
+	if res.Device, err = s.d.Protect.IssueDevice(p, account); err != nil {
+		return login.Result{}, err
 	}
-	return res, tok, nil
+	return res, nil
 }
 
 // cancel takes back attempt's provisional failure, for a refusal made before the secret was

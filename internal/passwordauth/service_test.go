@@ -94,12 +94,12 @@ func TestSignUpAndLogin(t *testing.T) {
 		_, err = w.svc.Login(ctx, w.p, "nobody@example.com", good, meta)
 		logintest.WantCode(t, err, "invalid_credentials", "")
 		w.Clock.Advance(time.Minute) // past the slow-down the failures earned
-		res, device, err := w.svc.LoginDevice(ctx, w.p, "  ADA@example.com", good, "", meta)
+		res, err = w.svc.LoginDevice(ctx, w.p, "  ADA@example.com", good, "", meta)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !res.Authenticated || device == "" {
-			t.Fatalf("login %+v, device %q", res, device)
+		if !res.Authenticated || res.Device == "" {
+			t.Fatalf("login %+v, device %q", res, res.Device)
 		}
 		events, err := st.ListAuditEvents(ctx, w.p.ID, store.AuditFilter{Type: passwordauth.AuditFailed}, 10, "")
 		if err != nil || len(events) != 2 {

@@ -61,6 +61,8 @@ type Protector interface {
 	// AllowSendTx counts a message in the transaction that commits it, so that only messages
 	// that were sent count.
 	AllowSendTx(ctx context.Context, tx protect.Store, s protect.Send) error
+	// IssueDevice makes the device token a completed code login hands its client.
+	IssueDevice(p store.Project, account string) (string, error)
 }
 
 // Store is the part of the store the passwordless flows use; its transactions use tx only through
@@ -273,6 +275,14 @@ func (s *Service) Resend(ctx context.Context, p store.Project, channels []Channe
 // Wrong codes count; at the project's limit the flow dies. Errors: invalid_code (401, with the
 // tries left), flow_not_found (404: unknown, expired, dead or used).
 func (s *Service) VerifyCode(ctx context.Context, p store.Project, channels []Channel, state, code string, meta audit.Meta) (login.Result, error) {
+	return s.VerifyCodeDevice(ctx, p, channels, state, code, "", meta)
+}
+
+// VerifyCodeDevice is VerifyCode from a device that may hold a device token of the
+// destination (from an earlier sign-in): a valid one keeps the attempt out of the
+// account-wide lock that strangers can fill by starting flows to the address and failing them.
+// A completed sign-in carries a fresh device token (Result.Device) for the client to keep.
+func (s *Service) VerifyCodeDevice(ctx context.Context, p store.Project, channels []Channel, state, code, device string, meta audit.Meta) (login.Result, error) {
 	f, err := s.flow(ctx, p, channels, state)
 	if err != nil {
 		return login.Result{}, err
@@ -286,7 +296,8 @@ func (s *Service) VerifyCode(ctx context.Context, p store.Project, channels []Ch
 	}
 	// Besides the flow's own tries, codes to one destination count across flows and IPs: a
 	// guesser cannot get fresh tries by starting new flows.
-	attempt, err := s.d.Protect.Begin(ctx, protect.Guard{Project: p, Kind: "code", Account: destinationKey(Channel(f.Channel), f.Destination), IP: meta.IPAddress})
+	account := destinationKey(Channel(f.Channel), f.Destination)
+	attempt, err := s.d.Protect.Begin(ctx, protect.Guard{Project: p, Kind: "code", Account: account, IP: meta.IPAddress, Device: device})
 	if err != nil {
 		return login.Result{}, err
 	}
@@ -308,7 +319,13 @@ func (s *Service) VerifyCode(ctx context.Context, p store.Project, channels []Ch
 	if errors.Is(err, errWrongSecret) {
 		return login.Result{}, s.countWrong(ctx, p, f, meta, now)
 	}
-	return res, err
+	if err != nil || !res.Authenticated {
+		return res, err
+	}
+	if res.Device, err = s.d.Protect.IssueDevice(p, account); err != nil {
+		return login.Result{}, err
+	}
+	return res, nil
 }
 
 // VerifyLink checks a magic link's secret, marking the flow verified for the device that polls

@@ -2,11 +2,13 @@ package loginhttp
 
 import (
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/latchkey-dev/latchkey/internal/directory/directoryhttp"
 	"github.com/latchkey-dev/latchkey/internal/httpserver"
 	"github.com/latchkey-dev/latchkey/internal/login"
+	"github.com/latchkey-dev/latchkey/internal/protect"
 )
 
 // Body is the login result as clients of both SSOJet documentation generations read it.
@@ -74,11 +76,40 @@ func NewBody(r login.Result) Body {
 	}
 }
 
-// Write answers with r, and no-store: the body carries tokens (RFC 6749 §5.1).
+// Write answers with r, and no-store: the body carries tokens (RFC 6749 §5.1). A device token
+// in r goes out in both DeviceHeader and DeviceCookie.
 func Write(w http.ResponseWriter, r login.Result) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("Pragma", "no-cache")
+	if r.Device != "" {
+		w.Header().Set(DeviceHeader, r.Device)
+		http.SetCookie(w, &http.Cookie{Name: DeviceCookie, Value: r.Device, Path: "/", MaxAge: int(protect.DeviceTTL / time.Second),
+			Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode})
+	}
 	httpserver.WriteJSON(w, http.StatusOK, NewBody(r))
+}
+
+// Where a device token travels. A successful login by a guessable secret (a password, an
+// email or SMS code) answers with a fresh one in both; a login sends it back in either (the
+// header wins), so that the attempt counts on the device and not against the account-wide
+// lock that strangers can fill.
+const (
+	// DeviceHeader carries the token for API clients: a server that signs users in keeps
+	// each user's token (e.g. in its own session cookie) and sends it with their logins.
+	DeviceHeader = "Latchkey-Device"
+	// DeviceCookie carries it for browsers on the server's own pages.
+	DeviceCookie = "__Host-latchkey-device"
+)
+
+// DeviceFrom is the device token a login request presents, or "".
+func DeviceFrom(r *http.Request) string {
+	if v := strings.TrimSpace(r.Header.Get(DeviceHeader)); v != "" {
+		return v
+	}
+	if c, err := r.Cookie(DeviceCookie); err == nil {
+		return c.Value
+	}
+	return ""
 }
 
 func rfc3339(t time.Time) string { return t.UTC().Format(time.RFC3339) }

@@ -5,8 +5,6 @@ package passwordauthhttp
 import (
 	"context"
 	"net/http"
-	"strings"
-	"time"
 
 	"github.com/latchkey-dev/latchkey/internal/audit"
 	"github.com/latchkey-dev/latchkey/internal/failure"
@@ -14,14 +12,13 @@ import (
 	"github.com/latchkey-dev/latchkey/internal/login"
 	"github.com/latchkey-dev/latchkey/internal/login/loginhttp"
 	"github.com/latchkey-dev/latchkey/internal/passwordauth"
-	"github.com/latchkey-dev/latchkey/internal/protect"
 	"github.com/latchkey-dev/latchkey/internal/store"
 )
 
 // Passwords is the password service.
 type Passwords interface {
 	SignUp(ctx context.Context, p store.Project, in passwordauth.Signup, meta audit.Meta) (login.Result, error)
-	LoginDevice(ctx context.Context, p store.Project, email, pw, device string, meta audit.Meta) (login.Result, string, error)
+	LoginDevice(ctx context.Context, p store.Project, email, pw, device string, meta audit.Meta) (login.Result, error)
 	SendReset(ctx context.Context, p store.Project, email, redirectURL, ip string) error
 	Reset(ctx context.Context, p store.Project, tok, newPassword string, meta audit.Meta) error
 	Change(ctx context.Context, p store.Project, sess store.Session, current, newPassword string, meta audit.Meta) error
@@ -79,39 +76,13 @@ func (h Handler) login(w http.ResponseWriter, r *http.Request) error {
 	if in.Password == "" {
 		return failure.InvalidField("invalid_request", "password", "is required")
 	}
-	res, device, err := h.Passwords.LoginDevice(r.Context(), httpserver.ProjectFrom(r.Context()), in.Email, in.Password,
-		deviceFrom(r), httpserver.Meta(r))
+	res, err := h.Passwords.LoginDevice(r.Context(), httpserver.ProjectFrom(r.Context()), in.Email, in.Password,
+		loginhttp.DeviceFrom(r), httpserver.Meta(r))
 	if err != nil {
 		return err
 	}
-	if device != "" {
-		w.Header().Set(DeviceHeader, device)
-		http.SetCookie(w, &http.Cookie{Name: DeviceCookie, Value: device, Path: "/", MaxAge: int(protect.DeviceTTL / time.Second),
-			Secure: true, HttpOnly: true, SameSite: http.SameSiteStrictMode})
-	}
 	loginhttp.Write(w, res)
 	return nil
-}
-
-// Where a device token travels. A successful password login answers with a fresh one in
-// both; a login sends it back in either (the header wins), so that the attempt counts on the
-// device and not against the account-wide lock that strangers can fill.
-const (
-	// DeviceHeader carries the token for API clients: a server that signs users in keeps
-	// each user's token (e.g. in its own session cookie) and sends it with their logins.
-	DeviceHeader = "Latchkey-Device"
-	// DeviceCookie carries it for browsers on the server's own pages.
-	DeviceCookie = "__Host-latchkey-device"
-)
-
-func deviceFrom(r *http.Request) string {
-	if v := strings.TrimSpace(r.Header.Get(DeviceHeader)); v != "" {
-		return v
-	}
-	if c, err := r.Cookie(DeviceCookie); err == nil {
-		return c.Value
-	}
-	return ""
 }
 
 type sendResetIn struct {

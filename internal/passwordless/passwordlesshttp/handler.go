@@ -21,7 +21,7 @@ import (
 type Flows interface {
 	Send(ctx context.Context, p store.Project, r passwordless.SendRequest) (string, error)
 	Resend(ctx context.Context, p store.Project, channels []passwordless.Channel, state, ip string) error
-	VerifyCode(ctx context.Context, p store.Project, channels []passwordless.Channel, state, code string, meta audit.Meta) (login.Result, error)
+	VerifyCodeDevice(ctx context.Context, p store.Project, channels []passwordless.Channel, state, code, device string, meta audit.Meta) (login.Result, error)
 	VerifyLink(ctx context.Context, p store.Project, state, secret string, meta audit.Meta) (string, error)
 	Status(ctx context.Context, p store.Project, state string, meta audit.Meta) (login.Result, error)
 }
@@ -118,7 +118,8 @@ func (h Handler) verifyCode(ch passwordless.Channel) httpserver.HandlerFunc {
 		if err := httpserver.DecodeJSON(w, r, &in); err != nil {
 			return err
 		}
-		res, err := h.Flows.VerifyCode(r.Context(), httpserver.ProjectFrom(r.Context()), channels(ch), in.State, in.OTP, httpserver.Meta(r))
+		res, err := h.Flows.VerifyCodeDevice(r.Context(), httpserver.ProjectFrom(r.Context()), channels(ch), in.State, in.OTP,
+			loginhttp.DeviceFrom(r), httpserver.Meta(r))
 		if err != nil {
 			return err
 		}

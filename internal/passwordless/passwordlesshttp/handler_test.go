@@ -49,7 +49,7 @@ func (f failingLinks) Resend(context.Context, store.Project, []passwordless.Chan
 	return f.err
 }
 
-func (f failingLinks) VerifyCode(context.Context, store.Project, []passwordless.Channel, string, string, audit.Meta) (login.Result, error) {
+func (f failingLinks) VerifyCodeDevice(context.Context, store.Project, []passwordless.Channel, string, string, string, audit.Meta) (login.Result, error) {
 	return login.Result{}, f.err
 }
 
