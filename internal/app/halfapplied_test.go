@@ -29,7 +29,8 @@ import (
 // spending a secret and starting its session.
 
 // faultyDB is a migrated store with a second, raw connection to its database, through which
-// the test installs and removes the trigger that makes every session INSERT fail.
+// a test writes what the store never would: the triggers that make writes fail, or poisoned
+// rows.
 type faultyDB struct {
 	st      *sqlstore.Store
 	raw     *sql.DB

@@ -1,10 +1,8 @@
 package app_test
 
 import (
-	"database/sql"
 	"fmt"
 	"maps"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -68,7 +66,8 @@ func TestPoisonedBodiesAreRefused(t *testing.T) {
 // (the document reads as empty and the next update replaces it), and the other users in the
 // list are intact.
 func TestPoisonedRowStillReads(t *testing.T) {
-	eachRaw(t, func(t *testing.T, st *sqlstore.Store, db *sql.DB) {
+	eachFaultyDB(t, func(t *testing.T, f *faultyDB) {
+		st, db := f.st, f.raw
 		w := newFlowWorld(t, st, app.WithDev(true))
 		admin := w.secret()
 		admin["Content-Type"] = "application/json"
@@ -123,44 +122,5 @@ func TestPoisonedRowStillReads(t *testing.T) {
 		if stored != `{"fixed":true}` {
 			t.Errorf("stored raw_attributes after the update = %s", stored)
 		}
-	})
-}
-
-// eachRaw runs fn on SQLite and PostgreSQL with a migrated store and a second, plain
-// connection to the same database for writing what the store never would.
-func eachRaw(t *testing.T, fn func(t *testing.T, st *sqlstore.Store, db *sql.DB)) {
-	t.Run("sqlite", func(t *testing.T) {
-		path := filepath.Join(t.TempDir(), "latchkey.db")
-		st, err := sqlstore.OpenSQLite(t.Context(), path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		if err := st.Migrate(t.Context()); err != nil {
-			t.Fatal(err)
-		}
-		db, err := sql.Open("sqlite", path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-		fn(t, st, db)
-	})
-	t.Run("postgres", func(t *testing.T) {
-		url := testdb.PostgresURL(t)
-		st, err := sqlstore.OpenPostgres(t.Context(), url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { st.Close() })
-		if err := st.Migrate(t.Context()); err != nil {
-			t.Fatal(err)
-		}
-		db, err := sql.Open("pgx", url)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { db.Close() })
-		fn(t, st, db)
 	})
 }
