@@ -98,9 +98,14 @@ func (w *attackWorld) counter(scope, key string) int {
 	return cs[0].Count
 }
 
-// burst sends n requests at once, alternating between the servers, and tallies the answers
-// by status and error code.
+// burst sends n requests at once and tallies the answers by status and error code.
 func (w *attackWorld) burst(n int, send func(i int) (int, map[string]any)) map[string]int {
+	return burst(n, send)
+}
+
+// burst sends n requests at once (send(i) makes the i-th) and tallies the answers by status
+// and error code, such as "429 account_locked".
+func burst(n int, send func(i int) (int, map[string]any)) map[string]int {
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	tally := map[string]int{}

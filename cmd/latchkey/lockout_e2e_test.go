@@ -91,23 +91,10 @@ func (w *sourceWorld) do(i int, source, method, path, body string, header map[st
 
 // burst sends n requests at once and tallies the answers by status and error code.
 func (w *sourceWorld) burst(n int, send func(i int) (int, http.Header, map[string]any)) map[string]int {
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	tally := map[string]int{}
-	start := make(chan struct{})
-	for i := range n {
-		wg.Go(func() {
-			<-start
-			status, _, body := send(i)
-			code, _ := body["error_code"].(string)
-			mu.Lock()
-			tally[fmt.Sprintf("%d %s", status, code)]++
-			mu.Unlock()
-		})
-	}
-	close(start)
-	wg.Wait()
-	return tally
+	return burst(n, func(i int) (int, map[string]any) {
+		status, _, body := send(i)
+		return status, body
+	})
 }
 
 // store opens the servers' database, for what no route shows (counters, audit events).
