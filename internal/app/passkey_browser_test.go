@@ -449,3 +449,25 @@ func startBrowserApp(t *testing.T) (*app.App, string, *mailTrap, *requestLog) {
 	t.Cleanup(func() { stopWorker(); <-workerDone })
 	return a, base, mail, reqs
 }
+
+// newChromiumTest starts headless Chromium (chromium is its path) with a fresh profile and
+// opens one tab, collecting its console; both end with the test. The allocator's cancel waits
+// for Chromium to exit, so its profile directory (a t.TempDir) is no longer in use by then.
+func newChromiumTest(t *testing.T, ctx context.Context, chromium string, reqs *requestLog) *chromiumTest {
+	t.Helper()
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx,
+		chromedp.ExecPath(chromium), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.Flag("disable-extensions", true), chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1024, 900))
+	t.Cleanup(cancelAlloc)
+	tab, cancelTab := chromedp.NewContext(allocCtx)
+	t.Cleanup(cancelTab)
+	if err := chromedp.Do(tab); err != nil { // starts Chromium and opens the tab
+		t.Fatalf("start %s: %v", chromium, err)
+	}
+	b := &chromiumTest{t: t, ctx: tab, reqs: reqs}
+	b.collectConsole()
+	return b
+}
