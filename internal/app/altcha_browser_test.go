@@ -126,20 +126,8 @@ func TestAltchaWidgetSolvesOurChallenge(t *testing.T) {
 			fmt.Sprintf(`{"email":%q,"password":"correct horse battery staple"}`, email), map[string]string{"X-Altcha": payload})
 	}
 
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(chromium), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("disable-extensions", true), chromedp.UserDataDir(t.TempDir()))
-	defer cancelAlloc()
-	tab, cancelTab := chromedp.NewContext(allocCtx)
-	defer cancelTab()
-	if err := chromedp.Do(tab); err != nil {
-		t.Fatalf("start %s: %v", chromium, err)
-	}
-	b := &chromiumTest{t: t, ctx: tab, reqs: reqs}
-	b.collectConsole()
+	b := newChromiumTest(t, ctx, chromium, reqs)
+	tab := b.ctx
 
 	b.do("open the page", chromedp.Navigate(base+"/altcha-test/"))
 	b.waitFor("the widget has solved the challenge", `document.body.dataset.payload`)

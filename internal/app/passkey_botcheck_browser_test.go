@@ -38,20 +38,7 @@ func TestPasskeyPageSolvesTheBotCheck(t *testing.T) {
 	}
 	res.Body.Close()
 
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(chromium), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("disable-extensions", true), chromedp.UserDataDir(t.TempDir()))
-	defer cancelAlloc()
-	tab, cancelTab := chromedp.NewContext(allocCtx)
-	defer cancelTab()
-	if err := chromedp.Do(tab); err != nil {
-		t.Fatalf("start %s: %v", chromium, err)
-	}
-	b := &chromiumTest{t: t, ctx: tab, reqs: reqs}
-	b.collectConsole()
+	b := newChromiumTest(t, ctx, chromium, reqs)
 
 	const email = "ada@example.com"
 	b.do("open the page", chromedp.Navigate(base+"/login/passkey?client_id="+iss.Project.ClientID))

@@ -44,32 +44,8 @@ func TestPasskeyInChromium(t *testing.T) {
 	}
 	pid := iss.Project.ID
 
-	// The browser. The allocator's cancel waits for Chromium to exit, so its profile directory
-	// (a t.TempDir, removed after the test) is no longer in use by then.
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(chromium),
-		chromedp.Headless,
-		chromedp.NoSandbox,
-		chromedp.DisableGPU,
-		chromedp.NoFirstRun,
-		chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("disable-quic", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("disable-extensions", true),
-		chromedp.UserDataDir(t.TempDir()),
-		chromedp.WindowSize(1024, 900),
-	)
-	defer cancelAlloc()
-	tab, cancelTab := chromedp.NewContext(allocCtx)
-	defer cancelTab()
-	if err := chromedp.Do(tab); err != nil { // starts Chromium and opens the tab
-		t.Fatalf("start %s: %v", chromium, err)
-	}
-	b := &chromiumTest{t: t, ctx: tab, reqs: reqs}
-	b.collectConsole()
+	b := newChromiumTest(t, ctx, chromium, reqs)
+	tab := b.ctx
 
 	// A platform authenticator that keeps discoverable credentials and verifies its user,
 	// answering at once (no touch to wait for).
