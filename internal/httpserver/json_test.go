@@ -1,6 +1,9 @@
 package httpserver
 
 import (
+	"bytes"
+	"encoding/json"
+	"errors"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -97,4 +100,101 @@ func BenchmarkCheckJSON(b *testing.B) {
 			}
 		}
 	})
+}
+
+// FuzzCheckJSON holds CheckJSON to encoding/json. Syntax is the decoder's to judge (a body
+// CheckJSON lets through is decoded next), but a document it accepts must never fail to decode
+// into an any for a reason it exists to catch (a number beyond float64), and a document that
+// decodes must be refused only for a reason (nesting deeper than MaxJSONDepth, or keys that
+// fold to one).
+func FuzzCheckJSON(f *testing.F) {
+	for _, seed := range []string{`{}`, `[]`, `{"a":1,"b":[true,null,"x"]}`, `{"email":"a","EMAIL":"b"}`,
+		`{"n":1e999999}`, `{"k":1,"\u212a":2}`, `"\ud800"`, `[[[[1]]]]`, `{"a":{"a":{"a":1}}}`, ` {"a" : 1 } `, `{"a":1,}`, `01`} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, doc []byte) {
+		err := CheckJSON(doc)
+		var v any
+		decodeErr := json.Unmarshal(doc, &v)
+		var typeErr *json.UnmarshalTypeError
+		if err == nil && errors.As(decodeErr, &typeErr) {
+			t.Fatalf("CheckJSON accepted %q, which encoding/json cannot read back: %v", doc, decodeErr)
+		}
+		if err != nil && decodeErr == nil && depth(v) <= MaxJSONDepth && !hasFoldedKeys(doc) {
+			t.Fatalf("CheckJSON refused %q (%v), which decodes, is not too deep and has no folded keys", doc, err)
+		}
+	})
+}
+
+// depth is how deeply v nests; a scalar is 1.
+func depth(v any) int {
+	d := 0
+	switch x := v.(type) {
+	case map[string]any:
+		for _, e := range x {
+			d = max(d, depth(e))
+		}
+	case []any:
+		for _, e := range x {
+			d = max(d, depth(e))
+		}
+	default:
+		return 1
+	}
+	return d + 1
+}
+
+// hasFoldedKeys reports whether some object in doc has two keys equal under strings.EqualFold,
+// read with a json.Decoder (an independent reading of the keys).
+func hasFoldedKeys(doc []byte) bool {
+	dec := json.NewDecoder(bytes.NewReader(doc))
+	type frame struct {
+		object bool
+		keys   []string
+		expect bool // the next string token is a key
+	}
+	var stack []*frame
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return false
+		}
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		switch tk := tok.(type) {
+		case json.Delim:
+			switch tk {
+			case '{', '[':
+				if top != nil && top.object {
+					top.expect = true
+				}
+				stack = append(stack, &frame{object: tk == '{', expect: tk == '{'})
+			default:
+				stack = stack[:len(stack)-1]
+				if len(stack) > 0 && stack[len(stack)-1].object {
+					stack[len(stack)-1].expect = true
+				}
+			}
+		case string:
+			if top != nil && top.object && top.expect {
+				for _, k := range top.keys {
+					if strings.EqualFold(k, tk) {
+						return true
+					}
+				}
+				top.keys = append(top.keys, tk)
+				top.expect = false
+				continue
+			}
+			if top != nil && top.object {
+				top.expect = true
+			}
+		default:
+			if top != nil && top.object {
+				top.expect = true
+			}
+		}
+	}
 }
