@@ -39,6 +39,8 @@ func (p spikeOP) ValidateAuthRequest(ctx context.Context, r *oidc.AuthRequest, s
 		return "", err
 	}
 	switch {
+	case hasRequestURI(ctx):
+		return "", oidc.ErrRequestNotSupported().WithDescription("request_uri is not supported")
 	case r.CodeChallenge == "" && client.AuthMethod() == oidc.AuthMethodNone:
 		return "", oidc.ErrInvalidRequest().WithDescription("code_challenge with code_challenge_method=S256 is required")
 	case r.CodeChallenge != "" && r.CodeChallengeMethod != oidc.CodeChallengeMethodS256:
@@ -46,6 +48,12 @@ func (p spikeOP) ValidateAuthRequest(ctx context.Context, r *oidc.AuthRequest, s
 	}
 	return sub, nil
 }
+
+// requestURIKey marks a request that carried request_uri: op's oidc.AuthRequest has no field
+// for it and its decoder drops it, so the route notes it before op parses the request.
+type requestURIKey struct{}
+
+func hasRequestURI(ctx context.Context) bool { v, _ := ctx.Value(requestURIKey{}).(bool); return v }
 
 // tokenEndpoint stands for tokenhttp's POST /api/v1/oauth2/token: it keeps dispatching on
 // grant_type and calls op's exchange steps as functions for the grants op owns.
@@ -154,7 +162,11 @@ func newSpikeServer(t *testing.T) *spikeServer {
 		t.Fatal(err)
 	}
 	authorize := func(w http.ResponseWriter, r *http.Request) {
-		op.Authorize(w, r.WithContext(op.ContextWithIssuer(r.Context(), issuer)), spikeOP{p})
+		ctx := op.ContextWithIssuer(r.Context(), issuer)
+		if r.FormValue("request_uri") != "" {
+			ctx = context.WithValue(ctx, requestURIKey{}, true)
+		}
+		op.Authorize(w, r.WithContext(ctx), spikeOP{p})
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/", p) // discovery, jwks, userinfo, the authorize callback: op's own router
@@ -309,11 +321,14 @@ func TestSpikeStockRelyingParty(t *testing.T) {
 
 // TestSpikeRefusesPlainPKCE shows op's gaps closed by spikeOP: plain, an empty method (which
 // means plain) and a public client without PKCE are redirected back with invalid_request,
-// while an unknown client is never redirected.
+// request and request_uri with request_not_supported, while an unknown client is never
+// redirected.
 func TestSpikeRefusesPlainPKCE(t *testing.T) {
 	s := newSpikeServer(t)
 	base := url.Values{"response_type": {"code"}, "client_id": {spikeClientID}, "redirect_uri": {spikeRedirect}, "scope": {"openid"}, "state": {"st"}}
 	for name, extra := range map[string]url.Values{
+		"request_uri":  {"request_uri": {"https://app.example/req.jwt"}, "want": {"request_not_supported"}},
+		"request":      {"request": {"eyJhbGciOiJub25lIn0.e30."}, "want": {"request_not_supported"}},
 		"plain":        {"code_challenge": {"abcdefghijklmnopqrstuvwxyzabcdefghijklmnopq"}, "code_challenge_method": {"plain"}},
 		"empty method": {"code_challenge": {"abcdefghijklmnopqrstuvwxyzabcdefghijklmnopq"}},
 		"no pkce":      {},
@@ -323,8 +338,17 @@ func TestSpikeRefusesPlainPKCE(t *testing.T) {
 			for k, vs := range base {
 				v[k] = vs
 			}
+			want := "invalid_request"
 			for k, vs := range extra {
+				if k == "want" {
+					want = vs[0]
+					continue
+				}
 				v[k] = vs
+			}
+			if v.Get("code_challenge") == "" && want != "invalid_request" {
+				v.Set("code_challenge", "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM")
+				v.Set("code_challenge_method", "S256")
 			}
 			resp, err := s.http.Get(s.url + "/v1/authorize?" + v.Encode())
 			if err != nil {
@@ -333,8 +357,8 @@ func TestSpikeRefusesPlainPKCE(t *testing.T) {
 			resp.Body.Close()
 			loc, _ := url.Parse(resp.Header.Get("Location"))
 			if resp.StatusCode != http.StatusFound || !strings.HasPrefix(loc.String(), spikeRedirect) ||
-				loc.Query().Get("error") != "invalid_request" || loc.Query().Get("state") != "st" {
-				t.Fatalf("status %d Location %q, want a redirect with error=invalid_request", resp.StatusCode, loc)
+				loc.Query().Get("error") != want || loc.Query().Get("state") != "st" {
+				t.Fatalf("status %d Location %q, want a redirect with error=%s", resp.StatusCode, loc, want)
 			}
 		})
 	}
