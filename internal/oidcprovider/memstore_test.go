@@ -106,14 +106,6 @@ func (a *authRequest) GetState() string                      { return a.state }
 func (a *authRequest) GetSubject() string                    { return a.subject }
 func (a *authRequest) Done() bool                            { return a.done }
 
-// refreshRequest is op.RefreshTokenRequest: the grant behind a refresh token.
-type refreshRequest struct {
-	*authRequest
-	token string
-}
-
-func (r *refreshRequest) SetCurrentScopes(scopes []string) { r.scopes = scopes }
-
 // approve is what the hosted login page does when a login finishes: it binds the user to
 // the auth request (in the real store, in the login's own transaction).
 func (s *memStorage) approve(id, subject string, amr []string, at time.Time) error {
@@ -176,8 +168,8 @@ func (s *memStorage) SaveAuthCode(_ context.Context, id, code string) error {
 	return nil
 }
 
-// DeleteAuthRequest is called by op after it minted the tokens; by then the code is already
-// consumed, so the row stays for reuse detection until the sweeper removes it.
+// DeleteAuthRequest is what op calls after minting; the code is consumed earlier, where the
+// tokens are made, so the row stays for reuse detection until the sweeper removes it.
 func (s *memStorage) DeleteAuthRequest(context.Context, string) error { return nil }
 
 // consumeCodeLocked is the hook that makes exactly one exchange win: a conditional update
@@ -217,66 +209,57 @@ func (s *memStorage) newAccessLocked(subject, clientID, family string, scopes []
 	return id, time.Now().Add(5 * time.Minute)
 }
 
-func (s *memStorage) CreateAccessToken(_ context.Context, req op.TokenRequest) (string, time.Time, error) {
+// exchangeCode stands for the token service starting a session from a code: the code is
+// consumed and the tokens recorded in one step (one transaction in the real store).
+func (s *memStorage) exchangeCode(a *authRequest) (accessID, refresh string, exp time.Time, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	a, ok := req.(*authRequest)
-	if !ok {
-		return "", time.Time{}, errors.New("spike: only the code grant mints access tokens alone")
-	}
 	family := randomID()
 	if err := s.consumeCodeLocked(a.id, family); err != nil {
-		return "", time.Time{}, err
+		return "", "", time.Time{}, err
 	}
-	id, exp := s.newAccessLocked(a.subject, a.clientID, family, a.scopes)
-	return id, exp, nil
+	accessID, exp = s.newAccessLocked(a.subject, a.clientID, family, a.scopes)
+	if slices.Contains(a.scopes, oidc.ScopeOfflineAccess) {
+		refresh = "rt_" + randomID()
+		s.refresh[refresh] = &refreshRow{req: a, family: family}
+	}
+	return accessID, refresh, exp, nil
 }
 
-func (s *memStorage) CreateAccessAndRefreshTokens(_ context.Context, req op.TokenRequest, current string) (string, string, time.Time, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var a *authRequest
-	var family string
-	switch r := req.(type) {
-	case *authRequest:
-		a, family = r, randomID()
-		if err := s.consumeCodeLocked(a.id, family); err != nil {
-			return "", "", time.Time{}, err
-		}
-	case *refreshRequest:
-		// Rotation: the presented token is spent in the same step that issues the next one,
-		// as token.Service.Refresh does today.
-		row, ok := s.refresh[current]
-		if !ok || row.used {
-			if ok {
-				s.revokeFamilyLocked(row.family)
-			}
-			return "", "", time.Time{}, oidc.ErrInvalidGrant().WithDescription("refresh token reused")
-		}
-		row.used = true
-		a, family = r.authRequest, row.family
-	default:
-		return "", "", time.Time{}, errors.New("spike: unsupported token request")
-	}
-	id, exp := s.newAccessLocked(a.subject, a.clientID, family, a.scopes)
-	rt := "rt_" + randomID()
-	s.refresh[rt] = &refreshRow{req: a, family: family}
-	return id, rt, exp, nil
-}
-
-func (s *memStorage) TokenRequestByRefreshToken(_ context.Context, rt string) (op.RefreshTokenRequest, error) {
+// rotateRefresh stands for token.Service.Refresh: the presented token is spent in the step
+// that issues the next one, and a spent token revokes its whole family.
+func (s *memStorage) rotateRefresh(clientID, rt string) (a *authRequest, accessID, next string, exp time.Time, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	row, ok := s.refresh[rt]
-	if !ok {
-		return nil, op.ErrInvalidRefreshToken
-	}
-	if row.used {
+	switch {
+	case !ok || row.req.clientID != clientID:
+		return nil, "", "", time.Time{}, oidc.ErrInvalidGrant().WithDescription("invalid refresh token")
+	case row.used:
 		s.revokeFamilyLocked(row.family)
-		return nil, op.ErrInvalidRefreshToken
+		return nil, "", "", time.Time{}, oidc.ErrInvalidGrant().WithDescription("refresh token reused")
 	}
-	cp := *row.req
-	return &refreshRequest{authRequest: &cp, token: rt}, nil
+	row.used = true
+	accessID, exp = s.newAccessLocked(row.req.subject, row.req.clientID, row.family, row.req.scopes)
+	next = "rt_" + randomID()
+	s.refresh[next] = &refreshRow{req: row.req, family: row.family}
+	return row.req, accessID, next, exp, nil
+}
+
+// errNotReached marks the op.Storage methods through which op would mint tokens itself: our
+// token endpoint mints with our own token service and asks op only for the id_token.
+var errNotReached = errors.New("not reached: tokens are minted by the token service")
+
+func (s *memStorage) CreateAccessToken(context.Context, op.TokenRequest) (string, time.Time, error) {
+	return "", time.Time{}, errNotReached
+}
+
+func (s *memStorage) CreateAccessAndRefreshTokens(context.Context, op.TokenRequest, string) (string, string, time.Time, error) {
+	return "", "", time.Time{}, errNotReached
+}
+
+func (s *memStorage) TokenRequestByRefreshToken(context.Context, string) (op.RefreshTokenRequest, error) {
+	return nil, errNotReached
 }
 
 func (s *memStorage) TerminateSession(context.Context, string, string) error { return nil }

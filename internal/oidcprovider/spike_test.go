@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -56,9 +57,12 @@ type requestURIKey struct{}
 func hasRequestURI(ctx context.Context) bool { v, _ := ctx.Value(requestURIKey{}).(bool); return v }
 
 // tokenEndpoint stands for tokenhttp's POST /api/v1/oauth2/token: it keeps dispatching on
-// grant_type and calls op's exchange steps as functions for the grants op owns.
+// grant_type, lets op's exported steps do the protocol checks and the id_token, and mints the
+// access and refresh tokens itself (in Latchkey: token.SessionStarter.Start and
+// token.Service.Refresh, the one rotation path).
 type tokenEndpoint struct {
 	op     *op.Provider
+	store  *memStorage
 	issuer string
 }
 
@@ -74,31 +78,9 @@ func (t tokenEndpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	var err error
 	switch r.PostForm.Get("grant_type") {
 	case string(oidc.GrantTypeCode):
-		var tr *oidc.AccessTokenRequest
-		if tr, err = op.ParseAccessTokenRequest(r, t.op.Decoder()); err != nil {
-			break
-		}
-		if tr.Code == "" {
-			err = oidc.ErrInvalidRequest().WithDescription("code is required")
-			break
-		}
-		var req op.AuthRequest
-		var client op.Client
-		if req, client, err = op.ValidateAccessTokenRequest(ctx, tr, t.op); err != nil {
-			break
-		}
-		resp, err = op.CreateTokenResponse(ctx, req, client, t.op, true, tr.Code, "")
+		resp, err = t.exchangeCode(ctx, r)
 	case string(oidc.GrantTypeRefreshToken):
-		var tr *oidc.RefreshTokenRequest
-		if tr, err = op.ParseRefreshTokenRequest(r, t.op.Decoder()); err != nil {
-			break
-		}
-		var req op.RefreshTokenRequest
-		var client op.Client
-		if req, client, err = op.ValidateRefreshTokenRequest(ctx, tr, t.op); err != nil {
-			break
-		}
-		resp, err = op.CreateTokenResponse(ctx, req, client, t.op, true, "", tr.RefreshToken)
+		resp, err = t.refresh(ctx, r)
 	default:
 		// client_credentials stays on our existing code path.
 		err = oidc.ErrUnsupportedGrantType()
@@ -110,6 +92,65 @@ func (t tokenEndpoint) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	_ = json.NewEncoder(w).Encode(resp)
+}
+
+func (t tokenEndpoint) exchangeCode(ctx context.Context, r *http.Request) (*oidc.AccessTokenResponse, error) {
+	tr, err := op.ParseAccessTokenRequest(r, t.op.Decoder())
+	if err != nil {
+		return nil, err
+	}
+	if tr.Code == "" {
+		return nil, oidc.ErrInvalidRequest().WithDescription("code is required")
+	}
+	// Code lookup, PKCE, client, redirect_uri and grant checks, all op's.
+	req, client, err := op.ValidateAccessTokenRequest(ctx, tr, t.op)
+	if err != nil {
+		return nil, err
+	}
+	a, ok := req.(*authRequest)
+	if !ok {
+		return nil, oidc.ErrServerError()
+	}
+	accessID, refresh, exp, err := t.store.exchangeCode(a)
+	if err != nil {
+		return nil, err
+	}
+	return t.respond(ctx, a, client, accessID, refresh, exp, tr.Code)
+}
+
+func (t tokenEndpoint) refresh(ctx context.Context, r *http.Request) (*oidc.AccessTokenResponse, error) {
+	tr, err := op.ParseRefreshTokenRequest(r, t.op.Decoder())
+	if err != nil {
+		return nil, err
+	}
+	// A public client only names itself; a confidential one is authenticated here by our
+	// Secrets path before anything else.
+	client, err := t.op.Storage().GetClientByClientID(ctx, tr.ClientID)
+	if err != nil {
+		return nil, oidc.ErrInvalidClient().WithParent(err)
+	}
+	a, accessID, next, exp, err := t.store.rotateRefresh(client.GetID(), tr.RefreshToken)
+	if err != nil {
+		return nil, err
+	}
+	return t.respond(ctx, a, client, accessID, next, exp, "")
+}
+
+// respond wraps our tokens in op's response type with op's id_token. The access token here is
+// op's encrypted "id:subject" so that op's userinfo can read it; Latchkey's is its at+jwt.
+func (t tokenEndpoint) respond(ctx context.Context, a *authRequest, client op.Client, accessID, refresh string, exp time.Time, code string) (*oidc.AccessTokenResponse, error) {
+	at, err := op.CreateBearerToken(accessID, a.subject, t.op.Crypto())
+	if err != nil {
+		return nil, err
+	}
+	resp := &oidc.AccessTokenResponse{AccessToken: at, TokenType: oidc.BearerToken, RefreshToken: refresh,
+		ExpiresIn: uint64(time.Until(exp).Seconds()), Scope: a.scopes}
+	if slices.Contains(a.scopes, oidc.ScopeOpenID) {
+		if resp.IDToken, err = op.CreateIDToken(ctx, t.issuer, a, client.IDTokenLifetime(), at, code, t.op.Storage(), client); err != nil {
+			return nil, err
+		}
+	}
+	return resp, nil
 }
 
 // writeOAuthError stands for httpserver.WriteOAuthError: op's errors are *oidc.Error, which
@@ -172,7 +213,7 @@ func newSpikeServer(t *testing.T) *spikeServer {
 	mux.Handle("/", p) // discovery, jwks, userinfo, the authorize callback: op's own router
 	mux.HandleFunc("/v1/authorize", authorize)
 	mux.HandleFunc("/oidc/authorize", authorize) // an alias is just another pattern
-	mux.Handle("POST /api/v1/oauth2/token", tokenEndpoint{op: p, issuer: issuer})
+	mux.Handle("POST /api/v1/oauth2/token", tokenEndpoint{op: p, store: st, issuer: issuer})
 	// The hosted login page, skipped: it approves the request and hands it back to op.
 	mux.HandleFunc("GET /login", func(w http.ResponseWriter, r *http.Request) {
 		id := r.URL.Query().Get("id")
