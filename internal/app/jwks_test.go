@@ -316,4 +316,3 @@ func BenchmarkJWKS(b *testing.B) {
 		})
 	}
 }
-
