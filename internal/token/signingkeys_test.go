@@ -157,3 +157,53 @@ func TestRotationIsAudited(t *testing.T) {
 		}
 	})
 }
+
+// TestJWKSDocumentsAgreeAcrossInstances: two instances reading the same keys render the same
+// bytes with the same ETag, so a client's If-None-Match holds on whichever instance answers;
+// the union holds the project's key, and a new key changes the tag.
+func TestJWKSDocumentsAgreeAcrossInstances(t *testing.T) {
+	st := testdb.SQLite(t)
+	e := newEnv(t, st)
+	key, _ := secretbox.GenerateKey(rand.Reader)
+	ring, err := secretbox.NewKeyring(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := token.NewKeyManager(token.KeyManagerDeps{Store: st, Sealer: ring})
+	b := token.NewKeyManager(token.KeyManagerDeps{Store: st, Sealer: ring})
+	if _, err := a.Signer(e.ctx, e.project.ID, token.EdDSA); err != nil {
+		t.Fatal(err)
+	}
+	docs := map[string][]token.KeySetDocument{}
+	for _, m := range []*token.KeyManager{a, b} {
+		p, err := m.ProjectJWKS(e.ctx, e.project.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u, err := m.UnionJWKS(e.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		docs["project"] = append(docs["project"], p)
+		docs["union"] = append(docs["union"], u)
+	}
+	for name, d := range docs {
+		if string(d[0].Body) != string(d[1].Body) || d[0].ETag != d[1].ETag || d[0].ETag == "" {
+			t.Errorf("%s: the instances disagree: %q %s / %q %s", name, d[0].ETag, d[0].Body, d[1].ETag, d[1].Body)
+		}
+	}
+	// The only project's set and the union hold the same key.
+	if string(docs["project"][0].Body) != string(docs["union"][0].Body) {
+		t.Errorf("union %s, want the only project's set %s", docs["union"][0].Body, docs["project"][0].Body)
+	}
+	if _, err := a.Rotate(e.ctx, audit.Actor{Kind: audit.ActorCLI}, e.project.ID, token.EdDSA, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	u, err := a.UnionJWKS(e.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.ETag == docs["union"][0].ETag {
+		t.Error("a rotation left the union's ETag unchanged")
+	}
+}
