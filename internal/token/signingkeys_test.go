@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lestrrat-go/jwx/v3/jwk"
+
 	"github.com/latchkey-dev/latchkey/internal/audit"
 	"github.com/latchkey-dev/latchkey/internal/secretbox"
 	"github.com/latchkey-dev/latchkey/internal/store"
@@ -206,4 +208,51 @@ func TestJWKSDocumentsAgreeAcrossInstances(t *testing.T) {
 	if u.ETag == docs["union"][0].ETag {
 		t.Error("a rotation left the union's ETag unchanged")
 	}
+}
+
+// TestJWKSUnderConcurrentRotation reads both documents from many goroutines while keys rotate
+// (run with -race): each answer is a whole, parseable set with a tag of its own bytes.
+func TestJWKSUnderConcurrentRotation(t *testing.T) {
+	st := testdb.SQLite(t)
+	e := newEnv(t, st)
+	key, _ := secretbox.GenerateKey(rand.Reader)
+	ring, err := secretbox.NewKeyring(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := token.NewKeyManager(token.KeyManagerDeps{Store: st, Sealer: ring})
+	if _, err := m.Signer(e.ctx, e.project.ID, token.ES256); err != nil {
+		t.Fatal(err)
+	}
+	tags := sync.Map{} // ETag -> body
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			for range 20 {
+				var d token.KeySetDocument
+				var err error
+				if i%2 == 0 {
+					d, err = m.UnionJWKS(e.ctx)
+				} else {
+					d, err = m.ProjectJWKS(e.ctx, e.project.ID)
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if _, err := jwk.Parse(d.Body); err != nil {
+					t.Errorf("a torn set: %v", err)
+				}
+				if prev, loaded := tags.LoadOrStore(d.ETag, string(d.Body)); loaded && prev != string(d.Body) {
+					t.Errorf("ETag %s names two bodies", d.ETag)
+				}
+			}
+		})
+	}
+	for range 3 {
+		if _, err := m.Rotate(e.ctx, audit.Actor{Kind: audit.ActorCLI}, e.project.ID, token.ES256, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wg.Wait()
 }
