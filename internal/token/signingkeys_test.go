@@ -211,7 +211,9 @@ func TestJWKSDocumentsAgreeAcrossInstances(t *testing.T) {
 }
 
 // TestJWKSUnderConcurrentRotation reads both documents from many goroutines while keys rotate
-// (run with -race): each answer is a whole, parseable set with a tag of its own bytes.
+// (run with -race): each answer is a whole, parseable set with a tag of its own bytes. The
+// cache lasts a nanosecond of real time here so that nearly every call reloads, racing the
+// cache's writers against its readers.
 func TestJWKSUnderConcurrentRotation(t *testing.T) {
 	st := testdb.SQLite(t)
 	e := newEnv(t, st)
@@ -220,7 +222,7 @@ func TestJWKSUnderConcurrentRotation(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := token.NewKeyManager(token.KeyManagerDeps{Store: st, Sealer: ring})
+	m := token.NewKeyManager(token.KeyManagerDeps{Store: st, Sealer: ring, CacheTTL: time.Nanosecond})
 	if _, err := m.Signer(e.ctx, e.project.ID, token.ES256); err != nil {
 		t.Fatal(err)
 	}
