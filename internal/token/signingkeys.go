@@ -116,21 +116,8 @@ func (m *KeyManager) CacheTTL() time.Duration { return m.cacheTTL }
 // every instance and every client that honours the JWKS cache headers to have fetched it.
 func (m *KeyManager) DefaultActivationDelay() time.Duration { return 2 * m.cacheTTL }
 
-// Published returns the project's published verifying keys, for the JWKS.
-func (m *KeyManager) Published(ctx context.Context, projectID string) ([]PublicKey, error) {
-	pk, err := m.load(ctx, projectID, false)
-	if err != nil {
-		return nil, err
-	}
-	out := make([]PublicKey, len(pk.keys))
-	for i, k := range pk.keys {
-		out[i] = k.public
-	}
-	return out, nil
-}
-
-// ProjectJWKS returns the project's published keys as a rendered JWKS, from the same cache as
-// Published.
+// ProjectJWKS returns the project's published keys as a rendered JWKS, from the cache the
+// project's signers and verifiers use.
 func (m *KeyManager) ProjectJWKS(ctx context.Context, projectID string) (KeySetDocument, error) {
 	pk, err := m.load(ctx, projectID, false)
 	if err != nil {
