@@ -911,6 +911,7 @@ func TestEveryManagementRouteHasAScenario(t *testing.T) {
 		"GET /api/v1/openapi.json": true, "GET /api/v1/config": true,
 		// Token and session routes: tokens_test.go.
 		"GET /api/v1/.well-known/jwks.json": true, "GET /.well-known/jwks.json": true,
+		"GET /oidc/.well-known/jwks.json": true, // the union and its aliases: jwks_test.go
 		"GET /api/v1/accesstoken/refresh": true, "POST /api/v1/accesstoken/refresh": true,
 		"POST /api/v1/oauth2/token": true, "GET /api/v1/auth/status": true, "GET /api/v1/auth/sessions": true,
 		"DELETE /api/v1/auth/sessions/{id}": true, "POST /api/v1/auth/logout": true,

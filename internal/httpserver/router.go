@@ -31,6 +31,9 @@ const (
 	// User routes need a user's access token (Authorization: Bearer <JWT>) whose session is
 	// still active.
 	User
+	// OptionalClientID routes serve everyone; when the request names a client id it is checked
+	// as on ClientID routes and the project is in the context (see ProjectIfAny).
+	OptionalClientID
 )
 
 // ProjectAuthenticator resolves the project behind a request's credentials.
@@ -198,6 +201,12 @@ func (rt *Router) authorize(r *http.Request, access Access) (context.Context, er
 	clientID, err := clientIDFrom(r)
 	if err != nil {
 		return ctx, err
+	}
+	if access == OptionalClientID {
+		if clientID == "" {
+			return ctx, nil
+		}
+		access = ClientID
 	}
 	switch access {
 	case ClientID:
@@ -370,6 +379,13 @@ type projectKey struct{}
 // WithProject returns ctx carrying the request's project.
 func WithProject(ctx context.Context, p store.Project) context.Context {
 	return context.WithValue(ctx, projectKey{}, p)
+}
+
+// ProjectIfAny returns the project that the router resolved for this request, if any: on an
+// OptionalClientID route, there is one only when the request named a client id.
+func ProjectIfAny(ctx context.Context) (store.Project, bool) {
+	p, ok := ctx.Value(projectKey{}).(store.Project)
+	return p, ok
 }
 
 // ProjectFrom returns the project that the router resolved for this request. It panics on a

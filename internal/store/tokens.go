@@ -25,6 +25,9 @@ type SigningKeys interface {
 	// ListSigningKeys returns the project's keys not retired at `at`, ordered by ActivatesAt
 	// then id: the published set.
 	ListSigningKeys(ctx context.Context, projectID string, at time.Time) ([]SigningKey, error)
+	// ListPublishedSigningKeys returns every project's keys not retired at `at`, ordered by
+	// ActivatesAt then id: the union that a verifier which names no project fetches.
+	ListPublishedSigningKeys(ctx context.Context, at time.Time) ([]SigningKey, error)
 	// RetireSigningKeys makes every key of the project except keepID retire at `at`, unless it
 	// already retires earlier.
 	RetireSigningKeys(ctx context.Context, projectID, keepID string, at time.Time) error

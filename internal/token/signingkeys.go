@@ -2,6 +2,8 @@ package token
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"sync"
@@ -57,12 +59,31 @@ type KeyManager struct {
 
 	mu    sync.Mutex
 	cache map[string]*projectKeys
+	union *unionKeys // nil until read, and after a key is created here
+	// unionLoad lets one request at a time read the union, so that the requests arriving as
+	// the cached union expires wait for that one read instead of each reading the table.
+	unionLoad sync.Mutex
+}
+
+// KeySetDocument is a JWKS rendered once per version of the key set, so that a JWKS request
+// costs no encoding. ETag is a strong entity tag (quoted) derived from Body alone: every
+// instance gives the same set the same tag.
+type KeySetDocument struct {
+	Body []byte
+	ETag string
+}
+
+// unionKeys is every project's published keys as this instance last read them.
+type unionKeys struct {
+	loadedAt time.Time
+	doc      KeySetDocument
 }
 
 // projectKeys is one project's published keys as this instance last read them.
 type projectKeys struct {
 	loadedAt time.Time
 	keys     []loadedKey // by activation, then id
+	doc      KeySetDocument
 }
 
 type loadedKey struct {
@@ -95,17 +116,67 @@ func (m *KeyManager) CacheTTL() time.Duration { return m.cacheTTL }
 // every instance and every client that honours the JWKS cache headers to have fetched it.
 func (m *KeyManager) DefaultActivationDelay() time.Duration { return 2 * m.cacheTTL }
 
-// Published returns the project's published verifying keys, for the JWKS.
-func (m *KeyManager) Published(ctx context.Context, projectID string) ([]PublicKey, error) {
+// ProjectJWKS returns the project's published keys as a rendered JWKS, from the cache the
+// project's signers and verifiers use.
+func (m *KeyManager) ProjectJWKS(ctx context.Context, projectID string) (KeySetDocument, error) {
 	pk, err := m.load(ctx, projectID, false)
 	if err != nil {
-		return nil, err
+		return KeySetDocument{}, err
 	}
-	out := make([]PublicKey, len(pk.keys))
-	for i, k := range pk.keys {
-		out[i] = k.public
+	return pk.doc, nil
+}
+
+// UnionJWKS returns every project's published keys as one rendered JWKS: the set a verifier
+// that names no project fetches from discovery. Key ids are unique across projects, so a
+// token's kid picks one key. Like a project's set it is read at most once per CacheTTL, so a
+// key created on another instance appears within CacheTTL and a retired key leaves as soon.
+func (m *KeyManager) UnionJWKS(ctx context.Context) (KeySetDocument, error) {
+	if u := m.cachedUnion(); u != nil {
+		return u.doc, nil
 	}
-	return out, nil
+	m.unionLoad.Lock()
+	defer m.unionLoad.Unlock()
+	if u := m.cachedUnion(); u != nil { // read by the request we waited for
+		return u.doc, nil
+	}
+	now := m.now()
+	recs, err := m.store.ListPublishedSigningKeys(ctx, now)
+	if err != nil {
+		return KeySetDocument{}, fmt.Errorf("load every project's signing keys: %w", err)
+	}
+	keys := make([]PublicKey, len(recs))
+	for i, r := range recs {
+		if keys[i], err = ParsePublicJWK(r.PublicJWK); err != nil {
+			return KeySetDocument{}, fmt.Errorf("parse public key %s: %w", r.ID, err)
+		}
+	}
+	doc, err := newKeySetDocument(keys)
+	if err != nil {
+		return KeySetDocument{}, err
+	}
+	m.mu.Lock()
+	m.union = &unionKeys{loadedAt: now, doc: doc}
+	m.mu.Unlock()
+	return doc, nil
+}
+
+func (m *KeyManager) cachedUnion() *unionKeys {
+	now := m.now()
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if u := m.union; u != nil && now.Sub(u.loadedAt) < m.cacheTTL {
+		return u
+	}
+	return nil
+}
+
+func newKeySetDocument(keys []PublicKey) (KeySetDocument, error) {
+	body, err := JWKS(keys)
+	if err != nil {
+		return KeySetDocument{}, err
+	}
+	sum := sha256.Sum256(body)
+	return KeySetDocument{Body: body, ETag: `"` + base64.RawURLEncoding.EncodeToString(sum[:16]) + `"`}, nil
 }
 
 // KeySet returns the project's published keys as a KeySet for a Verifier.
@@ -310,12 +381,17 @@ func (m *KeyManager) load(ctx context.Context, projectID string, fresh bool) (*p
 		return nil, fmt.Errorf("load signing keys of project %s: %w", projectID, err)
 	}
 	next := &projectKeys{loadedAt: now, keys: make([]loadedKey, 0, len(recs))}
+	pubs := make([]PublicKey, 0, len(recs))
 	for _, r := range recs {
 		pub, err := ParsePublicJWK(r.PublicJWK)
 		if err != nil {
 			return nil, fmt.Errorf("parse public key %s: %w", r.ID, err)
 		}
 		next.keys = append(next.keys, loadedKey{record: r, public: pub})
+		pubs = append(pubs, pub)
+	}
+	if next.doc, err = newKeySetDocument(pubs); err != nil {
+		return nil, fmt.Errorf("render signing keys of project %s: %w", projectID, err)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -346,9 +422,12 @@ func retiredKids(keys []store.SigningKey, retire time.Time) []string {
 	return out
 }
 
+// forget drops the project's cached keys and the union after this instance created a key, so
+// that this instance publishes it at once.
 func (m *KeyManager) forget(projectID string) {
 	m.mu.Lock()
 	delete(m.cache, projectID)
+	m.union = nil
 	m.mu.Unlock()
 }
 

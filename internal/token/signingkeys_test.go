@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/lestrrat-go/jwx/v3/jwk"
+
 	"github.com/latchkey-dev/latchkey/internal/audit"
 	"github.com/latchkey-dev/latchkey/internal/secretbox"
 	"github.com/latchkey-dev/latchkey/internal/store"
@@ -156,4 +158,103 @@ func TestRotationIsAudited(t *testing.T) {
 			t.Errorf("system rotation event = %+v", es[0])
 		}
 	})
+}
+
+// TestJWKSDocumentsAgreeAcrossInstances: two instances reading the same keys render the same
+// bytes with the same ETag, so a client's If-None-Match holds on whichever instance answers;
+// the union holds the project's key, and a new key changes the tag.
+func TestJWKSDocumentsAgreeAcrossInstances(t *testing.T) {
+	st := testdb.SQLite(t)
+	e := newEnv(t, st)
+	key, _ := secretbox.GenerateKey(rand.Reader)
+	ring, err := secretbox.NewKeyring(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := token.NewKeyManager(token.KeyManagerDeps{Store: st, Sealer: ring})
+	b := token.NewKeyManager(token.KeyManagerDeps{Store: st, Sealer: ring})
+	if _, err := a.Signer(e.ctx, e.project.ID, token.EdDSA); err != nil {
+		t.Fatal(err)
+	}
+	docs := map[string][]token.KeySetDocument{}
+	for _, m := range []*token.KeyManager{a, b} {
+		p, err := m.ProjectJWKS(e.ctx, e.project.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		u, err := m.UnionJWKS(e.ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		docs["project"] = append(docs["project"], p)
+		docs["union"] = append(docs["union"], u)
+	}
+	for name, d := range docs {
+		if string(d[0].Body) != string(d[1].Body) || d[0].ETag != d[1].ETag || d[0].ETag == "" {
+			t.Errorf("%s: the instances disagree: %q %s / %q %s", name, d[0].ETag, d[0].Body, d[1].ETag, d[1].Body)
+		}
+	}
+	// The only project's set and the union hold the same key.
+	if string(docs["project"][0].Body) != string(docs["union"][0].Body) {
+		t.Errorf("union %s, want the only project's set %s", docs["union"][0].Body, docs["project"][0].Body)
+	}
+	if _, err := a.Rotate(e.ctx, audit.Actor{Kind: audit.ActorCLI}, e.project.ID, token.EdDSA, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	u, err := a.UnionJWKS(e.ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if u.ETag == docs["union"][0].ETag {
+		t.Error("a rotation left the union's ETag unchanged")
+	}
+}
+
+// TestJWKSUnderConcurrentRotation reads both documents from many goroutines while keys rotate
+// (run with -race): each answer is a whole, parseable set with a tag of its own bytes. The
+// cache lasts a nanosecond of real time here so that nearly every call reloads, racing the
+// cache's writers against its readers.
+func TestJWKSUnderConcurrentRotation(t *testing.T) {
+	st := testdb.SQLite(t)
+	e := newEnv(t, st)
+	key, _ := secretbox.GenerateKey(rand.Reader)
+	ring, err := secretbox.NewKeyring(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := token.NewKeyManager(token.KeyManagerDeps{Store: st, Sealer: ring, CacheTTL: time.Nanosecond})
+	if _, err := m.Signer(e.ctx, e.project.ID, token.ES256); err != nil {
+		t.Fatal(err)
+	}
+	tags := sync.Map{} // ETag -> body
+	var wg sync.WaitGroup
+	for i := range 8 {
+		wg.Go(func() {
+			for range 20 {
+				var d token.KeySetDocument
+				var err error
+				if i%2 == 0 {
+					d, err = m.UnionJWKS(e.ctx)
+				} else {
+					d, err = m.ProjectJWKS(e.ctx, e.project.ID)
+				}
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				if _, err := jwk.Parse(d.Body); err != nil {
+					t.Errorf("a torn set: %v", err)
+				}
+				if prev, loaded := tags.LoadOrStore(d.ETag, string(d.Body)); loaded && prev != string(d.Body) {
+					t.Errorf("ETag %s names two bodies", d.ETag)
+				}
+			}
+		})
+	}
+	for range 3 {
+		if _, err := m.Rotate(e.ctx, audit.Actor{Kind: audit.ActorCLI}, e.project.ID, token.ES256, time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	wg.Wait()
 }

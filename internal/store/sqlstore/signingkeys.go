@@ -36,6 +36,20 @@ func (s *Store) ListSigningKeys(ctx context.Context, projectID string, at time.T
 	return out, s.wrap(err, "list signing keys of project %s", projectID)
 }
 
+// ListPublishedSigningKeys returns every project's keys not retired at `at`, by activation then
+// id. It reads the whole table, which holds a few keys per project; each instance reads it once
+// per key-cache TTL.
+func (s *Store) ListPublishedSigningKeys(ctx context.Context, at time.Time) ([]store.SigningKey, error) {
+	rows, err := s.query(ctx, `SELECT `+signingKeyColumns+` FROM signing_keys
+		WHERE retires_at IS NULL OR retires_at > ?
+		ORDER BY activates_at, id`, toMicros(at))
+	if err != nil {
+		return nil, s.wrap(err, "list published signing keys")
+	}
+	out, err := collect(rows, scanSigningKey)
+	return out, s.wrap(err, "list published signing keys")
+}
+
 // RetireSigningKeys makes every other key of the project retire at `at` unless it retires
 // earlier already.
 func (s *Store) RetireSigningKeys(ctx context.Context, projectID, keepID string, at time.Time) error {

@@ -267,6 +267,39 @@ func testSigningKeys(t *testing.T, newStore func(t *testing.T) store.Store) {
 		wantRecords(t, []store.SigningKey{k2}, got, "ListSigningKeys after a later RetireSigningKeys")
 	})
 
+	// The union across projects needs a database of its own: the other cases add keys to st.
+	t.Run("ListPublishedSigningKeys", func(t *testing.T) {
+		t.Parallel()
+		st := newStore(t)
+		f, g := inNewProject(t, st), inNewProject(t, st)
+		got, err := st.ListPublishedSigningKeys(f.ctx, at(0))
+		must(t, err, "ListPublishedSigningKeys with no key")
+		if got == nil || len(got) != 0 {
+			t.Errorf("ListPublishedSigningKeys with no key = %#v, want an empty list", got)
+		}
+		f1 := newKey(f.pid, at(0))
+		g1 := newKey(g.pid, at(time.Minute))
+		f2 := newKey(f.pid, at(5*time.Minute))
+		gone := newKey(g.pid, at(-time.Hour))
+		gone.RetiresAt = ptr(at(0))
+		for _, k := range []store.SigningKey{f1, g1, f2, gone} {
+			must(t, st.CreateSigningKey(f.ctx, k), "CreateSigningKey")
+		}
+		retire := at(time.Hour)
+		must(t, st.RetireSigningKeys(f.ctx, f.pid, f2.ID, retire), "RetireSigningKeys")
+		f1.RetiresAt = ptr(retire)
+
+		got, err = st.ListPublishedSigningKeys(f.ctx, at(time.Minute))
+		must(t, err, "ListPublishedSigningKeys")
+		wantRecords(t, []store.SigningKey{f1, g1, f2}, got, "ListPublishedSigningKeys of two projects (by activation, retired keys left out)")
+		got, err = st.ListPublishedSigningKeys(f.ctx, retire)
+		must(t, err, "ListPublishedSigningKeys at the retirement")
+		wantRecords(t, []store.SigningKey{g1, f2}, got, "ListPublishedSigningKeys once a key retired")
+		got, err = st.ListPublishedSigningKeys(f.ctx, at(-2*time.Hour))
+		must(t, err, "ListPublishedSigningKeys before the retirements")
+		wantRecords(t, []store.SigningKey{gone, f1, g1, f2}, got, "ListPublishedSigningKeys before any key retired")
+	})
+
 	t.Run("RewrapSealed", func(t *testing.T) {
 		t.Parallel()
 		f := inNewProject(t, st)

@@ -43,8 +43,9 @@ type Handler struct {
 
 // Mount registers the routes on rt.
 func (h Handler) Mount(rt *httpserver.Router) {
-	rt.Handle("GET /api/v1/.well-known/jwks.json", httpserver.ClientID, h.jwks)
-	rt.Handle("GET /.well-known/jwks.json", httpserver.ClientID, h.jwks)
+	rt.Handle("GET /api/v1/.well-known/jwks.json", httpserver.OptionalClientID, h.jwks)
+	rt.Handle("GET /.well-known/jwks.json", httpserver.OptionalClientID, h.jwks)
+	rt.Handle("GET /oidc/.well-known/jwks.json", httpserver.OptionalClientID, h.jwks)
 	rt.Handle("GET /api/v1/accesstoken/refresh", httpserver.ClientID, h.refresh)
 	rt.Handle("POST /api/v1/accesstoken/refresh", httpserver.ClientID, h.refresh)
 	rt.Handle("POST /api/v1/oauth2/token", httpserver.Public, h.oauthToken)
@@ -56,29 +57,52 @@ func (h Handler) Mount(rt *httpserver.Router) {
 	rt.Handle("DELETE /api/v1/users/{id}/sessions", httpserver.Secret, h.revokeUserSessions)
 }
 
+// jwks serves the union of every project's published keys when the request names no client
+// id: the set that verifiers configured with only the issuer fetch from discovery. Naming a
+// client id (query or x-client-id header) narrows it to that project's keys, as before.
 func (h Handler) jwks(w http.ResponseWriter, r *http.Request) error {
-	keys, err := h.Keys.Published(r.Context(), httpserver.ProjectFrom(r.Context()).ID)
-	if err != nil {
-		return err
-	}
-	body, err := token.JWKS(keys)
-	if err != nil {
-		return err
-	}
-	// Clients may cache the set as long as instances cache keys: a rotated-in key waits longer
+	var doc token.KeySetDocument
+	var err error
+	// Clients may cache a set as long as instances cache keys: a rotated-in key waits longer
 	// than both before it signs. The set depends on the x-client-id header when the query does
 	// not name the client, and every project shares the URL then: such an answer is the
 	// client's own (private), since many shared caches ignore Vary, and every answer says it
-	// varies with the header.
+	// varies with the header. The union depends on nothing the client sends and is public.
 	scope := "public"
-	if r.URL.Query().Get("client_id") == "" {
-		scope = "private"
+	if p, ok := httpserver.ProjectIfAny(r.Context()); ok {
+		doc, err = h.Keys.ProjectJWKS(r.Context(), p.ID)
+		if r.URL.Query().Get("client_id") == "" {
+			scope = "private"
+		}
+	} else {
+		doc, err = h.Keys.UnionJWKS(r.Context())
+	}
+	if err != nil {
+		return err
 	}
 	w.Header().Add("Vary", "X-Client-Id")
 	w.Header().Set("Cache-Control", fmt.Sprintf("%s, max-age=%d", scope, int(h.Keys.CacheTTL().Seconds())))
+	w.Header().Set("ETag", doc.ETag)
+	if etagMatches(r.Header.Get("If-None-Match"), doc.ETag) {
+		w.WriteHeader(http.StatusNotModified)
+		return nil
+	}
 	w.Header().Set("Content-Type", "application/jwk-set+json")
-	_, _ = w.Write(body)
+	w.Header().Set("Content-Length", strconv.Itoa(len(doc.Body)))
+	_, _ = w.Write(doc.Body)
 	return nil
+}
+
+// etagMatches applies If-None-Match (RFC 9110 13.1.2: weak comparison, "*" matches any
+// current representation) to the strong tag etag.
+func etagMatches(ifNoneMatch, etag string) bool {
+	for _, t := range strings.Split(ifNoneMatch, ",") {
+		t = strings.TrimPrefix(strings.TrimSpace(t), "W/")
+		if t == "*" || t == etag {
+			return true
+		}
+	}
+	return false
 }
 
 // refresh takes the refresh token from a POST form or JSON body (preferred) or, for SSOJet's
