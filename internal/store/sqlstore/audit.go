@@ -2,8 +2,6 @@ package sqlstore
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 	"fmt"
 
 	"github.com/latchkey-dev/latchkey/internal/store"
@@ -70,26 +68,14 @@ func (s *Store) ListAuditEvents(ctx context.Context, projectID string, f store.A
 		q += ` AND created_at < ?`
 		a = append(a, toMicros(f.To))
 	}
-	// Newest first is by created_at, the id breaking ties: ids carry only the second they were
-	// made in, so events of one second would otherwise come in random order. The cursor stays
-	// an event id; the page continues below that event's (created_at, id).
-	if before != "" {
-		var at int64
-		err := s.queryRow(ctx, `SELECT created_at FROM audit_events WHERE project_id = ? AND id = ?`, projectID, before).Scan(&at)
-		if errors.Is(err, sql.ErrNoRows) {
-			return []store.AuditEvent{}, nil // not an event of this project: nothing is below it
-		}
-		if err != nil {
-			return nil, s.wrap(err, "list audit events of project %s: find the cursor's event", projectID)
-		}
-		q += ` AND (created_at < ? OR (created_at = ? AND id < ?))`
-		a = append(a, at, at, before)
+	tail, ta, found, err := s.newestFirst(ctx, "audit_events", "project_id = ?", []any{projectID}, before, limit)
+	if err != nil {
+		return nil, s.wrap(err, "list audit events of project %s", projectID)
 	}
-	q += ` ORDER BY created_at DESC, id DESC`
-	if limit > 0 {
-		q += ` LIMIT ?`
-		a = append(a, limit)
+	if !found {
+		return []store.AuditEvent{}, nil // not an event of this project: nothing is below it
 	}
+	q, a = q+tail, append(a, ta...)
 	rows, err := s.query(ctx, q, a...)
 	if err != nil {
 		return nil, s.wrap(err, "list audit events of project %s", projectID)

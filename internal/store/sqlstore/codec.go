@@ -1,8 +1,10 @@
 package sqlstore
 
 import (
+	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -163,6 +165,31 @@ func pageClause(col string, limit int) (string, []any) {
 		return " ORDER BY " + col, nil
 	}
 	return " ORDER BY " + col + " LIMIT ?", []any{limit}
+}
+
+// newestFirst is the tail of a listing newest first by (created_at, id), which follows its
+// WHERE clause: rows below the one whose id is before ("" for the newest), at most limit (zero
+// or less: no limit). Ids carry only the second they were made in, so rows of one second would
+// come in random order by id alone. The cursor stays an id: owner (a condition on table, with
+// its args) says whose rows it may name, and found is false when it names none of them, so
+// that nothing is below it.
+func (s *Store) newestFirst(ctx context.Context, table, owner string, ownerArgs []any, before string, limit int) (tail string, args []any, found bool, err error) {
+	if before != "" {
+		var at int64
+		err := s.queryRow(ctx, `SELECT created_at FROM `+table+` WHERE `+owner+` AND id = ?`, append(ownerArgs, before)...).Scan(&at)
+		if errors.Is(err, sql.ErrNoRows) {
+			return "", nil, false, nil
+		}
+		if err != nil {
+			return "", nil, false, fmt.Errorf("find the cursor's row: %w", err)
+		}
+		tail, args = ` AND (created_at < ? OR (created_at = ? AND id < ?))`, []any{at, at, before}
+	}
+	tail += ` ORDER BY created_at DESC, id DESC`
+	if limit > 0 {
+		tail, args = tail+` LIMIT ?`, append(args, limit)
+	}
+	return tail, args, true, nil
 }
 
 // scanner is *sql.Row or *sql.Rows.

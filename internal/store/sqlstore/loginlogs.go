@@ -2,8 +2,6 @@ package sqlstore
 
 import (
 	"context"
-	"database/sql"
-	"errors"
 
 	"github.com/latchkey-dev/latchkey/internal/store"
 )
@@ -41,24 +39,14 @@ func scanLoginLog(sc scanner) (store.LoginLog, error) {
 func (s *Store) ListLoginLogs(ctx context.Context, projectID, userID string, limit int, before string) ([]store.LoginLog, error) {
 	q := `SELECT ` + loginLogColumns + ` FROM login_logs WHERE project_id = ? AND user_id = ?`
 	a := []any{projectID, userID}
-	if before != "" {
-		var at int64
-		err := s.queryRow(ctx, `SELECT created_at FROM login_logs WHERE project_id = ? AND user_id = ? AND id = ?`,
-			projectID, userID, before).Scan(&at)
-		if errors.Is(err, sql.ErrNoRows) {
-			return []store.LoginLog{}, nil // not one of this user's logs: nothing is below it
-		}
-		if err != nil {
-			return nil, s.wrap(err, "list login logs of user %s: find the cursor's log", userID)
-		}
-		q += ` AND (created_at < ? OR (created_at = ? AND id < ?))`
-		a = append(a, at, at, before)
+	tail, ta, found, err := s.newestFirst(ctx, "login_logs", "project_id = ? AND user_id = ?", []any{projectID, userID}, before, limit)
+	if err != nil {
+		return nil, s.wrap(err, "list login logs of user %s", userID)
 	}
-	q += ` ORDER BY created_at DESC, id DESC`
-	if limit > 0 {
-		q += ` LIMIT ?`
-		a = append(a, limit)
+	if !found {
+		return []store.LoginLog{}, nil // not one of this user's logs: nothing is below it
 	}
+	q, a = q+tail, append(a, ta...)
 	rows, err := s.query(ctx, q, a...)
 	if err != nil {
 		return nil, s.wrap(err, "list login logs of user %s", userID)
