@@ -117,18 +117,8 @@ func (w *sourceWorld) messages(to string, want int) []inboxMessage {
 	w.t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		resp, err := http.Get(w.servers[1].base + "/dev/inbox.json")
-		if err != nil {
-			w.t.Fatal(err)
-		}
-		var inbox struct{ Messages []inboxMessage }
-		err = json.NewDecoder(resp.Body).Decode(&inbox)
-		resp.Body.Close()
-		if err != nil {
-			w.t.Fatal(err)
-		}
 		var out []inboxMessage
-		for _, m := range inbox.Messages {
+		for _, m := range readInbox(w.t, w.servers[1]) {
 			if m.To == to && m.SentAt != nil {
 				out = append(out, m)
 			}

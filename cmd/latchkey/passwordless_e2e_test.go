@@ -135,29 +135,36 @@ type inboxMessage struct {
 	SentAt *time.Time `json:"sent_at"`
 }
 
+// readInbox returns what s's /dev/inbox.json lists now, newest first.
+func readInbox(t *testing.T, s *server) []inboxMessage {
+	t.Helper()
+	resp, err := http.Get(s.base + "/dev/inbox.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var inbox struct{ Messages []inboxMessage }
+	err = json.NewDecoder(resp.Body).Decode(&inbox)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || err != nil {
+		t.Fatalf("/dev/inbox.json: %d %v", resp.StatusCode, err)
+	}
+	return inbox.Messages
+}
+
 // waitForInbox polls /dev/inbox.json until the served outbox worker has delivered a message to
 // `to`, and returns the newest.
 func waitForInbox(t *testing.T, s *server, to string) inboxMessage {
 	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		resp, err := http.Get(s.base + "/dev/inbox.json")
-		if err != nil {
-			t.Fatal(err)
-		}
-		var inbox struct{ Messages []inboxMessage }
-		err = json.NewDecoder(resp.Body).Decode(&inbox)
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK || err != nil {
-			t.Fatalf("/dev/inbox.json: %d %v", resp.StatusCode, err)
-		}
-		for _, m := range inbox.Messages {
+		messages := readInbox(t, s)
+		for _, m := range messages {
 			if m.To == to && m.SentAt != nil {
 				return m
 			}
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no delivered message to %s in the dev inbox after 15s: %+v", to, inbox.Messages)
+			t.Fatalf("no delivered message to %s in the dev inbox after 15s: %+v", to, messages)
 		}
 		time.Sleep(50 * time.Millisecond) // poll interval
 	}
