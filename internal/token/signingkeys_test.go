@@ -23,11 +23,7 @@ import (
 func TestFirstKeyIsCreatedOnce(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, st *sqlstore.Store) {
 		e := newEnv(t, st)
-		key, _ := secretbox.GenerateKey(rand.Reader)
-		ring, err := secretbox.NewKeyring(key)
-		if err != nil {
-			t.Fatal(err)
-		}
+		ring := newRing(t)
 		managers := []*token.KeyManager{
 			token.NewKeyManager(token.KeyManagerDeps{Store: st, Sealer: ring}),
 			token.NewKeyManager(token.KeyManagerDeps{Store: st, Sealer: ring}),
@@ -71,11 +67,7 @@ func TestFirstKeyIsCreatedOnce(t *testing.T) {
 func TestUnknownKidReloadsOnce(t *testing.T) {
 	st := testdb.SQLite(t)
 	e := newEnv(t, st)
-	key, _ := secretbox.GenerateKey(rand.Reader)
-	ring, err := secretbox.NewKeyring(key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ring := newRing(t)
 	one := token.NewKeyManager(token.KeyManagerDeps{Store: st, Sealer: ring, Now: e.clock.Now})
 	two := token.NewKeyManager(token.KeyManagerDeps{Store: st, Sealer: ring, Now: e.clock.Now})
 	first, err := one.Signer(e.ctx, e.project.ID, token.ES256)
@@ -114,11 +106,7 @@ func (f failingAudit) InTx(ctx context.Context, fn func(tx store.Store) error) e
 func TestRotationIsAudited(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, st *sqlstore.Store) {
 		e := newEnv(t, st)
-		key, _ := secretbox.GenerateKey(rand.Reader)
-		ring, err := secretbox.NewKeyring(key)
-		if err != nil {
-			t.Fatal(err)
-		}
+		ring := newRing(t)
 		rotations := func() []store.AuditEvent {
 			es, err := st.ListAuditEvents(e.ctx, e.project.ID, store.AuditFilter{Type: token.EventSigningKeyRotated}, 10, "")
 			if err != nil {
@@ -166,11 +154,7 @@ func TestRotationIsAudited(t *testing.T) {
 func TestJWKSDocumentsAgreeAcrossInstances(t *testing.T) {
 	st := testdb.SQLite(t)
 	e := newEnv(t, st)
-	key, _ := secretbox.GenerateKey(rand.Reader)
-	ring, err := secretbox.NewKeyring(key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ring := newRing(t)
 	a := token.NewKeyManager(token.KeyManagerDeps{Store: st, Sealer: ring})
 	b := token.NewKeyManager(token.KeyManagerDeps{Store: st, Sealer: ring})
 	if _, err := a.Signer(e.ctx, e.project.ID, token.EdDSA); err != nil {
@@ -217,11 +201,7 @@ func TestJWKSDocumentsAgreeAcrossInstances(t *testing.T) {
 func TestJWKSUnderConcurrentRotation(t *testing.T) {
 	st := testdb.SQLite(t)
 	e := newEnv(t, st)
-	key, _ := secretbox.GenerateKey(rand.Reader)
-	ring, err := secretbox.NewKeyring(key)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ring := newRing(t)
 	m := token.NewKeyManager(token.KeyManagerDeps{Store: st, Sealer: ring, CacheTTL: time.Nanosecond})
 	if _, err := m.Signer(e.ctx, e.project.ID, token.ES256); err != nil {
 		t.Fatal(err)
@@ -257,4 +237,18 @@ func TestJWKSUnderConcurrentRotation(t *testing.T) {
 		}
 	}
 	wg.Wait()
+}
+
+// newRing is a key ring of one fresh master key, for a test's key managers.
+func newRing(t *testing.T) *secretbox.Keyring {
+	t.Helper()
+	key, err := secretbox.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ring, err := secretbox.NewKeyring(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ring
 }
