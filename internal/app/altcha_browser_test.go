@@ -6,9 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"html/template"
-	"net"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,11 +17,8 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/latchkey-dev/latchkey/internal/app"
 	"github.com/latchkey-dev/latchkey/internal/httpserver"
-	"github.com/latchkey-dev/latchkey/internal/notify"
 	"github.com/latchkey-dev/latchkey/internal/project"
-	"github.com/latchkey-dev/latchkey/internal/testdb"
 )
 
 // altchaFixture is the npm project that pins the real ALTCHA widget (package.json and
@@ -44,56 +39,39 @@ func TestAltchaWidgetSolvesOurChallenge(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
 	defer cancel()
 
-	// localhost, not 127.0.0.1: the widget refuses to run outside a secure context, and
-	// http://localhost is one.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	base := fmt.Sprintf("http://localhost:%d", ln.Addr().(*net.TCPAddr).Port)
-	mail := &mailTrap{ch: make(chan notify.Message, 16)}
-	a, err := app.NewWithStore(testdb.SQLite(t), app.WithPublicURL(base),
-		app.WithSenders(map[notify.Channel]notify.Sender{notify.Email: mail}))
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The test's page and the widget's files are served beside the API, from the same origin,
+	// so that the widget's requests are same-origin as on a page of the project's own. The
+	// origin is localhost, not 127.0.0.1: the widget refuses to run outside a secure context,
+	// and http://localhost is one.
+	a, base, _, reqs := startBrowserApp(t, func(mux *http.ServeMux) {
+		mux.HandleFunc("GET /altcha-test/{$}", func(w http.ResponseWriter, r *http.Request) {
+			nonce := httpserver.CSPNonce(r.Context())
+			csp := httpserver.PagePolicy{Script: []string{httpserver.NonceSource}, Style: []string{httpserver.NonceSource},
+				Connect: []string{"'self'"}}.CSP(nonce) + "; worker-src 'self'"
+			w.Header().Set("Content-Security-Policy", csp)
+			w.Header().Set("Content-Type", "text/html; charset=utf-8")
+			w.Header().Set("Cache-Control", "no-store")
+			page := map[string]string{"Nonce": nonce, "ClientID": r.URL.Query().Get("client_id")}
+			if err := altchaPage.Execute(w, page); err != nil {
+				t.Errorf("render the test page: %v", err)
+			}
+		})
+		for name, file := range map[string]string{
+			"altcha.js":  "dist/external/altcha.js", // the bundle without inline styles or workers, for a strict CSP
+			"altcha.css": "dist/external/altcha.css",
+			"sha.js":     "dist/workers/sha.js",
+		} {
+			path := filepath.Join(widget, file)
+			mux.HandleFunc("GET /altcha-test/"+name, func(w http.ResponseWriter, r *http.Request) {
+				http.ServeFile(w, r, path)
+			})
+		}
+	})
 	iss, err := a.Projects().Create(ctx, project.NewProject{Name: "ALTCHA widget test"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	clientID := iss.Project.ClientID
-
-	// The test's page and the widget's files are served beside the API, from the same origin,
-	// so that the widget's requests are same-origin as on a page of the project's own.
-	mux := http.NewServeMux()
-	mux.Handle("/", a.Handler())
-	mux.HandleFunc("GET /altcha-test/{$}", func(w http.ResponseWriter, r *http.Request) {
-		nonce := httpserver.CSPNonce(r.Context())
-		csp := httpserver.PagePolicy{Script: []string{httpserver.NonceSource}, Style: []string{httpserver.NonceSource},
-			Connect: []string{"'self'"}}.CSP(nonce) + "; worker-src 'self'"
-		w.Header().Set("Content-Security-Policy", csp)
-		w.Header().Set("Content-Type", "text/html; charset=utf-8")
-		w.Header().Set("Cache-Control", "no-store")
-		if err := altchaPage.Execute(w, map[string]string{"Nonce": nonce, "ClientID": clientID}); err != nil {
-			t.Errorf("render the test page: %v", err)
-		}
-	})
-	for name, file := range map[string]string{
-		"altcha.js":  "dist/external/altcha.js", // the bundle without inline styles or workers, for a strict CSP
-		"altcha.css": "dist/external/altcha.css",
-		"sha.js":     "dist/workers/sha.js",
-	} {
-		path := filepath.Join(widget, file)
-		mux.HandleFunc("GET /altcha-test/"+name, func(w http.ResponseWriter, r *http.Request) {
-			http.ServeFile(w, r, path)
-		})
-	}
-	reqs := &requestLog{}
-	srv := httptest.NewUnstartedServer(reqs.wrap(mux))
-	srv.Listener.Close()
-	srv.Listener = ln
-	srv.Start()
-	t.Cleanup(srv.Close)
 
 	api := func(method, path, body string, header map[string]string) (int, string) {
 		t.Helper()
@@ -129,7 +107,7 @@ func TestAltchaWidgetSolvesOurChallenge(t *testing.T) {
 	b := newChromiumTest(t, ctx, chromium, reqs)
 	tab := b.ctx
 
-	b.do("open the page", chromedp.Navigate(base+"/altcha-test/"))
+	b.do("open the page", chromedp.Navigate(base+"/altcha-test/?client_id="+clientID))
 	b.waitFor("the widget has solved the challenge", `document.body.dataset.payload`)
 	payload, err := chromedp.Run(tab, chromedp.Evaluate[string](`document.body.dataset.payload`))
 	if err != nil {

@@ -399,8 +399,8 @@ func (b *chromiumTest) fatalf(format string, args ...any) {
 // worker delivering to a mail trap and every request logged: the server of a browser test.
 // It listens first to learn the port, which is part of the public URL: the RP id is its host,
 // localhost (an IP address cannot be a WebAuthn RP id), and a page's origin must be the public
-// URL's.
-func startBrowserApp(t *testing.T) (*app.App, string, *mailTrap, *requestLog) {
+// URL's. Routes, when given, adds a test's own pages beside the API, on the same origin.
+func startBrowserApp(t *testing.T, routes ...func(*http.ServeMux)) (*app.App, string, *mailTrap, *requestLog) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -413,8 +413,13 @@ func startBrowserApp(t *testing.T) (*app.App, string, *mailTrap, *requestLog) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	mux := http.NewServeMux()
+	mux.Handle("/", a.Handler())
+	for _, add := range routes {
+		add(mux)
+	}
 	reqs := &requestLog{}
-	srv := httptest.NewUnstartedServer(reqs.wrap(a.Handler()))
+	srv := httptest.NewUnstartedServer(reqs.wrap(mux))
 	srv.Listener.Close()
 	srv.Listener = ln
 	srv.Start()
