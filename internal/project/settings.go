@@ -35,7 +35,39 @@ type Settings struct {
 	Protect      ProtectSettings   `json:"protect"`
 	Password     PasswordSettings  `json:"password"`
 	Emails       EmailSettings     `json:"emails"`
+	OIDC         OIDCSettings      `json:"oidc"`
 }
+
+// OIDCSettings shape the project as an OpenID Connect client of Latchkey's OpenID Provider.
+type OIDCSettings struct {
+	// FirstParty projects are the operator's own apps: their users are never asked to consent.
+	// Third-party projects show a consent screen listing the scopes asked for.
+	FirstParty bool `json:"first_party"`
+	// PostLogoutRedirectURIs are the exact URLs RP-initiated logout may return to.
+	PostLogoutRedirectURIs []string `json:"post_logout_redirect_uris"`
+	// IDTokenLifetimeSeconds is how long an id_token is valid.
+	IDTokenLifetimeSeconds int `json:"id_token_lifetime"`
+	// AllowedScopes are the scopes the project may be granted; any other is dropped.
+	AllowedScopes []string `json:"allowed_scopes"`
+	// TokenEndpointAuthMethod is client_secret_basic, client_secret_post, or none (a public
+	// client such as an SPA, which must then use PKCE).
+	TokenEndpointAuthMethod string `json:"token_endpoint_auth_method"`
+	// OfflineAccessByDefault grants offline_access (and so a refresh token) to first-party
+	// projects that did not ask for it.
+	OfflineAccessByDefault bool `json:"offline_access_by_default"`
+	// Locales are the languages the hosted login page offers, first the default.
+	Locales []string `json:"locales"`
+}
+
+// Token endpoint client authentication methods.
+const (
+	AuthMethodBasic = "client_secret_basic"
+	AuthMethodPost  = "client_secret_post"
+	AuthMethodNone  = "none"
+)
+
+// IDTokenLifetime is how long an id_token is valid.
+func (o OIDCSettings) IDTokenLifetime() time.Duration { return seconds(o.IDTokenLifetimeSeconds) }
 
 // EmailSettings shape which addresses new accounts may have. Accounts are always found by the
 // address's lookup key (store.EmailKey: IDNA ASCII domain, only A–Z case-folded), so a
@@ -285,6 +317,9 @@ func DefaultSettings() Settings {
 			IPFailuresPerHour: 100, SendsPerDestinationPerHour: 30, SendsPerRequesterPerHour: 10, SMSPerPrefixPerHour: 200,
 			AllowCIDRs: []string{}, BlockCIDRs: []string{}, BotCheck: BotCheckRisk, BotProvider: BotProviderAltcha},
 		Password: PasswordSettings{MinLength: 8},
+		OIDC: OIDCSettings{FirstParty: true, PostLogoutRedirectURIs: []string{}, IDTokenLifetimeSeconds: 3600,
+			AllowedScopes:           []string{"openid", "profile", "email", "phone", "offline_access", "organization", "roles"},
+			TokenEndpointAuthMethod: AuthMethodBasic, OfflineAccessByDefault: true, Locales: []string{"en", "de"}},
 	}
 }
 
@@ -321,6 +356,9 @@ func (s Settings) clone() Settings {
 	s.MFA.Factors = slices.Clone(s.MFA.Factors)
 	s.Protect.AllowCIDRs = slices.Clone(s.Protect.AllowCIDRs)
 	s.Protect.BlockCIDRs = slices.Clone(s.Protect.BlockCIDRs)
+	s.OIDC.PostLogoutRedirectURIs = slices.Clone(s.OIDC.PostLogoutRedirectURIs)
+	s.OIDC.AllowedScopes = slices.Clone(s.OIDC.AllowedScopes)
+	s.OIDC.Locales = slices.Clone(s.OIDC.Locales)
 	return s
 }
 
@@ -358,6 +396,13 @@ func (s *Settings) normalize() {
 	s.Branding.LogoURL = strings.TrimSpace(s.Branding.LogoURL)
 	s.Branding.PrimaryColor = strings.TrimSpace(s.Branding.PrimaryColor)
 	s.Branding.BackgroundColor = strings.TrimSpace(s.Branding.BackgroundColor)
+	for _, list := range []*[]string{&s.OIDC.PostLogoutRedirectURIs, &s.OIDC.AllowedScopes, &s.OIDC.Locales} {
+		for i, v := range *list {
+			(*list)[i] = strings.TrimSpace(v)
+		}
+		*list = dedupe(*list)
+	}
+	s.OIDC.TokenEndpointAuthMethod = strings.ToLower(strings.TrimSpace(s.OIDC.TokenEndpointAuthMethod))
 }
 
 func dedupe(in []string) []string {

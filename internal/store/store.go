@@ -47,6 +47,7 @@ type Store interface {
 	Counters
 	SpentChallenges
 	Passwords
+	OIDCRequests
 	GarbageCollector
 
 	// InTx runs fn in one transaction: all of fn's writes commit together or not at all.

@@ -62,14 +62,17 @@ type Session struct {
 	OrganizationID string // the active organization; "" for none
 	ConnectionType string // how the user logged in, e.g. "EmailOTP"
 	AMR            []string
-	IPAddress      string
-	UserAgent      string
-	CreatedAt      time.Time
-	LastSeenAt     time.Time
-	IdleExpiresAt  time.Time // ends unless used again before then
-	ExpiresAt      time.Time // ends then whatever happens
-	RevokedAt      *time.Time
-	RevokeReason   string
+	// Scope is the space-separated OAuth scope an OpenID Connect client was granted; every
+	// access token of the session carries it. "" for the API's own logins.
+	Scope         string
+	IPAddress     string
+	UserAgent     string
+	CreatedAt     time.Time
+	LastSeenAt    time.Time
+	IdleExpiresAt time.Time // ends unless used again before then
+	ExpiresAt     time.Time // ends then whatever happens
+	RevokedAt     *time.Time
+	RevokeReason  string
 }
 
 // Active reports whether the session may be used at `at`.

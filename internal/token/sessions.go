@@ -112,6 +112,12 @@ type Grant struct {
 	ConnectionType string
 	AMR            []string
 	Meta           audit.Meta
+	// Scope is the OAuth scope granted to an OpenID Connect client ("" for the API's own
+	// logins); the session keeps it and every access token carries it.
+	Scope string
+	// NoRefreshToken starts a session without a refresh token (an OpenID Connect grant
+	// without offline_access).
+	NoRefreshToken bool
 }
 
 // Tokens are the tokens of a session.
