@@ -161,7 +161,7 @@ func (s *Service) message(ctx context.Context, tx Store, p store.Project, st pro
 	}
 	return outbox.Compose(ctx, tx, s.d.Sealer, outbox.Message{ID: s.d.IDs.New(), ProjectID: p.ID, Channel: ch,
 		Recipient: recipient, Template: tmpl, At: now, ExpiresAt: c.ExpiresAt,
-		Data: notify.TemplateData{Code: code, Brand: st.Brand(p.Name), Expiry: expiry, Email: u.Email}})
+		Data: notify.TemplateData{Code: code, Brand: st.Brand(p.Name), LogoURL: st.Branding.LogoURL, Color: st.Branding.PrimaryColor, Expiry: expiry, Email: u.Email}})
 }
 
 // Answer answers an mfa_token's challenge: OTP alone (an authenticator app), OOBCode with OTP

@@ -83,7 +83,7 @@ func (n *Notifier) Notify(ctx context.Context, tx Store, p store.Project, u stor
 	now := n.d.Now().UTC().Truncate(time.Microsecond)
 	m, err := outbox.Compose(ctx, tx, n.d.Sealer, outbox.Message{ID: n.d.IDs.New(), ProjectID: p.ID, Channel: notify.Email,
 		Recipient: u.Email, Template: notify.SecurityNotice, At: now, ExpiresAt: now.Add(noticeTTL),
-		Data: notify.TemplateData{Brand: st.Brand(p.Name), Email: u.Email,
+		Data: notify.TemplateData{Brand: st.Brand(p.Name), LogoURL: st.Branding.LogoURL, Color: st.Branding.PrimaryColor, Email: u.Email,
 			Change: change + " (" + now.Format("2 January 2006 at 15:04 UTC") + ")"}})
 	if err != nil {
 		return fmt.Errorf("compose a notice: %w", err)

@@ -36,8 +36,9 @@ type Template struct {
 }
 
 // TemplateData is what a template can show. Templates see it as {{.code}}, {{.link}},
-// {{.expiry}}, {{.brand}}, {{.email}} and {{.change}}: lower-case keys of a map, so that a
-// template reads the same as in SSOJet's dashboard and cannot reach Go methods.
+// {{.expiry}}, {{.brand}}, {{.email}}, {{.change}}, {{.logo_url}} and {{.color}}: lower-case keys
+// of a map, so that a template reads the same as in SSOJet's dashboard and cannot reach Go
+// methods.
 type TemplateData struct {
 	Code   string // the one-time code (email_otp, sms_otp)
 	Link   string // the sign-in link (magic_link)
@@ -45,11 +46,15 @@ type TemplateData struct {
 	Brand  string // the project's display name
 	Email  string // the recipient's address (email templates)
 	Change string // what changed, a sentence (security_notice), e.g. "Your password was changed."
+	// LogoURL and Color are the project's branding (an https logo, a hex primary colour), so that
+	// its emails look like its login page; "" for none.
+	LogoURL string
+	Color   string
 }
 
 func (d TemplateData) values() map[string]string {
 	return map[string]string{"code": d.Code, "link": d.Link, "expiry": d.Expiry, "brand": d.Brand, "email": d.Email,
-		"change": d.Change}
+		"change": d.Change, "logo_url": d.LogoURL, "color": d.Color}
 }
 
 // Limits on templates and on what they render. The subject limit keeps the header readable and
@@ -77,9 +82,10 @@ The link works once and expires in {{.expiry}}. If you did not ask to sign in, y
 <html lang="en">
 <body style="margin:0;padding:24px;background:#f4f5f7;font-family:Helvetica,Arial,sans-serif;color:#1f2328;">
 <div style="max-width:480px;margin:0 auto;background:#ffffff;border:1px solid #e1e4e8;border-radius:8px;padding:32px;">
+{{if .logo_url}}<img src="{{.logo_url}}" alt="{{.brand}}" height="40" style="display:block;height:40px;margin:0 0 16px;">{{end}}
 <h1 style="margin:0 0 16px;font-size:20px;">Sign in to {{.brand}}</h1>
 <p style="margin:0 0 24px;font-size:15px;line-height:1.5;">Use the button below to sign in{{if .email}} as <strong>{{.email}}</strong>{{end}}. The link works once and expires in {{.expiry}}.</p>
-<p style="margin:0 0 24px;"><a href="{{.link}}" style="display:inline-block;padding:12px 20px;background:#1f6feb;color:#ffffff;text-decoration:none;border-radius:6px;font-weight:bold;">Sign in</a></p>
+<p style="margin:0 0 24px;"><a href="{{.link}}" style="display:inline-block;padding:12px 20px;background:{{if .color}}{{.color}}{{else}}#1f6feb{{end}};color:#ffffff;text-decoration:none;border-radius:6px;font-weight:bold;">Sign in</a></p>
 <p style="margin:0 0 8px;font-size:13px;color:#57606a;">Or paste this link into your browser:</p>
 <p style="margin:0 0 24px;font-size:13px;word-break:break-all;"><a href="{{.link}}" style="color:#1f6feb;">{{.link}}</a></p>
 <p style="margin:0;font-size:13px;color:#57606a;">If you did not ask to sign in, you can ignore this email.</p>
@@ -103,6 +109,7 @@ It expires in {{.expiry}}. Do not share it with anyone. If you did not ask for t
 <html lang="en">
 <body style="margin:0;padding:24px;background:#f4f5f7;font-family:Helvetica,Arial,sans-serif;color:#1f2328;">
 <div style="max-width:480px;margin:0 auto;background:#ffffff;border:1px solid #e1e4e8;border-radius:8px;padding:32px;">
+{{if .logo_url}}<img src="{{.logo_url}}" alt="{{.brand}}" height="40" style="display:block;height:40px;margin:0 0 16px;">{{end}}
 <h1 style="margin:0 0 16px;font-size:20px;">Your {{.brand}} sign-in code</h1>
 <p style="margin:0 0 24px;font-size:32px;font-weight:bold;letter-spacing:6px;font-family:Menlo,Consolas,monospace;">{{.code}}</p>
 <p style="margin:0 0 24px;font-size:15px;line-height:1.5;">It expires in {{.expiry}}. Do not share it with anyone.</p>
@@ -129,6 +136,7 @@ If it was you, there is nothing to do. If it was not, reset your password or con
 <html lang="en">
 <body style="margin:0;padding:24px;background:#f4f5f7;font-family:Helvetica,Arial,sans-serif;color:#1f2328;">
 <div style="max-width:480px;margin:0 auto;background:#ffffff;border:1px solid #e1e4e8;border-radius:8px;padding:32px;">
+{{if .logo_url}}<img src="{{.logo_url}}" alt="{{.brand}}" height="40" style="display:block;height:40px;margin:0 0 16px;">{{end}}
 <h1 style="margin:0 0 16px;font-size:20px;">A change to your {{.brand}} account</h1>
 <p style="margin:0 0 24px;font-size:15px;line-height:1.5;">{{.change}}</p>
 <p style="margin:0;font-size:13px;color:#57606a;">If it was you, there is nothing to do. If it was not, reset your password or contact {{.brand}} at once: someone else may be able to sign in as you{{if .email}} ({{.email}}){{end}}.</p>
@@ -153,9 +161,10 @@ The link works once and expires in {{.expiry}}. If you did not ask for this, ign
 <html lang="en">
 <body style="margin:0;padding:24px;background:#f4f5f7;font-family:Helvetica,Arial,sans-serif;color:#1f2328;">
 <div style="max-width:480px;margin:0 auto;background:#ffffff;border:1px solid #e1e4e8;border-radius:8px;padding:32px;">
+{{if .logo_url}}<img src="{{.logo_url}}" alt="{{.brand}}" height="40" style="display:block;height:40px;margin:0 0 16px;">{{end}}
 <h1 style="margin:0 0 16px;font-size:20px;">Reset your {{.brand}} password</h1>
 <p style="margin:0 0 24px;font-size:15px;line-height:1.5;">Someone asked to reset the password{{if .email}} of <strong>{{.email}}</strong>{{end}}. The link works once and expires in {{.expiry}}.</p>
-<p style="margin:0 0 24px;"><a href="{{.link}}" style="display:inline-block;padding:12px 20px;background:#1f6feb;color:#ffffff;text-decoration:none;border-radius:6px;font-weight:bold;">Choose a new password</a></p>
+<p style="margin:0 0 24px;"><a href="{{.link}}" style="display:inline-block;padding:12px 20px;background:{{if .color}}{{.color}}{{else}}#1f6feb{{end}};color:#ffffff;text-decoration:none;border-radius:6px;font-weight:bold;">Choose a new password</a></p>
 <p style="margin:0 0 8px;font-size:13px;color:#57606a;">Or paste this link into your browser:</p>
 <p style="margin:0 0 24px;font-size:13px;word-break:break-all;"><a href="{{.link}}" style="color:#1f6feb;">{{.link}}</a></p>
 <p style="margin:0;font-size:13px;color:#57606a;">If you did not ask for this, ignore this email: your password stays as it is.</p>
@@ -190,12 +199,14 @@ func (n TemplateName) channel() Channel {
 // sampleData is what Validate renders with: realistic lengths, so that a template that passes
 // also fits its limits with real data.
 var sampleData = TemplateData{
-	Code:   "123456",
-	Link:   "https://auth.example.com/api/v1/auth/passwordless/magic-link/verify?client_id=5f1c2a7e9b3d4c6a8e0f1a2b&magictext=Qm9vdHN0cmFwU2VjcmV0VmFsdWVGb3JTYW1wbGVzMDE&state=65f1c2a7e9b3d4c6a8e0f1a2",
-	Expiry: "10 minutes",
-	Brand:  "Example Inc",
-	Email:  "jane.doe@example.com",
-	Change: "An authenticator app was added to your account on 29 November 2026 at 10:00 UTC.",
+	Code:    "123456",
+	Link:    "https://auth.example.com/api/v1/auth/passwordless/magic-link/verify?client_id=5f1c2a7e9b3d4c6a8e0f1a2b&magictext=Qm9vdHN0cmFwU2VjcmV0VmFsdWVGb3JTYW1wbGVzMDE&state=65f1c2a7e9b3d4c6a8e0f1a2",
+	Expiry:  "10 minutes",
+	Brand:   "Example Inc",
+	Email:   "jane.doe@example.com",
+	Change:  "An authenticator app was added to your account on 29 November 2026 at 10:00 UTC.",
+	LogoURL: "https://cdn.example.com/brand/example-inc/logo-dark-2x.png",
+	Color:   "#4f46e5",
 }
 
 // Validate reports whether t can serve as template name: Subject and Text parse with

@@ -233,3 +233,42 @@ func BenchmarkRenderCustomEmailOTP(b *testing.B) {
 		}
 	}
 }
+
+// TestEmailsCarryTheProjectsBranding: the HTML emails show the project's logo and use its
+// primary colour for their button, as the hosted login page does; without branding they keep
+// the neutral look. A value that is no colour cannot leave the style attribute.
+func TestEmailsCarryTheProjectsBranding(t *testing.T) {
+	d := data
+	d.LogoURL, d.Color = "https://cdn.acme.test/logo.png", "#c0ffee"
+	for _, n := range []notify.TemplateName{notify.MagicLink, notify.EmailOTP, notify.PasswordReset, notify.SecurityNotice} {
+		tmpl, _ := notify.DefaultTemplate(n)
+		_, _, html, err := tmpl.Render(n, d)
+		if err != nil {
+			t.Fatalf("%s: %v", n, err)
+		}
+		if !strings.Contains(html, `<img src="https://cdn.acme.test/logo.png" alt="Acme"`) {
+			t.Errorf("%s: no logo in\n%s", n, html)
+		}
+		_, _, plain, _ := tmpl.Render(n, data)
+		if strings.Contains(plain, "<img") {
+			t.Errorf("%s: a logo without branding", n)
+		}
+		if n == notify.MagicLink || n == notify.PasswordReset {
+			if !strings.Contains(html, "background:#c0ffee;") {
+				t.Errorf("%s: button not in the brand colour:\n%s", n, html)
+			}
+			if !strings.Contains(plain, "background:#1f6feb;") {
+				t.Errorf("%s: default button colour lost", n)
+			}
+		}
+	}
+	tmpl, _ := notify.DefaultTemplate(notify.MagicLink)
+	d.Color = `red;}</style><script>alert(1)</script>`
+	_, _, html, err := tmpl.Render(notify.MagicLink, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(html, "<script>") || strings.Contains(html, "alert(1)") {
+		t.Errorf("a hostile colour escaped its attribute:\n%s", html)
+	}
+}

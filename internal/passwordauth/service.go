@@ -361,7 +361,7 @@ func (s *Service) SendReset(ctx context.Context, p store.Project, emailIn, redir
 		}
 		m, err := outbox.Compose(ctx, tx, s.d.Sealer, outbox.Message{ID: s.d.IDs.New(), ProjectID: p.ID, Channel: notify.Email,
 			Recipient: to, Template: notify.PasswordReset, At: now, ExpiresAt: now.Add(ResetTTL),
-			Data: notify.TemplateData{Link: link.String(), Brand: st.Brand(p.Name), Expiry: "30 minutes", Email: to}})
+			Data: notify.TemplateData{Link: link.String(), Brand: st.Brand(p.Name), LogoURL: st.Branding.LogoURL, Color: st.Branding.PrimaryColor, Expiry: "30 minutes", Email: to}})
 		if err != nil {
 			return err
 		}

@@ -578,7 +578,7 @@ func (s *Service) composeAndDrop(ctx context.Context, tx Store, p store.Project,
 // compose renders the flow's message and seals it for the outbox row it is to be.
 func (s *Service) compose(ctx context.Context, tx Store, p store.Project, settings project.Settings, f store.Flow, secret string, now time.Time) (store.OutboxMessage, error) {
 	ch := Channel(f.Channel)
-	data := notify.TemplateData{Brand: settings.Brand(p.Name), Expiry: humanDuration(ttl(ch, settings)), Email: f.Destination}
+	data := notify.TemplateData{Brand: settings.Brand(p.Name), LogoURL: settings.Branding.LogoURL, Color: settings.Branding.PrimaryColor, Expiry: humanDuration(ttl(ch, settings)), Email: f.Destination}
 	if ch == MagicLink {
 		q := url.Values{"client_id": {p.ClientID}, "state": {f.ID}, "magictext": {secret}}
 		data.Link = s.d.PublicURL + "/api/v1/auth/passwordless/magic-link/verify?" + q.Encode()
