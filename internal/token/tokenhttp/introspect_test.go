@@ -2,6 +2,7 @@ package tokenhttp_test
 
 import (
 	"crypto/sha256"
+	"fmt"
 	"net/http"
 	"net/url"
 	"reflect"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/latchkey-dev/latchkey/internal/audit"
+	"github.com/latchkey-dev/latchkey/internal/project"
 	"github.com/latchkey-dev/latchkey/internal/store"
 	"github.com/latchkey-dev/latchkey/internal/store/sqlstore"
 	"github.com/latchkey-dev/latchkey/internal/testdb"
@@ -228,5 +230,35 @@ func TestRevocation(t *testing.T) {
 
 		// A client_credentials token has no session to end.
 		wantOAuthError(t, revoke(a, s.machineToken(a)), http.StatusBadRequest, "unsupported_token_type", "revoke a machine token")
+	})
+}
+
+// TestWrongClientSecretsAreThrottled checks that introspection and revocation check client
+// secrets through the throttled path: past the project's limit of wrong secrets from one
+// address, even the right secret is refused (429) until the window passes.
+func TestWrongClientSecretsAreThrottled(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, st *sqlstore.Store) {
+		s := newServer(t, st)
+		a := s.client("Acme")
+		if _, err := s.stack.Projects.Update(t.Context(), audit.Actor{Kind: audit.ActorCLI}, a.project.ID,
+			project.Update{Settings: []byte(`{"protect":{"ip_failures_per_hour":10}}`)}); err != nil {
+			t.Fatal(err)
+		}
+		form := url.Values{"token": {"garbage"}}
+		wrong := basic(client{project: a.project, secret: "sk_0000000000000000000000000000000000000000000"})
+		for i := range 10 {
+			path := []string{introspectPath, revokePath}[i%2]
+			wantOAuthError(t, s.do(http.MethodPost, path, form, wrong), http.StatusUnauthorized, "invalid_client",
+				fmt.Sprintf("wrong secret %d", i+1))
+		}
+		for _, path := range []string{introspectPath, revokePath} {
+			got := s.do(http.MethodPost, path, form, basic(a))
+			wantStatus(t, got, http.StatusTooManyRequests, path+" with the right secret past the limit")
+			if got.header.Get("Retry-After") == "" {
+				t.Errorf("%s: 429 without Retry-After", path)
+			}
+		}
+		s.advance(time.Hour + time.Minute)
+		wantStatus(t, s.do(http.MethodPost, introspectPath, form, basic(a)), http.StatusOK, "the right secret after the window")
 	})
 }
