@@ -15,7 +15,7 @@ import (
 func newSession(projectID, userID string, created time.Time) store.Session {
 	return store.Session{
 		ID: newID(), ProjectID: projectID, UserID: userID,
-		ConnectionType: "EmailOTP", AMR: []string{"otp", "email"},
+		ConnectionType: "EmailOTP", AMR: []string{"otp", "email"}, Scope: "openid email offline_access",
 		IPAddress: "198.51.100.4", UserAgent: "Mozilla/5.0 (Macintosh) Safari/605.1",
 		CreatedAt: created, LastSeenAt: created,
 		IdleExpiresAt: created.Add(time.Hour), ExpiresAt: created.Add(24 * time.Hour),
@@ -43,8 +43,8 @@ func testSessions(t *testing.T, newStore func(t *testing.T) store.Store) {
 		wantConflict(t, st.CreateSession(f.ctx, s), "CreateSession with a duplicate id")
 
 		bare := newSession(f.pid, u.ID, at(time.Second))
-		bare.AMR = nil
-		must(t, st.CreateSession(f.ctx, bare), "CreateSession without amr")
+		bare.AMR, bare.Scope = nil, "" // the API's own logins have no OAuth scope
+		must(t, st.CreateSession(f.ctx, bare), "CreateSession without amr or scope")
 		got, err = st.GetSession(f.ctx, f.pid, bare.ID)
 		must(t, err, "GetSession")
 		bare.AMR = []string{}
@@ -173,11 +173,20 @@ func testRefreshTokens(t *testing.T, newStore func(t *testing.T) store.Store) {
 		wantConflict(t, st.CreateRefreshToken(f.ctx, dup), "CreateRefreshToken with a duplicate hash")
 		wantNotFound(t, st.CreateRefreshToken(f.ctx, newRefreshToken(f.pid, newID(), at(0))), "CreateRefreshToken of an unknown session")
 
+		read, err := st.GetRefreshToken(f.ctx, f.pid, rt.Hash)
+		must(t, err, "GetRefreshToken of an unused token")
+		wantEqual(t, rt, read, "GetRefreshToken of an unused token (reading spends nothing)")
+
 		when := at(time.Minute)
 		got, err := st.UseRefreshToken(f.ctx, f.pid, rt.Hash, when)
-		must(t, err, "UseRefreshToken")
+		must(t, err, "UseRefreshToken after GetRefreshToken")
 		rt.UsedAt = ptr(when)
 		wantEqual(t, rt, got, "UseRefreshToken")
+		read, err = st.GetRefreshToken(f.ctx, f.pid, rt.Hash)
+		must(t, err, "GetRefreshToken of a used token")
+		wantEqual(t, rt, read, "GetRefreshToken of a used token")
+		_, err = st.GetRefreshToken(f.ctx, f.pid, randomHash())
+		wantNotFound(t, err, "GetRefreshToken of an unknown hash")
 
 		got, err = st.UseRefreshToken(f.ctx, f.pid, rt.Hash, at(2*time.Minute))
 		if !errors.Is(err, store.ErrReused) {
@@ -197,7 +206,9 @@ func testRefreshTokens(t *testing.T, newStore func(t *testing.T) store.Store) {
 		rt := newRefreshToken(f.pid, s.ID, at(0))
 		must(t, st.CreateRefreshToken(f.ctx, rt), "CreateRefreshToken")
 		wantNotFound(t, st.CreateRefreshToken(f.ctx, newRefreshToken(g.pid, s.ID, at(0))), "CreateRefreshToken for another project's session")
-		_, err := st.UseRefreshToken(f.ctx, g.pid, rt.Hash, at(time.Minute))
+		_, err := st.GetRefreshToken(f.ctx, g.pid, rt.Hash)
+		wantNotFound(t, err, "GetRefreshToken through another project")
+		_, err = st.UseRefreshToken(f.ctx, g.pid, rt.Hash, at(time.Minute))
 		wantNotFound(t, err, "UseRefreshToken through another project")
 		_, err = st.UseRefreshToken(f.ctx, f.pid, rt.Hash, at(time.Minute))
 		must(t, err, "UseRefreshToken through its own project after the foreign attempt")
