@@ -12,35 +12,17 @@
 
 import * as client from "openid-client";
 import { assertIDTokenClaims, emit, log, readCallback, readConfig, run, verifyIDToken } from "./lib.mjs";
+import { afterSignIn, discover } from "./steps.mjs";
 
 run(async () => {
   const cfg = readConfig();
-
-  const auth =
-    cfg.authMethod === "none"
-      ? client.None()
-      : cfg.authMethod === "client_secret_post"
-        ? client.ClientSecretPost(cfg.clientSecret)
-        : client.ClientSecretBasic(cfg.clientSecret);
-  // enableNonRepudiationChecks makes the library itself verify the id_token's signature with
-  // the discovered jwks_uri (by default it trusts TLS for token-endpoint responses).
-  const execute = [client.enableNonRepudiationChecks];
-  if (cfg.insecure) execute.unshift(client.allowInsecureRequests);
-
-  const config = await client.discovery(
-    cfg.issuer,
-    cfg.clientID,
-    { redirect_uris: [cfg.redirectURI.href], token_endpoint_auth_method: cfg.authMethod },
-    auth,
-    { execute, timeout: 10 },
-  );
+  const config = await discover(cfg);
   const metadata = config.serverMetadata();
-  log(`discovered ${metadata.issuer}`);
   if (!metadata.supportsPKCE("S256")) {
     throw new Error("discovery does not advertise code_challenge_methods_supported S256");
   }
 
-  // PKCE for every client, confidential ones too (OAuth 2.1, and Latchkey accepts it).
+  // PKCE for every client, confidential ones too (OAuth 2.1; Latchkey accepts it from both).
   const codeVerifier = client.randomPKCECodeVerifier();
   const state = client.randomState();
   const nonce = client.randomNonce();
@@ -65,69 +47,19 @@ run(async () => {
   const claims = tokens.claims();
   assertIDTokenClaims(claims, { issuer: metadata.issuer, clientID: cfg.clientID, nonce });
   await verifyIDToken(tokens.id_token, { metadata, clientID: cfg.clientID, nonce });
-  log(`code exchanged; id_token verified (kid from ${metadata.jwks_uri})`);
+  log(`code exchanged; id_token verified against ${metadata.jwks_uri}`);
 
-  // fetchUserInfo refuses a userinfo whose sub is not the id_token's (OIDC Core §5.3.4).
-  const userinfo = await client.fetchUserInfo(config, tokens.access_token, claims.sub);
-
-  if (!tokens.refresh_token) {
-    throw new Error("the code exchange returned no refresh_token (was offline_access granted?)");
-  }
-  const refreshedTokens = await client.refreshTokenGrant(config, tokens.refresh_token);
-  if (!refreshedTokens.refresh_token) {
-    throw new Error("the refresh returned no new refresh_token: it did not rotate");
-  }
-  if (refreshedTokens.refresh_token === tokens.refresh_token) {
-    throw new Error("the refresh returned the same refresh_token: it did not rotate");
-  }
-  let idToken = tokens.id_token;
-  if (refreshedTokens.id_token) {
-    // OIDC Core §12.2: same iss, sub, aud as the original; no nonce to compare.
-    const again = await verifyIDToken(refreshedTokens.id_token, { metadata, clientID: cfg.clientID });
-    if (again.sub !== claims.sub) throw new Error("the refreshed id_token has another sub");
-    idToken = refreshedTokens.id_token;
-  }
-  // The new access token works where the old one did.
-  await client.fetchUserInfo(config, refreshedTokens.access_token, claims.sub);
-  log("refresh token rotated");
-
-  let revoked = false;
-  if (metadata.revocation_endpoint) {
-    await client.tokenRevocation(config, refreshedTokens.refresh_token, { token_type_hint: "refresh_token" });
-    // RFC 7009 answers 200 even for an unknown token, so prove the revocation took effect.
-    let stillWorks = false;
-    try {
-      await client.refreshTokenGrant(config, refreshedTokens.refresh_token);
-      stillWorks = true;
-    } catch (err) {
-      if (err?.error !== "invalid_grant") {
-        throw new Error(`refreshing with the revoked token failed, but not with invalid_grant: ${err?.error ?? err?.message}`);
-      }
-    }
-    if (stillWorks) throw new Error("the revoked refresh token still refreshes");
-    revoked = true;
-    log("refresh token revoked");
-  } else {
-    log("discovery has no revocation_endpoint; not revoking");
-  }
-
-  let logoutURL = null;
-  if (metadata.end_session_endpoint) {
-    const params = { id_token_hint: idToken, state: client.randomState() };
-    if (cfg.postLogoutRedirectURI) params.post_logout_redirect_uri = cfg.postLogoutRedirectURI.href;
-    logoutURL = client.buildEndSessionUrl(config, params).href;
-  } else {
-    log("discovery has no end_session_endpoint; no logout URL");
-  }
-
+  const rest = await afterSignIn(config, cfg, {
+    sub: claims.sub,
+    accessToken: tokens.access_token,
+    refreshToken: tokens.refresh_token,
+    idToken: tokens.id_token,
+  });
   return {
     library: "openid-client",
     sub: claims.sub,
-    email: claims.email ?? userinfo.email ?? null,
+    email: claims.email ?? rest.userinfo.email ?? null,
     claims,
-    userinfo,
-    refreshed: true,
-    revoked,
-    logout_url: logoutURL,
+    ...rest,
   };
 });
