@@ -161,6 +161,11 @@ export function describeError(err) {
   if (err?.error_description) parts.push(`error_description=${err.error_description}`);
   if (err?.status) parts.push(`status=${err.status}`);
   if (err?.code && !String(err.message).includes(err.code)) parts.push(`code=${err.code}`);
+  // The library's own explanation is in the cause's message (e.g. 'unexpected "state"
+  // response parameter value'); the cause's other fields hold the response, so only messages.
+  for (let cause = err?.cause, depth = 0; cause instanceof Error && depth < 3; cause = cause.cause, depth++) {
+    parts.push(`cause: ${cause.message}${cause.code ? ` (${cause.code})` : ""}`);
+  }
   return parts.join(" ");
 }
 
