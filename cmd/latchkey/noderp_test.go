@@ -251,6 +251,25 @@ func (b *lockedBuffer) String() string {
 	return b.buf.String()
 }
 
+// TestNodeRPChecks runs tools/oidc-rp's own tests (node --test): the id_token checks the
+// scripts make on top of their libraries refuse a foreign key, issuer, audience, nonce, an
+// expired or unsigned token, and the configuration refuses what would leak a secret. They
+// need no OpenID Provider, so they guard the scripts while the provider is being built.
+func TestNodeRPChecks(t *testing.T) {
+	node := nodeForRP(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute) // a guard against a hang
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, "--test", "--test-reporter=tap", "lib.test.mjs")
+	cmd.Dir, cmd.Env = oidcRPDir, cleanEnv()
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("node --test lib.test.mjs: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "\n# fail 0") || strings.Contains(string(out), "\n# pass 0") {
+		t.Fatalf("node --test lib.test.mjs ran no passing test, or a failing one:\n%s", out)
+	}
+}
+
 // TestOpenIDClientRelyingParty signs a user in to Latchkey through npm's openid-client, as a
 // confidential client (client_secret_basic) and as a public one (PKCE only).
 func TestOpenIDClientRelyingParty(t *testing.T) {

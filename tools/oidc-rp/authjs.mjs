@@ -82,7 +82,7 @@ run(async () => {
   const config = {
     providers: [
       factory({
-        issuer: cfg.issuer.href,
+        issuer: cfg.issuerString,
         clientId: cfg.clientID,
         clientSecret: cfg.clientSecret,
         // Auth.js's default for oidc providers is ["pkce"]; state and nonce are what a careful

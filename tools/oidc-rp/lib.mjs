@@ -47,6 +47,8 @@ export function readConfig() {
   }
   return {
     issuer,
+    // As the user wrote it: Auth.js is configured with the string, like an app's env.
+    issuerString: env.ISSUER,
     clientID: env.CLIENT_ID,
     clientSecret: env.CLIENT_SECRET || undefined,
     authMethod,
@@ -79,13 +81,15 @@ export function log(message) {
   process.stderr.write(`[${new Date().toISOString()}] ${message}\n`);
 }
 
-const lines = createInterface({ input: process.stdin, crlfDelay: Infinity })[Symbol.asyncIterator]();
+// Opened on first use: an open stdin reader would keep a process that never reads alive.
+let lines;
 
 /**
  * Reads the test's one answer: the URL the OP redirected the browser to after sign-in. It must
  * be on REDIRECT_URI (same origin and path) so a confused test cannot feed another app's code.
  */
 export async function readCallback(redirectURI) {
+  lines ??= createInterface({ input: process.stdin, crlfDelay: Infinity })[Symbol.asyncIterator]();
   const { value, done } = await lines.next();
   if (done) throw new Error("stdin closed before the callback_url line");
   let msg;
@@ -118,13 +122,17 @@ export async function verifyIDToken(idToken, { metadata, clientID, nonce }) {
   const jwks = jose.createRemoteJWKSet(new URL(metadata.jwks_uri));
   let payload;
   try {
+    // The signature (with a key from the JWKS, an algorithm discovery lists) and exp/nbf;
+    // the claims that name this client and request are checked below, each with its reason.
     ({ payload } = await jose.jwtVerify(idToken, jwks, {
-      issuer: metadata.issuer,
-      audience: clientID,
       algorithms: metadata.id_token_signing_alg_values_supported,
     }));
   } catch (err) {
-    throw new Error(`id_token does not verify against the discovered JWKS: ${err.code ?? ""} ${err.message}`);
+    const why =
+      err.code === "ERR_JWS_SIGNATURE_VERIFICATION_FAILED" || err.code === "ERR_JWKS_NO_MATCHING_KEY"
+        ? "its signature does not verify against the discovered JWKS"
+        : "it is not a valid JWT";
+    throw new Error(`id_token refused: ${why}: ${err.code ?? ""} ${err.message}`);
   }
   assertIDTokenClaims(payload, { issuer: metadata.issuer, clientID, nonce });
   return payload;
