@@ -168,7 +168,8 @@ button.secondary { background: var(--latchkey-secondary, #eef0f6); color: var(--
 button:disabled { opacity: .6; cursor: default; }
 input:focus-visible, button:focus-visible { outline: 2px solid var(--latchkey-primary, #4f46e5); outline-offset: 2px; }
 .divider { text-align: center; color: var(--latchkey-muted, #7a8093); font-size: .875rem; margin: 1.5rem 0 .5rem; }
-.status { min-height: 1.5rem; margin: 1rem 0 0; font-size: .875rem; }
+.status { margin: 1rem 0 0; font-size: .875rem; }
+.status:empty { margin: 0; } /* still rendered: a live region must stay in the tree to be announced */
 .error { margin: 1rem 0 0; font-size: .875rem; color: var(--latchkey-error, #b42318); }
 .trap { position: absolute; left: -10000px; width: 1px; height: 1px; overflow: hidden; }
 `;
@@ -339,8 +340,9 @@ class LatchkeyLogin extends HTMLElement {
   get _methods() {
     const attr = this.getAttribute("methods");
     if (attr === null) return METHODS;
-    const asked = attr.split(",").map((m) => m.trim().toLowerCase()).filter(Boolean);
-    return METHODS.filter((m) => asked.includes(m));
+    // In the page's order; unknown names are ignored, repeats count once.
+    const asked = attr.split(",").map((m) => m.trim().toLowerCase()).filter((m) => METHODS.includes(m));
+    return [...new Set(asked)];
   }
 
   // _configError names what is wrong with the attributes, or returns "".
