@@ -60,6 +60,10 @@ func startWidgetHost(t *testing.T, auth, clientID string) *widgetHost {
 		// module, nothing is fetched but from Latchkey, and no inline style is allowed.
 		csp := fmt.Sprintf("default-src 'none'; script-src 'nonce-%[1]s' %[2]s; connect-src %[2]s; style-src 'nonce-%[1]s'; "+
 			"img-src 'none'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'", nonce, auth)
+		if _, ok := attrs["pow-worker"]; ok {
+			// The page that opts in to the widget's Blob worker allows exactly that.
+			csp += "; worker-src blob:"
+		}
 		w.Header().Set("Content-Security-Policy", csp)
 		w.Header().Set("Content-Type", "text/html; charset=utf-8")
 		w.Header().Set("Cache-Control", "no-store")
@@ -98,6 +102,12 @@ var widgetPage = template.Must(template.New("host").Parse(`<!doctype html>
 <script nonce="{{.Nonce}}">
 window.events = [];
 window.violations = [];
+// Which workers the page's scripts start (the widget's proof-of-work solver may use one).
+window.workers = [];
+const PageWorker = window.Worker;
+window.Worker = class extends PageWorker {
+	constructor(url, opts) { super(url, opts); window.workers.push(new URL(url).protocol); }
+};
 document.addEventListener("securitypolicyviolation", (e) => window.violations.push(e.violatedDirective + " " + e.blockedURI));
 for (const type of ["latchkey:login", "latchkey:error", "latchkey:mfa-required", "latchkey:redirect"]) {
 	document.addEventListener(type, (e) => window.events.push({type, detail: e.detail, target: e.target.tagName}));
@@ -112,7 +122,8 @@ for (const type of ["latchkey:login", "latchkey:error", "latchkey:mfa-required",
 	{{- with index . "methods"}} methods="{{.}}"{{end}}
 	{{- with index . "redirect-uri"}} redirect-uri="{{.}}"{{end}}
 	{{- with index . "organization"}} organization="{{.}}"{{end}}
-	{{- with index . "login-hint"}} login-hint="{{.}}"{{end}} nonce="{{$.Nonce}}"></latchkey-login>{{end}}
+	{{- with index . "login-hint"}} login-hint="{{.}}"{{end}}
+	{{- if index . "pow-worker"}} pow-worker{{end}} nonce="{{$.Nonce}}"></latchkey-login>{{end}}
 </body>
 </html>
 `))
@@ -376,6 +387,9 @@ func TestWidgetInlineInChromium(t *testing.T) {
 	if got := b.jsString(shadow + `.querySelector("[role=status]").textContent`); got != "Sie sind angemeldet." {
 		t.Errorf("German status after sign-in %q", got)
 	}
+	if got := b.jsString(`window.workers.join(",")`); got != "" {
+		t.Errorf("workers started %q: without pow-worker the proof of work must be solved on the main thread", got)
+	}
 	b.cleanPage("signed in by magic link", statusLine(http.StatusForbidden))
 	b.screenshot("widget-de-signed-in.png")
 
@@ -390,6 +404,57 @@ func TestWidgetInlineInChromium(t *testing.T) {
 	if byType[login.EmailOTP] != 1 || byType[login.Passkey] != 1 || byType[login.MagicLink] != 1 {
 		t.Errorf("login log by connection type %v, want one each of EmailOTP, Passkey, MagicLink", byType)
 	}
+}
+
+// TestWidgetMFAInChromium signs in with an email code to a project that requires a second
+// factor and checks the bot always: the widget fires latchkey:mfa-required with the MFA
+// challenge (and no latchkey:login), and, with pow-worker on a page whose CSP allows blob:
+// workers, solves the proof of work in a Blob worker.
+func TestWidgetMFAInChromium(t *testing.T) {
+	chromium := chromiumPath(t)
+	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
+	defer cancel()
+	a, base, mail, reqs := startBrowserApp(t)
+	clientID, secret := widgetProject(t, ctx, a)
+	host := startWidgetHost(t, base, clientID)
+	patchSettings(t, base, secret, fmt.Sprintf(`{"allowed_origins":[%q],"mfa":{"policy":"required"},"protect":{"bot_check":"always"}}`, host.base))
+
+	b := newChromiumTest(t, ctx, chromium, reqs)
+	const email = "grace@example.com"
+	b.do("open the app's page", chromedp.Navigate(host.base+"/?mode=inline&methods=email-otp&lang=en&pow-worker=1"))
+	b.waitWidget("the widget renders", shadow+`.getElementById("email") !== null`, false)
+	b.do("tab into the widget", chromedp.KeyEvent(kb.Tab))
+	b.do("type the email and press Enter", chromedp.KeyEvent(email), chromedp.KeyEvent(kb.Enter))
+	code := b.codeFrom(mail, email)
+	b.waitWidget("the code field has focus", shadow+`.activeElement && `+shadow+`.activeElement.id === "code"`, false)
+	if got := b.jsString(`window.workers.join(",")`); got != "blob:" {
+		t.Errorf("workers started %q, want the one blob: worker of the proof of work", got)
+	}
+	sends := reqs.matching("POST", "/api/v1/auth/passwordless/email-otp/send")
+	if len(sends) != 2 || sends[0].status != http.StatusForbidden || sends[1].status != http.StatusOK {
+		t.Errorf("sends %+v: want a refused send, then one with the worker's proof accepted", sends)
+	}
+	b.do("type the code", chromedp.KeyEvent(code), chromedp.KeyEvent(kb.Enter))
+	b.waitWidget("a second factor is asked for", `window.events.some((e) => e.type === "latchkey:mfa-required")`, false)
+	evs := b.widgetEvents()
+	if len(evs) != 1 || evs[0].Target != "LATCHKEY-LOGIN" {
+		t.Errorf("events %+v, want only latchkey:mfa-required from the element", evs)
+	}
+	var challenge struct {
+		Authenticated bool   `json:"authenticated"`
+		MFARequired   bool   `json:"mfa_required"`
+		MFAToken      string `json:"mfa_token"`
+		AccessToken   string `json:"access_token"`
+	}
+	if err := json.Unmarshal(evs[0].Detail, &challenge); err != nil || challenge.Authenticated || !challenge.MFARequired ||
+		challenge.MFAToken == "" || challenge.AccessToken != "" {
+		t.Errorf("latchkey:mfa-required detail %s (%v), want the MFA challenge with an mfa_token and no tokens", evs[0].Detail, err)
+	}
+	if got := b.jsString(shadow + `.querySelector("[role=status]").textContent`); got != "Your account needs a second step to sign in." {
+		t.Errorf("status %q", got)
+	}
+	b.cleanPage("the MFA challenge", statusLine(http.StatusForbidden))
+	b.screenshot("widget-en-mfa-required.png")
 }
 
 // TestWidgetRedirectInChromium embeds the widget in redirect mode, in German: its button sends
@@ -429,8 +494,8 @@ func TestWidgetRedirectInChromium(t *testing.T) {
 		b.fatalf("requests of /v1/authorize %+v, want one", sent)
 	}
 	// Whatever answers /v1/authorize (not built on this branch, or a login page later) is not
-	// this test's: only its status line in the console is expected.
-	b.expectConsole("the authorization request", statusLine(http.StatusNotFound))
+	// this test's: only a status line for its answer is expected in the console.
+	b.expectConsole("the authorization request", "Failed to load resource: the server responded with a status of")
 
 	// Back on the app's origin (its callback page), the saved request is in sessionStorage.
 	b.do("open the callback page", chromedp.Navigate(callback))
@@ -474,6 +539,18 @@ func TestWidgetRedirectInChromium(t *testing.T) {
 		t.Errorf("the browser was sent to /v1/authorize?%s\nwant the parameters %s", sent[0].query, want.Encode())
 	}
 	b.cleanPage("the callback page")
+
+	// The page's policy is as strict as claimed, and the detector sees what it blocks: an
+	// inline script and a style attribute are both refused.
+	violations, err := chromedp.Run(b.ctx, chromedp.Evaluate[[]string](`(() => {
+		const s = document.createElement("script"); s.textContent = "1"; document.head.append(s);
+		const d = document.createElement("div"); d.setAttribute("style", "color: red"); document.body.append(d);
+		return true;
+	})() && `+cspReports))
+	if err != nil || !slices.ContainsFunc(violations, func(v string) bool { return strings.HasPrefix(v, "script-src") }) ||
+		!slices.ContainsFunc(violations, func(v string) bool { return strings.HasPrefix(v, "style-src") }) {
+		t.Errorf("an inline script and a style attribute on the app's page: CSP reports %q (%v), want both blocked", violations, err)
+	}
 }
 
 // jsString evaluates expr on the page.
