@@ -524,6 +524,22 @@ func TestWidgetRedirectInChromium(t *testing.T) {
 		}
 	}
 
+	// The module's helper for the callback hands the saved request over once, and only for
+	// its state.
+	took, err := chromedp.Run(b.ctx, chromedp.Evaluate[[]string](fmt.Sprintf(`(async () => {
+		const { takeAuthorization } = await import(%q);
+		const saved = sessionStorage.getItem("latchkey.widget.authorize");
+		const wrong = takeAuthorization("not-the-state");
+		const afterWrong = sessionStorage.getItem("latchkey.widget.authorize");
+		sessionStorage.setItem("latchkey.widget.authorize", saved);
+		const right = takeAuthorization(%q);
+		const again = takeAuthorization(%q);
+		return [JSON.stringify(wrong), String(afterWrong), right ? right.code_verifier : "", JSON.stringify(again)];
+	})()`, base+"/login/widget.js", saved.State, saved.State), chromedp.EvalAwaitPromise))
+	if err != nil || !slices.Equal(took, []string{"null", "null", saved.CodeVerifier, "null"}) {
+		t.Errorf("takeAuthorization (wrong state, removed after, right state, again) = %q (%v), want null, null, the verifier, null", took, err)
+	}
+
 	got, err := url.ParseQuery(sent[0].query)
 	if err != nil {
 		t.Fatal(err)

@@ -35,9 +35,11 @@
 // --latchkey-radius, --latchkey-font, --latchkey-width) and ::part(): container, title, form,
 // label, input, button, primary, secondary, divider, status, error.
 //
-// Redirect mode keeps what the callback needs in sessionStorage under STORAGE_KEY (below):
-// {client_id, redirect_uri, issuer, state, nonce, code_verifier, created_at}. The app's callback
-// checks ?state= against it and exchanges ?code= with code_verifier at the token endpoint.
+// Redirect mode keeps what the callback needs in sessionStorage (this tab, the app's origin)
+// under "latchkey.widget.authorize": {client_id, redirect_uri, issuer, state, nonce,
+// code_verifier, created_at}; one pending request at a time, a new one replaces it. The app's
+// callback checks ?state= against it and exchanges ?code= with code_verifier at the token
+// endpoint; the module exports takeAuthorization(state), which does the check and removes it.
 
 const STORAGE_KEY = "latchkey.widget.authorize";
 const API = "/api/v1/auth/passwordless/";
@@ -541,11 +543,17 @@ class LatchkeyLogin extends HTMLElement {
     const max = ch.maxnumber || ch.maxNumber || 1000000;
     const started = Date.now();
     let number = -1;
+    let solved = false;
     if (this.hasAttribute("pow-worker") && typeof Worker === "function") {
-      number = await solveInWorker(ch, max);
-    } else {
-      number = await solveOnMainThread(ch, max);
+      try {
+        number = await solveInWorker(ch, max);
+        solved = true;
+      } catch {
+        // The page's CSP refused the worker after all (or the browser has none): the main
+        // thread still gets there.
+      }
     }
+    if (!solved) number = await solveOnMainThread(ch, max);
     if (number < 0) throw new WidgetError("bot_check_failed", "could not solve the server's challenge");
     return btoa(JSON.stringify({ algorithm: ch.algorithm, challenge: ch.challenge, number, salt: ch.salt,
       signature: ch.signature, took: Date.now() - started }));
@@ -753,6 +761,21 @@ function assertionJSON(cred) {
   };
 }
 
+// takeAuthorization is for the app's callback page in redirect mode: it returns the saved
+// request ({client_id, redirect_uri, issuer, state, nonce, code_verifier, created_at}) when
+// state (the callback's ?state=) is its state, else null, and removes it either way, so that a
+// replayed or forged callback finds nothing to finish. The app then posts code, code_verifier
+// and redirect_uri to the token endpoint and checks the ID token's nonce.
+function takeAuthorization(state) {
+  let saved = null;
+  try {
+    saved = JSON.parse(sessionStorage.getItem(STORAGE_KEY) || "null");
+  } catch { /* unreadable: treated as absent */ }
+  sessionStorage.removeItem(STORAGE_KEY);
+  if (!saved || typeof saved.state !== "string" || !state || saved.state !== state) return null;
+  return saved;
+}
+
 if (!customElements.get("latchkey-login")) customElements.define("latchkey-login", LatchkeyLogin);
 
-export { LatchkeyLogin, STORAGE_KEY };
+export { LatchkeyLogin, STORAGE_KEY, takeAuthorization };
