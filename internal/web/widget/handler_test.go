@@ -2,6 +2,7 @@ package widget_test
 
 import (
 	"bytes"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -120,6 +121,24 @@ func TestScriptRevalidation(t *testing.T) {
 		} else if len(body) == 0 {
 			t.Errorf("If-None-Match %s: 200 without the script", c.name)
 		}
+	}
+}
+
+// TestScriptRanges: ranges are served from the same bytes (the ETag is strong, so a resumed
+// download can trust them), and one past the end is refused with 416.
+func TestScriptRanges(t *testing.T) {
+	base := serve(t)
+	want, err := os.ReadFile("widget.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, body := get(t, "GET", base+widget.Path, map[string]string{"Range": "bytes=0-9", "If-Range": widget.ETag()})
+	if res.StatusCode != http.StatusPartialContent || !bytes.Equal(body, want[:10]) {
+		t.Errorf("Range bytes=0-9: %d %q, want 206 and the first 10 bytes", res.StatusCode, body)
+	}
+	res, _ = get(t, "GET", base+widget.Path, map[string]string{"Range": fmt.Sprintf("bytes=%d-", len(want)+10)})
+	if res.StatusCode != http.StatusRequestedRangeNotSatisfiable {
+		t.Errorf("a range past the end: %d, want 416", res.StatusCode)
 	}
 }
 
