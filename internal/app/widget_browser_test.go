@@ -453,6 +453,9 @@ func TestWidgetMFAInChromium(t *testing.T) {
 	if got := b.jsString(shadow + `.querySelector("[role=status]").textContent`); got != "Your account needs a second step to sign in." {
 		t.Errorf("status %q", got)
 	}
+	if got := b.jsString(`String(` + shadow + `.getElementById("code-form").hidden)`); got != "true" {
+		t.Errorf("the code form is still shown after the first factor was spent")
+	}
 	b.cleanPage("the MFA challenge", statusLine(http.StatusForbidden))
 	b.screenshot("widget-en-mfa-required.png")
 }
@@ -473,6 +476,23 @@ func TestWidgetRedirectInChromium(t *testing.T) {
 	patchSettings(t, base, secret, fmt.Sprintf(`{"allowed_origins":[%q],"redirect_uris":[%q]}`, host.base, callback))
 
 	b := newChromiumTest(t, ctx, chromium, reqs)
+
+	// Redirect mode without a redirect-uri is a mistake of the page: said on the widget and in
+	// latchkey:error, and nothing is sent anywhere.
+	b.do("open a page without redirect-uri", chromedp.Navigate(host.base+"/?mode=redirect&lang=en"))
+	b.waitWidget("the configuration error is shown", `!`+shadow+`.getElementById("error").hidden`, true)
+	if got := b.jsString(shadow + `.getElementById("error").textContent`); !strings.HasPrefix(got, "This sign-in form is not set up correctly.") ||
+		!strings.Contains(got, "redirect-uri") {
+		t.Errorf("configuration error %q, want the generic sentence naming redirect-uri", got)
+	}
+	if evs := b.widgetEvents(); len(evs) != 1 || evs[0].Type != "latchkey:error" || !strings.Contains(string(evs[0].Detail), `"code":"misconfigured"`) {
+		t.Errorf("events %+v, want one latchkey:error with code misconfigured", evs)
+	}
+	if got := b.jsString(`String(` + shadow + `.querySelector("button"))`); got != "null" {
+		t.Errorf("a misconfigured widget shows a button (%s), want none", got)
+	}
+	b.cleanPage("the misconfigured widget")
+
 	q := url.Values{"mode": {"redirect"}, "lang": {"de"}, "redirect-uri": {callback}, "organization": {"acme"},
 		"login-hint": {"ada@example.com"}}
 	b.do("open the app's page", chromedp.Navigate(host.base+"/?"+q.Encode()))

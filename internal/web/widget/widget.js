@@ -242,11 +242,10 @@ const hex = (buf) => Array.from(new Uint8Array(buf), (b) => b.toString(16).padSt
 // solveOnMainThread finds n with hex(SHA-256(salt + n)) === challenge. Web Crypto hashes off the
 // JavaScript thread; batches of promises keep it busy, and each batch yields to the page so
 // that typing and painting go on.
-async function solveOnMainThread(ch, max, signal) {
+async function solveOnMainThread(ch, max) {
   const enc = new TextEncoder();
   const batch = 500;
   for (let from = 0; from <= max; from += batch) {
-    if (signal && signal.aborted) throw new WidgetError("aborted");
     const tries = [];
     for (let n = from; n < from + batch && n <= max; n++) {
       tries.push(crypto.subtle.digest("SHA-256", enc.encode(ch.salt + n)).then((d) => (hex(d) === ch.challenge ? n : -1)));
@@ -301,7 +300,6 @@ class LatchkeyLogin extends HTMLElement {
     super();
     this._root = this.attachShadow({ mode: "open", delegatesFocus: true });
     this._state = "";   // the passwordless flow's state handle
-    this._email = "";
     this._poll = null;  // AbortController of a running magic-link poll
     this._rendered = false;
   }
@@ -561,14 +559,17 @@ class LatchkeyLogin extends HTMLElement {
 
   // _finish handles a login answer: tokens fire latchkey:login, a second-factor demand fires
   // latchkey:mfa-required.
+  // Either way this first factor is spent, so the forms go: the app takes over from the event.
   _finish(res) {
+    const done = () => { for (const f of this._root.querySelectorAll("form, #passkey, .divider, #link-sent")) f.hidden = true; };
     if (res && res.authenticated) {
+      done();
       this._say(this._t.signedIn);
-      for (const f of this._root.querySelectorAll("form, #passkey, .divider, #link-sent")) f.hidden = true;
       this._emit("latchkey:login", res);
       return;
     }
     if (res && res.mfa_required) {
+      done();
       this._say(this._t.mfa);
       this._emit("latchkey:mfa-required", res);
       return;
@@ -590,7 +591,6 @@ class LatchkeyLogin extends HTMLElement {
       this._say(this._t.working);
       const res = await this._busy(emailForm, () => this._call("POST", API + channel + "/send", { body: { email } }));
       this._state = res.state;
-      this._email = email;
       emailForm.hidden = true;
       if (channel === "email-otp") {
         codeForm.hidden = false;
