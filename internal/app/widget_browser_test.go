@@ -113,7 +113,16 @@ for (const type of ["latchkey:login", "latchkey:error", "latchkey:mfa-required",
 	document.addEventListener(type, (e) => window.events.push({type, detail: e.detail, target: e.target.tagName}));
 }
 </script>
-<style nonce="{{.Nonce}}">body { font-family: system-ui, sans-serif; background: #f6f7fb; margin: 2rem; }</style>
+{{if index .Attrs "no-constructable"}}<script nonce="{{.Nonce}}">
+// A browser without constructable stylesheets, for the widget's <style> fallback.
+delete Document.prototype.adoptedStyleSheets;
+</script>{{end}}
+<style nonce="{{.Nonce}}">
+body { font-family: system-ui, sans-serif; background: #f6f7fb; margin: 2rem; }
+/* An app's own theme, through the widget's custom properties and parts. */
+latchkey-login.themed { --latchkey-primary: #008000; --latchkey-radius: 0; }
+latchkey-login.themed::part(button) { letter-spacing: 1px; }
+</style>
 <script type="module" nonce="{{.Nonce}}" src="{{.Auth}}/login/widget.js"></script>
 </head>
 <body>
@@ -123,7 +132,8 @@ for (const type of ["latchkey:login", "latchkey:error", "latchkey:mfa-required",
 	{{- with index . "redirect-uri"}} redirect-uri="{{.}}"{{end}}
 	{{- with index . "organization"}} organization="{{.}}"{{end}}
 	{{- with index . "login-hint"}} login-hint="{{.}}"{{end}}
-	{{- if index . "pow-worker"}} pow-worker{{end}} nonce="{{$.Nonce}}"></latchkey-login>{{end}}
+	{{- if index . "pow-worker"}} pow-worker{{end}}
+	{{- with index . "class"}} class="{{.}}"{{end}} nonce="{{$.Nonce}}"></latchkey-login>{{end}}
 </body>
 </html>
 `))
@@ -493,12 +503,29 @@ func TestWidgetRedirectInChromium(t *testing.T) {
 	}
 	b.cleanPage("the misconfigured widget")
 
+	// Without constructable stylesheets the widget styles itself with a <style> that carries
+	// the page's nonce: allowed by the page's style-src, and applied.
+	b.do("open a page without constructable stylesheets", chromedp.Navigate(host.base+"/?mode=redirect&lang=en&no-constructable=1&redirect-uri="+url.QueryEscape(callback)))
+	b.waitWidget("the widget renders", shadow+`.getElementById("continue") !== null`, false)
+	if got := b.jsString(`(() => { const s = ` + shadow + `.querySelector("style"); return s ? String(s.nonce !== "") : "none"; })()`); got != "true" {
+		t.Errorf("the fallback <style>: %s, want one with the page's nonce", got)
+	}
+	if got := b.jsString(`getComputedStyle(` + shadow + `.getElementById("continue")).backgroundColor`); got != "rgb(79, 70, 229)" {
+		t.Errorf("the button's background is %s without constructable stylesheets, want the primary colour", got)
+	}
+	b.cleanPage("the style fallback")
+
 	q := url.Values{"mode": {"redirect"}, "lang": {"de"}, "redirect-uri": {callback}, "organization": {"acme"},
-		"login-hint": {"ada@example.com"}}
+		"login-hint": {"ada@example.com"}, "class": {"themed"}}
 	b.do("open the app's page", chromedp.Navigate(host.base+"/?"+q.Encode()))
 	b.waitWidget("the widget renders", shadow+`.getElementById("continue") !== null`, false)
 	if got := b.jsString(shadow + `.getElementById("continue").textContent`); got != "Weiter zur Anmeldung" {
 		t.Errorf("German button %q", got)
+	}
+	// The page's theme reaches into the shadow root through the custom properties and parts.
+	if got := b.jsString(`(() => { const s = getComputedStyle(` + shadow + `.getElementById("continue"));
+		return [s.backgroundColor, s.borderTopLeftRadius, s.letterSpacing].join(" "); })()`); got != "rgb(0, 128, 0) 0px 1px" {
+		t.Errorf("themed button: background, radius, letter spacing %q, want rgb(0, 128, 0) 0px 1px", got)
 	}
 	b.cleanPage("the redirect button")
 	b.screenshot("widget-de-redirect.png")
