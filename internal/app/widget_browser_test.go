@@ -164,6 +164,22 @@ type widgetEvent struct {
 	Detail json.RawMessage `json:"detail"`
 }
 
+// String shows the event with its tokens redacted: test output is a log, and tokens are never
+// logged.
+func (e widgetEvent) String() string {
+	var detail map[string]any
+	if json.Unmarshal(e.Detail, &detail) != nil {
+		return fmt.Sprintf("%s from %s: %s", e.Type, e.Target, e.Detail)
+	}
+	for _, k := range []string{"access_token", "refresh_token", "mfa_token", "oauth", "id_token"} {
+		if _, ok := detail[k]; ok {
+			detail[k] = "[redacted]"
+		}
+	}
+	raw, _ := json.Marshal(detail)
+	return fmt.Sprintf("%s from %s: %s", e.Type, e.Target, raw)
+}
+
 func (b *chromiumTest) widgetEvents() []widgetEvent {
 	b.t.Helper()
 	evs, err := chromedp.Run(b.ctx, chromedp.Evaluate[[]widgetEvent](`window.events`))
@@ -458,7 +474,7 @@ func TestWidgetMFAInChromium(t *testing.T) {
 	}
 	if err := json.Unmarshal(evs[0].Detail, &challenge); err != nil || challenge.Authenticated || !challenge.MFARequired ||
 		challenge.MFAToken == "" || challenge.AccessToken != "" {
-		t.Errorf("latchkey:mfa-required detail %s (%v), want the MFA challenge with an mfa_token and no tokens", evs[0].Detail, err)
+		t.Errorf("latchkey:mfa-required detail %v (%v), want the MFA challenge with an mfa_token and no tokens", evs[0], err)
 	}
 	if got := b.jsString(shadow + `.querySelector("[role=status]").textContent`); got != "Your account needs a second step to sign in." {
 		t.Errorf("status %q", got)
@@ -640,6 +656,12 @@ type widgetLogin struct {
 	} `json:"profile"`
 }
 
+// String shows the result without its tokens, only whether they are there.
+func (l widgetLogin) String() string {
+	return fmt.Sprintf("{authenticated:%v user:%s %s connection:%s access_token:%d bytes refresh_token:%d bytes}",
+		l.Authenticated, l.User.UserID, l.User.Email, l.Profile.ConnectionType, len(l.AccessToken), len(l.RefreshToken))
+}
+
 // loginResult is the detail of the one latchkey:login the page saw, and clears the page's
 // event list for the next step.
 func (b *chromiumTest) loginResult() widgetLogin {
@@ -655,7 +677,7 @@ func (b *chromiumTest) loginResult() widgetLogin {
 	}
 	var res widgetLogin
 	if err := json.Unmarshal(logins[0].Detail, &res); err != nil {
-		b.fatalf("latchkey:login detail %s: %v", logins[0].Detail, err)
+		b.fatalf("latchkey:login detail %v: %v", logins[0], err)
 	}
 	b.do("clear the events", chromedp.Evaluate[chromedp.Void](`window.events.length = 0`))
 	return res
