@@ -546,7 +546,16 @@ func TestWidgetRedirectInChromium(t *testing.T) {
 	b.cleanPage("the redirect button")
 	b.screenshot("widget-de-redirect.png")
 
+	// An app may stop the navigation (say, to open it in a popup) by cancelling latchkey:redirect.
+	b.do("cancel the first redirect", chromedp.Evaluate[chromedp.Void](`document.addEventListener("latchkey:redirect",
+		(e) => { if (!window.redirectSeen) { window.redirectSeen = e.detail.url; e.preventDefault(); } })`))
 	b.do("tab to the button and press Enter", chromedp.KeyEvent(kb.Tab), chromedp.KeyEvent(kb.Enter))
+	b.waitWidget("the cancelable event, and the focus back on the button", `window.redirectSeen && !`+shadow+`.getElementById("continue").disabled && `+
+		shadow+`.activeElement && `+shadow+`.activeElement.id === "continue"`, false)
+	if seen := b.jsString(`window.redirectSeen`); !strings.HasPrefix(seen, base+"/v1/authorize?") || len(reqs.matching("GET", "/v1/authorize")) != 0 {
+		t.Errorf("latchkey:redirect url %q, authorize requests %d: want the authorize URL and no navigation", seen, len(reqs.matching("GET", "/v1/authorize")))
+	}
+	b.do("press Enter again", chromedp.KeyEvent(kb.Enter))
 	deadline := time.Now().Add(30 * time.Second)
 	var sent []loggedRequest
 	for len(sent) == 0 && time.Now().Before(deadline) {

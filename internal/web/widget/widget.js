@@ -30,8 +30,8 @@
 //   latchkey:error         detail: {code, message}
 //   latchkey:redirect      detail: {url} (cancelable: preventDefault() stops the navigation)
 //
-// Styling: CSS custom properties (--latchkey-primary, --latchkey-primary-text, --latchkey-text,
-// --latchkey-muted, --latchkey-background, --latchkey-border, --latchkey-error,
+// Styling: CSS custom properties (--latchkey-primary, --latchkey-primary-text,
+// --latchkey-secondary, --latchkey-text, --latchkey-muted, --latchkey-background, --latchkey-border, --latchkey-error,
 // --latchkey-radius, --latchkey-font, --latchkey-width) and ::part(): container, title, form,
 // label, input, button, primary, secondary, divider, status, error.
 //
@@ -488,10 +488,13 @@ class LatchkeyLogin extends HTMLElement {
     return this.dispatchEvent(new CustomEvent(type, { detail, bubbles: true, composed: true, cancelable }));
   }
 
-  // _busy disables the controls of a step while its request runs.
+  // _busy disables the controls of a step while its request runs. Some browsers drop the
+  // focus of a control that is disabled (Chromium keeps it), so it is given back afterwards to
+  // whatever had it, for people who use the keyboard.
   async _busy(container, fn) {
     const controls = [...container.querySelectorAll("button, input:not([tabindex='-1'])")];
     const was = controls.map((c) => c.disabled);
+    const focused = this._root.activeElement;
     controls.forEach((c) => { c.disabled = true; });
     container.setAttribute("aria-busy", "true");
     try {
@@ -499,6 +502,7 @@ class LatchkeyLogin extends HTMLElement {
     } finally {
       controls.forEach((c, i) => { c.disabled = was[i]; });
       container.removeAttribute("aria-busy");
+      if (focused && focused.isConnected && !focused.disabled && !this._root.activeElement) focused.focus();
     }
   }
 
