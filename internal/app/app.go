@@ -48,6 +48,7 @@ import (
 	"github.com/latchkey-dev/latchkey/internal/store/sqlstore"
 	"github.com/latchkey-dev/latchkey/internal/token"
 	"github.com/latchkey-dev/latchkey/internal/token/tokenhttp"
+	"github.com/latchkey-dev/latchkey/internal/web/widget"
 	"github.com/latchkey-dev/latchkey/internal/webhook"
 	"github.com/latchkey-dev/latchkey/internal/webhook/webhookhttp"
 )
@@ -418,6 +419,7 @@ func NewWithStore(st store.Store, opts ...Option) (*App, error) {
 	passwordauthhttp.Handler{Passwords: a.passwords}.Mount(a.router)
 	auditloghttp.Handler{Log: auditlog.Service{Store: st}}.Mount(a.router)
 	webhookhttp.Handler{Webhooks: hooks}.Mount(a.router)
+	widget.Handler{}.Mount(a.router)
 	bots.Mount(a.router)
 	if o.dev {
 		devinbox.Handler{Store: st, Opener: o.sealer}.Mount(a.router)
