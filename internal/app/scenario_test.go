@@ -920,6 +920,12 @@ func TestEveryManagementRouteHasAScenario(t *testing.T) {
 		// Public passkey routes: /.well-known/webauthn in passkey_test.go, the sign-in page and its
 		// script in passkey_browser_test.go.
 		"GET /.well-known/webauthn": true, "GET /login/passkey": true, "GET /login/passkey.js": true,
+		// The login widget's script: internal/web/widget's tests and widget_browser_test.go.
+		"GET /login/widget.js": true,
+		// OIDC userinfo, introspection and revocation: internal/token/tokenhttp's tests on both
+		// backends, and the relying parties of cmd/latchkey's end-to-end tests.
+		"GET /api/v1/userinfo": true, "POST /api/v1/userinfo": true, "GET /oidc/userinfo": true, "POST /oidc/userinfo": true,
+		"POST /api/v1/oauth2/introspection": true, "POST /api/v1/oauth2/revoke": true,
 		// The bot check's challenge: botcheck_test.go.
 		"GET /api/v1/protect/challenge": true,
 	}
