@@ -6,6 +6,7 @@ import (
 	"html"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -41,6 +42,7 @@ const appCallback = "https://auth.example.com/callback?id="
 // fakeProvider stands in for the OpenID Provider: pending requests with their bindings, and a
 // record of every approval.
 type fakeProvider struct {
+	callback string // the approvals' RedirectURL, before the request id
 	mu       sync.Mutex
 	pending  map[string]fakeRequest
 	approved []approval
@@ -78,7 +80,7 @@ func (f *fakeProvider) Approve(_ context.Context, id, binding string, a oidcprov
 	}
 	f.approved = append(f.approved, approval{id: id, binding: binding, a: a})
 	delete(f.pending, id)
-	return oidcprovider.Approved{RedirectURL: appCallback + id, BrowserSession: "bs_" + id,
+	return oidcprovider.Approved{RedirectURL: f.callback + id, BrowserSession: "bs_" + id,
 		BrowserExpires: time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)}, nil
 }
 
@@ -105,7 +107,19 @@ type site struct {
 // newSite wires the page for a project with settings (a JSON object, "" for the defaults).
 func newSite(t *testing.T, st *sqlstore.Store, settings string) *site {
 	t.Helper()
-	s := &site{Stack: logintest.New(t, st), t: t, provider: &fakeProvider{pending: map[string]fakeRequest{}}}
+	return newSiteAt(t, st, settings, nil, "")
+}
+
+// newSiteAt is newSite served on ln at base (its public URL, the passkeys' origin), for a
+// browser; with no ln, on a loopback port of its own with the stack's issuer as the passkeys'
+// origin.
+func newSiteAt(t *testing.T, st *sqlstore.Store, settings string, ln net.Listener, base string) *site {
+	t.Helper()
+	s := &site{Stack: logintest.New(t, st), t: t, provider: &fakeProvider{callback: appCallback, pending: map[string]fakeRequest{}}}
+	passkeyOrigin, pageURL := logintest.Issuer, "http://127.0.0.1"
+	if base != "" {
+		passkeyOrigin, pageURL, s.provider.callback = base, base, base+"/done?id="
+	}
 	now := s.Clock.Now
 	s.pwless = passwordless.New(passwordless.Deps{Store: st, Login: s.Login, Protect: s.Protect, Sealer: s.Ring,
 		Settings: s.Projects.Settings, PublicURL: logintest.Issuer, Delivery: logintest.Delivery, Now: now})
@@ -118,7 +132,7 @@ func newSite(t *testing.T, st *sqlstore.Store, settings string) *site {
 		Settings: s.Projects.Settings, Sealer: s.Ring, Delivery: logintest.Delivery, Now: now,
 		EnumerationKey: []byte("a test enumeration key, 32 bytes")})
 	if s.passkeys, err = passkey.New(passkey.Deps{Store: st, Login: s.Login, Guard: s.Protect, Notices: s.Notices,
-		Settings: s.Projects.Settings, PublicURL: logintest.Issuer, EnumerationKey: []byte("a test enumeration key, 32 bytes"),
+		Settings: s.Projects.Settings, PublicURL: passkeyOrigin, EnumerationKey: []byte("a test enumeration key, 32 bytes"),
 		Now: now}); err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +147,7 @@ func newSite(t *testing.T, st *sqlstore.Store, settings string) *site {
 	gate := protecthttp.Handler{PoW: s.pow, Risk: s.Protect, Settings: s.Projects.Settings}
 	h, err := weblogin.New(weblogin.Deps{Authorizations: s.provider, Projects: s.Projects, Passwordless: s.pwless, Flows: st,
 		Passwords: s.passwords, Passkeys: s.passkeys, MFA: s.mfa, Directory: s.Directory, Sessions: st, Sealer: s.Ring,
-		BotCheck: gate.Gate, PublicURL: "http://127.0.0.1", Now: now})
+		BotCheck: gate.Gate, PublicURL: pageURL, Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -141,7 +155,19 @@ func newSite(t *testing.T, st *sqlstore.Store, settings string) *site {
 	rt := httpserver.NewRouter(s.Projects, log)
 	h.Mount(rt)
 	gate.Mount(rt)
-	s.srv = httptest.NewServer(httpserver.SecureHeaders(rt, "http://127.0.0.1"))
+	mux := http.NewServeMux()
+	mux.Handle("/", rt)
+	// The application the browser returns to, in browser tests.
+	mux.HandleFunc("GET /done", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_, _ = io.WriteString(w, `<!doctype html><html lang="en"><head><title>Done</title></head><body><h1 id="done">Signed in</h1></body></html>`)
+	})
+	s.srv = httptest.NewUnstartedServer(httpserver.SecureHeaders(mux, pageURL))
+	if ln != nil {
+		s.srv.Listener.Close()
+		s.srv.Listener = ln
+	}
+	s.srv.Start()
 	t.Cleanup(s.srv.Close)
 	s.p = s.Project(t, settings)
 	return s
@@ -336,10 +362,17 @@ func (s *site) clickLink(t *testing.T, dest string) string {
 	if len(msgs) == 0 {
 		t.Fatalf("no message to %s", dest)
 	}
-	m := regexp.MustCompile(`https://\S+magic-link/verify\?\S+`).FindString(msgs[0].Text)
+	// The newest magic link: messages queued in one second of the test clock may come in any
+	// order, so the newest message may be another kind.
+	var m string
+	for _, msg := range msgs {
+		if m = regexp.MustCompile(`https?://\S+magic-link/verify\?\S+`).FindString(msg.Text); m != "" {
+			break
+		}
+	}
 	u, err := url.Parse(strings.TrimRight(m, ".)>"))
 	if err != nil || m == "" {
-		t.Fatalf("no magic link in %q", msgs[0].Text)
+		t.Fatalf("no magic link to %s", dest)
 	}
 	to, err := s.pwless.VerifyLink(t.Context(), s.p, u.Query().Get("state"), u.Query().Get("magictext"), audit.Meta{IPAddress: "127.0.0.1"})
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"html/template"
 	"io/fs"
+	"maps"
 	"net/http"
 	"net/url"
 	"path"
@@ -81,7 +82,12 @@ func (p *pages) has(key string) bool {
 // else the first of those.
 func (h *Handler) language(r *http.Request, c *pageContext, a *attempt) string {
 	var allowed []string
-	for _, l := range c.settings.OIDC.Locales {
+	locales := c.settings.OIDC.Locales
+	if c.project.ID == "" {
+		// No project (an unknown request): every language the page has, English first.
+		locales = append([]string{defaultLang}, slices.Sorted(maps.Keys(h.pages.catalogs))...)
+	}
+	for _, l := range locales {
 		l = baseLang(l)
 		if h.pages.catalogs[l] != nil && !slices.Contains(allowed, l) {
 			allowed = append(allowed, l)
@@ -91,6 +97,9 @@ func (h *Handler) language(r *http.Request, c *pageContext, a *attempt) string {
 		allowed = []string{defaultLang}
 	}
 	var want []string
+	if l := r.URL.Query().Get("lang"); l != "" {
+		want = append(want, l)
+	}
 	if a != nil && a.Lang != "" {
 		want = append(want, a.Lang)
 	}

@@ -95,7 +95,12 @@ func (h *Handler) render(w http.ResponseWriter, r *http.Request, c *pageContext,
 			v.Orgs = append(v.Orgs, orgView{ID: o.ID, Name: o.Name})
 		}
 	case screenConsent:
-		v.Scopes = slices.DeleteFunc(slices.Clone(c.pending.Scopes), func(s string) bool { return s == "openid" })
+		// Only scopes the page can describe: the provider drops unknown ones from the grant.
+		for _, sc := range c.pending.Scopes {
+			if h.pages.has("scope." + sc) {
+				v.Scopes = append(v.Scopes, sc)
+			}
+		}
 	}
 	if err := h.saveAttempt(w, c, a); err != nil {
 		return err

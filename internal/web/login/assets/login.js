@@ -144,7 +144,14 @@ async function passkeyLogin(conditional) {
     opts.mediation = "conditional";
     opts.signal = autofill.signal;
   }
-  const cred = await navigator.credentials.get(opts);
+  let cred;
+  try {
+    cred = await navigator.credentials.get(opts);
+  } catch (e) {
+    // Autofill the person did not use (no passkey, dismissed, aborted) is no error to show.
+    if (conditional) return;
+    throw e;
+  }
   if (!cred) return;
   const done = await post("/login/passkey/finish", { mode: "login", credential: assertionJSON(cred) });
   location.assign(done.location);
