@@ -61,14 +61,16 @@ func (h *Handler) show(w http.ResponseWriter, r *http.Request) error {
 	return h.render(w, r, c, a, http.StatusOK, nil)
 }
 
-// start makes a new attempt, at the identifier screen or, with a login_hint, the methods.
+// start makes a new attempt: at the identifier screen, at the methods with a login_hint, or
+// at sign-up when the client asked for it (screen_hint=signup, prompt=create) and the project
+// allows it.
 func (h *Handler) start(c *pageContext) *attempt {
 	a := newAttempt(h.d.Now())
 	if hint := strings.TrimSpace(c.pending.LoginHint); hint != "" && len(hint) <= 320 {
 		a.Identifier, a.Screen = hint, screenMethods
-		if c.pending.Extensions["screen_hint"] == "signup" && h.offers(c).Signup {
-			a.Screen = screenSignup
-		}
+	}
+	if (c.pending.Extensions["screen_hint"] == "signup" || slices.Contains(c.pending.Prompt, "create")) && h.offers(c).Signup {
+		a.Screen = screenSignup
 	}
 	return a
 }

@@ -5,7 +5,6 @@ import (
 	"embed"
 	"fmt"
 	"io/fs"
-	"log/slog"
 	"net/http"
 	"strings"
 	"time"
@@ -123,7 +122,6 @@ type Deps struct {
 	BotCheck       BotGate
 	// PublicURL is the URL browsers reach the server at; https makes every cookie Secure.
 	PublicURL string
-	Log       *slog.Logger
 	Now       func() time.Time
 }
 
@@ -140,9 +138,6 @@ type Handler struct {
 func New(d Deps) (*Handler, error) {
 	if d.Now == nil {
 		d.Now = time.Now
-	}
-	if d.Log == nil {
-		d.Log = slog.Default()
 	}
 	p, err := loadPages()
 	if err != nil {

@@ -14,9 +14,11 @@ import (
 
 	"github.com/descope/virtualwebauthn"
 
+	"github.com/latchkey-dev/latchkey/internal/audit"
 	"github.com/latchkey-dev/latchkey/internal/botcheck"
 	"github.com/latchkey-dev/latchkey/internal/login"
 	"github.com/latchkey-dev/latchkey/internal/login/logintest"
+	"github.com/latchkey-dev/latchkey/internal/oidcprovider"
 	"github.com/latchkey-dev/latchkey/internal/passkey/passkeytest"
 	"github.com/latchkey-dev/latchkey/internal/store/sqlstore"
 	"github.com/latchkey-dev/latchkey/internal/testdb"
@@ -206,3 +208,53 @@ func TestCatalogsAgree(t *testing.T) {
 
 // keyRE finds the catalog keys a template names literally.
 var keyRE = regexp.MustCompile(`\.T "([a-z_.]+)"`)
+
+func TestMFAWithAnEmailedCode(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, st *sqlstore.Store) {
+		s := newSite(t, st, `{"protect":{"bot_check":"off"},"login_methods":{"password":true,"passkey":false},
+			"mfa":{"policy":"required","factors":["email"]}}`)
+		u := s.user(t, email)
+		const pw = "correct horse battery staple"
+		if err := s.passwords.SetByAdmin(t.Context(), s.p, u.ID, pw, "", audit.Meta{}); err != nil {
+			t.Fatal(err)
+		}
+		b := s.request("mf1", []string{"openid"}, nil)
+		b.open("/login")
+		b.step("identify", url.Values{"identifier": {email}})
+		b.step("password_screen", nil)
+		p := b.follow(b.submit("password", url.Values{"password": {pw}}))
+		wantScreen(t, p, "mfa")
+		if !strings.Contains(p.body, `id="mfa-send-email"`) {
+			t.Fatalf("no emailed-code factor:\n%s", p.body)
+		}
+		before := len(s.Messages(t, email))
+		wantScreen(t, b.step("mfa_send", url.Values{"channel": {"email"}}), "mfa")
+		if len(s.Messages(t, email)) != before+1 {
+			t.Fatal("no code was emailed")
+		}
+		approvedTo(t, b, b.submit("mfa_verify", url.Values{"factor": {"oob"}, "code": {s.code(t, email)}}), "mf1")
+		a := s.provider.approvals()
+		if len(a) != 1 || a[0].a.Result.User.ID != u.ID || a[0].a.Result.Tokens.Session.ConnectionType != login.Password {
+			t.Errorf("approvals %+v", a)
+		}
+	})
+}
+
+func TestSignUpScreenFirstWhenAsked(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, st *sqlstore.Store) {
+		s := newSite(t, st, `{"login_methods":{"password":true}}`)
+		b := s.request("su1", []string{"openid"}, func(pl *oidcprovider.PendingLogin) { pl.Prompt = []string{"create"} })
+		wantScreen(t, b.open("/login"), "signup")
+		b = s.request("su2", []string{"openid"}, func(pl *oidcprovider.PendingLogin) {
+			pl.Extensions = map[string]string{"screen_hint": "signup"}
+		})
+		wantScreen(t, b.open("/login"), "signup")
+		// Assets are served with their types; unknown ones are 404 in the API's shape.
+		if p := b.open("/login/assets/login.js"); p.status != 200 || p.header.Get("Content-Type") != "text/javascript; charset=utf-8" {
+			t.Errorf("login.js: %d %s", p.status, p.header.Get("Content-Type"))
+		}
+		if p := b.open("/login/assets/nope.js"); p.status != 404 || !strings.Contains(p.body, "route_not_found") {
+			t.Errorf("nope.js: %d %s", p.status, p.body)
+		}
+	})
+}

@@ -16,6 +16,7 @@ import (
 
 	"golang.org/x/text/language"
 
+	"github.com/latchkey-dev/latchkey/internal/failure"
 	"github.com/latchkey-dev/latchkey/internal/httpserver"
 )
 
@@ -284,8 +285,7 @@ func (h *Handler) asset(w http.ResponseWriter, r *http.Request) error {
 	ct, ok := types[path.Ext(name)]
 	body, err := fs.ReadFile(h.assets, name)
 	if !ok || err != nil || strings.Contains(name, "/") {
-		http.NotFound(w, r)
-		return nil
+		return failure.New(failure.NotFound, "route_not_found", "no such endpoint")
 	}
 	w.Header().Set("Content-Type", ct)
 	w.Header().Set("X-Content-Type-Options", "nosniff")
