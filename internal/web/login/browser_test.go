@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"net/url"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -191,6 +192,30 @@ func TestScreensInChromium(t *testing.T) {
 	if last.id != id || last.a.Result.Tokens.Session.ConnectionType != "Passkey" {
 		t.Errorf("autofill approval %+v", last)
 	}
+
+	// 6. SSOJet's legacy widget mode: a magic link, the wait screen's poll, and the return to
+	// the application with ?state=, which then collects the tokens itself.
+	s.p = s.Project(t, fmt.Sprintf(`{"protect":{"bot_check":"off"},"redirect_uris":[%q]}`, base+"/done"))
+	legacy := base + "/login?" + url.Values{"client_id": {s.p.ClientID}, "redirect_uri": {base + "/done"}}.Encode()
+	b.do("open the legacy page", chromedp.Navigate(legacy))
+	b.waitScreen("identifier")
+	b.do("type the email", chromedp.SendKeys(chromedp.ID("identifier"), "legacy@example.com"),
+		chromedp.Click(chromedp.CSS("main form button[type=submit]")))
+	b.waitScreen("methods")
+	b.do("email me a link", chromedp.Click(chromedp.ID("send-magic-link")))
+	b.waitScreen("wait")
+	b.check("en", "legacy-wait")
+	s.clickLink(t, "legacy@example.com")
+	b.poll("back at the application with the state", `location.pathname === "/done" && new URLSearchParams(location.search).get("state")`)
+	state, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](`new URLSearchParams(location.search).get("state")`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.pwless.Status(ctx, s.p, state, audit.Meta{})
+	if err != nil || !res.Authenticated || res.User.Email != "legacy@example.com" {
+		t.Errorf("magic-link/status?state=%s: %+v, %v", state, res, err)
+	}
+	b.check("en", "legacy-done")
 }
 
 // chromiumPath finds Chromium: skipped when it is missing, failed instead under CI=true.
