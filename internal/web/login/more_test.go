@@ -258,3 +258,37 @@ func TestSignUpScreenFirstWhenAsked(t *testing.T) {
 		}
 	})
 }
+
+func TestResendWaitsItsTurn(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, st *sqlstore.Store) {
+		s := newSite(t, st, `{"protect":{"bot_check":"off"},"login_methods":{"passkey":false}}`)
+		s.user(t, email)
+		b := s.request("rs1", []string{"openid"}, nil)
+		b.open("/login")
+		b.step("identify", url.Values{"identifier": {email}})
+		p := b.step("send", url.Values{"channel": {"email_otp"}})
+		if !strings.Contains(p.body, `data-resend-in="30"`) || !strings.Contains(p.body, "You can ask for a new code in 30 seconds.") {
+			t.Fatalf("no countdown:\n%s", p.body)
+		}
+		first := s.code(t, email)
+		codeScreen := b.last
+		p = b.submit("resend", nil)
+		if p.status != http.StatusTooManyRequests || screen(p.body) != "code" || !strings.Contains(p.body, "Wait a little") {
+			t.Fatalf("resend too soon: %d\n%s", p.status, p.body)
+		}
+		s.Clock.Advance(31e9)
+		b.last = codeScreen
+		wantScreen(t, b.step("resend", nil), "code")
+		second := s.code(t, email)
+		if len(s.Messages(t, email)) != 2 {
+			t.Fatalf("%d messages after the resend", len(s.Messages(t, email)))
+		}
+		if first != second {
+			// The first code no longer works.
+			if p = b.submit("verify_code", url.Values{"code": {first}}); p.status != http.StatusUnauthorized {
+				t.Errorf("the replaced code: %d", p.status)
+			}
+		}
+		approvedTo(t, b, b.submit("verify_code", url.Values{"code": {second}}), "rs1")
+	})
+}
