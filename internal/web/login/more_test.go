@@ -292,3 +292,25 @@ func TestResendWaitsItsTurn(t *testing.T) {
 		approvedTo(t, b, b.submit("verify_code", url.Values{"code": {second}}), "rs1")
 	})
 }
+
+func TestBrandingOnEveryScreen(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, st *sqlstore.Store) {
+		s := newSite(t, st, `{"protect":{"bot_check":"off"},"branding":{"display_name":"<b>Acme</b> & Co",
+			"logo_url":"https://cdn.acme.test/logo.png","primary_color":"#0f766e"}}`)
+		b := s.request("br1", []string{"openid"}, nil)
+		for i, p := range []page{b.open("/login"), b.step("identify", url.Values{"identifier": {email}}), b.open("/login?authRequest=unknown")} {
+			if !strings.Contains(p.body, `<img class="logo" src="https://cdn.acme.test/logo.png" alt="&lt;b&gt;Acme&lt;/b&gt; &amp; Co">`) && i < 2 {
+				t.Errorf("page %d without the logo:\n%s", i, p.body)
+			}
+			if strings.Contains(p.body, "<b>Acme</b>") {
+				t.Errorf("page %d: the display name is not escaped", i)
+			}
+			if i < 2 && !strings.Contains(p.body, ":root{--brand:#0f766e}") {
+				t.Errorf("page %d without the colour", i)
+			}
+			if csp := p.header.Get("Content-Security-Policy"); i < 2 && !strings.Contains(csp, "img-src 'self' data: https://cdn.acme.test;") {
+				t.Errorf("page %d: CSP %q", i, csp)
+			}
+		}
+	})
+}
