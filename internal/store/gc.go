@@ -11,11 +11,15 @@ import (
 // history readable for a while (a status page polled late, an operator looking at yesterday's
 // outbox); past them a row is only weight.
 type Retention struct {
-	Flows          time.Duration // passwordless flows, after ExpiresAt
-	OneTimeSecrets time.Duration // codes, links, reset tokens, auth codes, after ExpiresAt
+	Flows time.Duration // passwordless flows, after ExpiresAt
+	// OneTimeSecrets holds codes, links, reset tokens, and the OpenID Provider's authorization
+	// requests and codes, after ExpiresAt. A consumed authorization code stays that long so
+	// that presenting it again is still recognised as reuse and revokes what it started.
+	OneTimeSecrets time.Duration
 	// Sessions holds an ended session and every refresh token of its family. While a session
 	// lives its spent tokens stay, whatever their age: presenting one again is how reuse is
-	// detected, and reuse ends the family.
+	// detected, and reuse ends the family. It also holds the hosted login page's browser
+	// sessions after they expired or were revoked; those of a session go with it.
 	Sessions      time.Duration
 	Ceremonies    time.Duration // passkey ceremonies, after ExpiresAt
 	MFAChallenges time.Duration // after ExpiresAt and after their newest wrong answer
@@ -50,12 +54,15 @@ type GCResult struct {
 	Outbox            int
 	SpentChallenges   int
 	WebhookDeliveries int
+	OIDCAuthRequests  int
+	OIDCCodes         int
+	BrowserSessions   int
 }
 
 // Total is the number of rows deleted.
 func (r GCResult) Total() int {
 	return r.Flows + r.OneTimeSecrets + r.Sessions + r.RefreshTokens + r.Ceremonies + r.MFAChallenges + r.Outbox +
-		r.SpentChallenges + r.WebhookDeliveries
+		r.SpentChallenges + r.WebhookDeliveries + r.OIDCAuthRequests + r.OIDCCodes + r.BrowserSessions
 }
 
 // Add returns the sums of r's and o's counts.
@@ -64,13 +71,15 @@ func (r GCResult) Add(o GCResult) GCResult {
 		Sessions: r.Sessions + o.Sessions, RefreshTokens: r.RefreshTokens + o.RefreshTokens,
 		Ceremonies: r.Ceremonies + o.Ceremonies, MFAChallenges: r.MFAChallenges + o.MFAChallenges,
 		Outbox: r.Outbox + o.Outbox, SpentChallenges: r.SpentChallenges + o.SpentChallenges,
-		WebhookDeliveries: r.WebhookDeliveries + o.WebhookDeliveries}
+		WebhookDeliveries: r.WebhookDeliveries + o.WebhookDeliveries,
+		OIDCAuthRequests:  r.OIDCAuthRequests + o.OIDCAuthRequests, OIDCCodes: r.OIDCCodes + o.OIDCCodes,
+		BrowserSessions: r.BrowserSessions + o.BrowserSessions}
 }
 
 // Full reports whether some kind reached limit: there may be more to delete.
 func (r GCResult) Full(limit int) bool {
 	return max(r.Flows, r.OneTimeSecrets, r.Sessions, r.RefreshTokens, r.Ceremonies, r.MFAChallenges, r.Outbox,
-		r.SpentChallenges, r.WebhookDeliveries) >= limit
+		r.SpentChallenges, r.WebhookDeliveries, r.OIDCAuthRequests, r.OIDCCodes, r.BrowserSessions) >= limit
 }
 
 // GarbageCollector deletes rows that no longer count. Audit events, login logs, users and
@@ -80,6 +89,7 @@ type GarbageCollector interface {
 	// limit of each kind, each kind in its own short statement, so that a large backlog never
 	// holds the database (SQLite's one writer) for long. Call it again while the result is
 	// Full. Spent bot-check challenges go as soon as they expire: they could not verify again.
-	// A session's refresh tokens go with it, never before it.
+	// A session's refresh tokens and browser sessions go with it, never before it, and an
+	// authorization request only once none of its codes is left.
 	GarbageCollect(ctx context.Context, now time.Time, r Retention, limit int) (GCResult, error)
 }

@@ -153,15 +153,15 @@ func (s *Service) PrepareSession(ctx context.Context, project store.Project) (*S
 	return &SessionStarter{s: s, project: project, policy: p, key: key}, nil
 }
 
-// Start creates a session for g with its first refresh token, writing through st (a
-// transaction of the caller's, so that a login commits as one unit), and mints its access
-// token.
+// Start creates a session for g with its first refresh token (none when g.NoRefreshToken),
+// writing through st (a transaction of the caller's, so that a login commits as one unit), and
+// mints its access token, which carries g.Scope as its scope claim.
 func (st *SessionStarter) Start(ctx context.Context, tx SessionStore, g Grant) (Tokens, error) {
 	s, p := st.s, st.policy
 	now := s.clock()
 	sess := store.Session{
 		ID: s.ids.New(), ProjectID: st.project.ID, UserID: g.UserID, OrganizationID: g.OrganizationID,
-		ConnectionType: g.ConnectionType, AMR: nonNil(g.AMR),
+		ConnectionType: g.ConnectionType, AMR: nonNil(g.AMR), Scope: g.Scope,
 		IPAddress: g.Meta.IPAddress, UserAgent: g.Meta.UserAgent,
 		CreatedAt: now, LastSeenAt: now,
 		ExpiresAt: now.Add(p.AbsoluteTimeout),
@@ -170,9 +170,12 @@ func (st *SessionStarter) Start(ctx context.Context, tx SessionStore, g Grant) (
 	if err := tx.CreateSession(ctx, sess); err != nil {
 		return Tokens{}, fmt.Errorf("create session: %w", err)
 	}
-	refresh, err := s.newRefreshToken(ctx, tx, sess, p, now)
-	if err != nil {
-		return Tokens{}, err
+	var refresh string // stays "" for a grant without offline_access: no family to rotate
+	if !g.NoRefreshToken {
+		var err error
+		if refresh, err = s.newRefreshToken(ctx, tx, sess, p, now); err != nil {
+			return Tokens{}, err
+		}
 	}
 	out, err := s.mintForSession(ctx, st.project, p, st.key, sess, now)
 	if err != nil {
@@ -314,7 +317,7 @@ func (s *Service) mintForSession(ctx context.Context, project store.Project, p P
 		Issuer: s.issuer, Subject: sess.UserID, Audience: []string{project.ClientID},
 		IssuedAt: now, NotBefore: now, ExpiresAt: exp, ID: s.ids.New(),
 		ClientID: project.ClientID, AuthorizedParty: project.ClientID, SessionID: sess.ID,
-		AMR: nonNil(sess.AMR), OrgID: sess.OrganizationID,
+		AMR: nonNil(sess.AMR), OrgID: sess.OrganizationID, Scope: sess.Scope, // "" for the API's own logins
 		Roles: nonNil(access.Roles), Permissions: nonNil(access.Permissions),
 	}
 	return s.mint(key, c, sess)

@@ -3,6 +3,9 @@ package token_test
 import (
 	"context"
 	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -346,5 +349,115 @@ func TestClientCredentials(t *testing.T) {
 		e.clock.Advance(e.policy.AccessTTL + 3*time.Minute)
 		_, err = e.svc.Authenticate(e.ctx, e.project, tok.AccessToken)
 		wantCode(t, err, "invalid_token")
+	})
+}
+
+// start begins a session for g on the env's project, in one transaction as a login does.
+func (e *env) start(g token.Grant) token.Tokens {
+	e.t.Helper()
+	starter, err := e.svc.PrepareSession(e.ctx, e.project)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	var out token.Tokens
+	err = e.st.InTx(e.ctx, func(tx store.Store) error {
+		var err error
+		out, err = starter.Start(e.ctx, tx, g)
+		return err
+	})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return out
+}
+
+// payload decodes the claims of a compact JWT without verifying it, to see the wire form.
+func payload(t *testing.T, raw string) map[string]any {
+	t.Helper()
+	parts := strings.Split(raw, ".")
+	if len(parts) != 3 {
+		t.Fatalf("not a compact JWT: %d parts", len(parts))
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// TestGrantScope checks that the scope an OpenID Connect client was granted is kept by the
+// session and carried by every access token of it, the first and the refreshed ones, and that
+// the API's own logins (no scope) mint no scope claim at all.
+func TestGrantScope(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, st *sqlstore.Store) {
+		e := newEnv(t, st)
+		const scope = "openid email offline_access"
+		first := e.start(token.Grant{UserID: e.userID, ConnectionType: "EmailOTP", AMR: []string{"otp"}, Scope: scope})
+		if first.RefreshToken == "" {
+			t.Fatal("a grant with a refresh token got none")
+		}
+		sess, err := st.GetSession(e.ctx, e.project.ID, first.Session.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sess.Scope != scope {
+			t.Errorf("stored session scope = %q, want %q", sess.Scope, scope)
+		}
+		if got := payload(t, first.AccessToken)["scope"]; got != scope {
+			t.Errorf("first access token's scope claim = %v, want %q", got, scope)
+		}
+		caller, err := e.svc.Authenticate(e.ctx, e.project, first.AccessToken)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if caller.Claims.Scope != scope || caller.Session.Scope != scope {
+			t.Errorf("verified claims scope %q, session scope %q; want %q", caller.Claims.Scope, caller.Session.Scope, scope)
+		}
+
+		e.clock.Advance(time.Minute)
+		second, err := e.svc.Refresh(e.ctx, e.project, first.RefreshToken, audit.Meta{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := payload(t, second.AccessToken)["scope"]; got != scope {
+			t.Errorf("refreshed access token's scope claim = %v, want %q", got, scope)
+		}
+
+		api := e.login()
+		if _, ok := payload(t, api.AccessToken)["scope"]; ok {
+			t.Errorf("an API login's access token has a scope claim: %v", payload(t, api.AccessToken))
+		}
+		if api.Session.Scope != "" {
+			t.Errorf("an API login's session scope = %q, want none", api.Session.Scope)
+		}
+	})
+}
+
+// TestGrantWithoutRefreshToken checks that a grant without offline_access starts a session
+// whose access token works but that has no refresh token to rotate.
+func TestGrantWithoutRefreshToken(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, st *sqlstore.Store) {
+		e := newEnv(t, st)
+		tok := e.start(token.Grant{UserID: e.userID, ConnectionType: "EmailOTP", AMR: []string{"otp"},
+			Scope: "openid", NoRefreshToken: true})
+		if tok.RefreshToken != "" {
+			t.Errorf("RefreshToken = %q, want none", tok.RefreshToken)
+		}
+		if tok.AccessToken == "" || tok.Session.ID == "" {
+			t.Fatalf("no access token or session: %+v", tok)
+		}
+		if _, err := e.svc.Authenticate(e.ctx, e.project, tok.AccessToken); err != nil {
+			t.Errorf("the access token of a session without refresh token: %v", err)
+		}
+		if _, err := st.GetSession(e.ctx, e.project.ID, tok.Session.ID); err != nil {
+			t.Errorf("the session was not stored: %v", err)
+		}
+		// Refreshing with nothing is refused as any unknown token is, never a server error.
+		_, err := e.svc.Refresh(e.ctx, e.project, "", audit.Meta{})
+		wantCode(t, err, "invalid_grant")
 	})
 }

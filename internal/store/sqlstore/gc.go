@@ -39,9 +39,32 @@ func (s *Store) GarbageCollect(ctx context.Context, now time.Time, r store.Reten
 				AND EXISTS (SELECT 1 FROM refresh_tokens u WHERE u.project_id = s.project_id AND u.session_id = s.id) LIMIT ?)
 			LIMIT ?)`,
 			[]any{sessions, sessions, sessions, limit}},
+		// Browser sessions go past their own end, and with their token session (before it,
+		// like its refresh tokens): the login page must never find a browser session whose
+		// token session is gone, and the cascade of a session's delete stays empty.
+		{"browser sessions", &res.BrowserSessions, `DELETE FROM oidc_browser_sessions WHERE id IN (SELECT id FROM oidc_browser_sessions
+			WHERE expires_at < ? OR revoked_at < ? LIMIT ?)`,
+			[]any{sessions, sessions}},
+		{"browser sessions of ended sessions", &res.BrowserSessions, `DELETE FROM oidc_browser_sessions WHERE id IN
+			(SELECT b.id FROM oidc_browser_sessions b
+			WHERE (b.project_id, b.session_id) IN (SELECT s.project_id, s.id FROM sessions s WHERE ` + sessionEnded + `
+				AND EXISTS (SELECT 1 FROM oidc_browser_sessions c WHERE c.project_id = s.project_id AND c.session_id = s.id) LIMIT ?)
+			LIMIT ?)`,
+			[]any{sessions, sessions, sessions, limit}},
 		{"sessions", &res.Sessions, `DELETE FROM sessions WHERE id IN (SELECT s.id FROM sessions s WHERE ` + sessionEnded + `
-			AND NOT EXISTS (SELECT 1 FROM refresh_tokens t WHERE t.project_id = s.project_id AND t.session_id = s.id) LIMIT ?)`,
+			AND NOT EXISTS (SELECT 1 FROM refresh_tokens t WHERE t.project_id = s.project_id AND t.session_id = s.id)
+			AND NOT EXISTS (SELECT 1 FROM oidc_browser_sessions b WHERE b.project_id = s.project_id AND b.session_id = s.id) LIMIT ?)`,
 			[]any{sessions, sessions, sessions}},
+		// An authorization code stays, consumed or not, until OneTimeSecrets past its expiry,
+		// so that a late replay is still recognised as reuse; its request goes only once none
+		// of its codes is left.
+		{"authorization codes", &res.OIDCCodes, `DELETE FROM oidc_codes WHERE code_hash IN
+			(SELECT code_hash FROM oidc_codes WHERE expires_at < ? LIMIT ?)`,
+			[]any{cut(r.OneTimeSecrets)}},
+		{"authorization requests", &res.OIDCAuthRequests, `DELETE FROM oidc_auth_requests WHERE id IN
+			(SELECT r.id FROM oidc_auth_requests r WHERE r.expires_at < ?
+			AND NOT EXISTS (SELECT 1 FROM oidc_codes c WHERE c.project_id = r.project_id AND c.request_id = r.id) LIMIT ?)`,
+			[]any{cut(r.OneTimeSecrets)}},
 		{"passkey ceremonies", &res.Ceremonies,
 			`DELETE FROM passkey_ceremonies WHERE id IN (SELECT id FROM passkey_ceremonies WHERE expires_at < ? LIMIT ?)`,
 			[]any{cut(r.Ceremonies)}},
@@ -64,7 +87,7 @@ func (s *Store) GarbageCollect(ctx context.Context, now time.Time, r store.Reten
 		if err != nil {
 			return res, s.wrap(err, "garbage-collect %s", st.name)
 		}
-		*st.count = int(n)
+		*st.count += int(n) // two steps may count one kind
 	}
 	return res, nil
 }

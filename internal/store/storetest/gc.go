@@ -73,6 +73,49 @@ func testGarbageCollect(t *testing.T, newStore func(t *testing.T) store.Store) {
 		ended, endedTokens := session(f, u.ID, func(s *store.Session) { s.ExpiresAt = recent }, 1)
 		revokedRecently, _ := session(g, v.ID, func(s *store.Session) { s.RevokedAt = ptr(recent) }, 0)
 
+		// Browser sessions: past their own expiry or revocation, or with their token session.
+		browser := func(sess store.Session, mod func(*store.BrowserSession)) store.BrowserSession {
+			b := newBrowserSession(sess, sess.CreatedAt)
+			b.ExpiresAt = later
+			mod(&b)
+			must(t, st.CreateBrowserSession(f.ctx, b), "CreateBrowserSession")
+			return b
+		}
+		goneBrowsers := []store.BrowserSession{
+			browser(live, func(b *store.BrowserSession) { b.ExpiresAt = past }),
+			browser(live, func(b *store.BrowserSession) { b.RevokedAt = ptr(past) }),
+			browser(expired, func(*store.BrowserSession) {}), // alive, but its token session ended long ago
+		}
+		keptBrowsers := []store.BrowserSession{
+			browser(live, func(*store.BrowserSession) {}),
+			browser(live, func(b *store.BrowserSession) { b.ExpiresAt = recent }),
+			browser(live, func(b *store.BrowserSession) { b.RevokedAt = ptr(recent) }),
+			browser(ended, func(*store.BrowserSession) {}),
+		}
+
+		// Authorization requests and codes: by expiry; a request only once its codes are gone.
+		authRequest := func(fx *fixture, expires time.Time) store.OIDCAuthRequest {
+			r := newAuthRequest(fx.pid, expires.Add(-10*time.Minute))
+			r.ExpiresAt = expires
+			must(t, st.CreateOIDCAuthRequest(fx.ctx, r), "CreateOIDCAuthRequest")
+			return r
+		}
+		code := func(r store.OIDCAuthRequest, expires time.Time, consume bool) store.OIDCCode {
+			c := newOIDCCode(r, expires.Add(-time.Minute))
+			must(t, st.SaveOIDCCode(f.ctx, c), "SaveOIDCCode")
+			if consume {
+				_, err := st.ConsumeOIDCCode(f.ctx, r.ProjectID, c.Hash, live.ID, c.CreatedAt)
+				must(t, err, "ConsumeOIDCCode")
+			}
+			return c
+		}
+		rGone, rGoneWithCode := authRequest(f, past), authRequest(g, past)
+		rRecent, rLive, rHeldByCode := authRequest(f, recent), authRequest(g, later), authRequest(f, past)
+		goneRequests := []store.OIDCAuthRequest{rGone, rGoneWithCode}
+		keptRequests := []store.OIDCAuthRequest{rRecent, rLive, rHeldByCode}
+		goneCodes := []store.OIDCCode{code(rGoneWithCode, past, true), code(rLive, past, false)}
+		keptCodes := []store.OIDCCode{code(rHeldByCode, recent, true), code(rLive, later, false)}
+
 		// Passkey ceremonies: by expiry.
 		ceremony := func(fx *fixture, expires time.Time) store.Ceremony {
 			c := newCeremony(fx.pid, store.CeremonyLogin, expires.Add(-5*time.Minute))
@@ -150,7 +193,7 @@ func testGarbageCollect(t *testing.T, newStore func(t *testing.T) store.Store) {
 		got, err := st.GarbageCollect(f.ctx, now, ret, 1000)
 		must(t, err, "GarbageCollect")
 		want := store.GCResult{Flows: 2, OneTimeSecrets: 2, Sessions: 3, RefreshTokens: 6, Ceremonies: 2, MFAChallenges: 2,
-			Outbox: 3, SpentChallenges: 2, WebhookDeliveries: 2}
+			Outbox: 3, SpentChallenges: 2, WebhookDeliveries: 2, OIDCAuthRequests: 2, OIDCCodes: 2, BrowserSessions: 3}
 		if got != want {
 			t.Errorf("GarbageCollect = %+v, want %+v", got, want)
 		}
@@ -201,6 +244,35 @@ func testGarbageCollect(t *testing.T, newStore func(t *testing.T) store.Store) {
 			if !errors.Is(err, store.ErrReused) {
 				t.Errorf("UseRefreshToken of a spent token of a kept session: %v, want ErrReused", err)
 			}
+		}
+
+		for _, b := range goneBrowsers {
+			_, err := st.GetBrowserSession(f.ctx, b.ProjectID, b.TokenHash)
+			wantNotFound(t, err, "GetBrowserSession of a browser session that ended long ago")
+		}
+		for _, b := range keptBrowsers {
+			_, err := st.GetBrowserSession(f.ctx, b.ProjectID, b.TokenHash)
+			must(t, err, "GetBrowserSession of a browser session alive or within its retention")
+		}
+		for _, r := range goneRequests {
+			_, err := st.GetOIDCAuthRequest(f.ctx, r.ID)
+			wantNotFound(t, err, "GetOIDCAuthRequest of a request that expired long ago")
+		}
+		for _, r := range keptRequests {
+			_, err := st.GetOIDCAuthRequest(f.ctx, r.ID)
+			must(t, err, "GetOIDCAuthRequest of a request within its retention or with a code kept")
+		}
+		for _, c := range goneCodes {
+			_, err := st.GetOIDCCode(f.ctx, c.Hash)
+			wantNotFound(t, err, "GetOIDCCode of a code that expired long ago")
+		}
+		for _, c := range keptCodes {
+			_, err := st.GetOIDCCode(f.ctx, c.Hash)
+			must(t, err, "GetOIDCCode of a code within its retention")
+		}
+		// A consumed code kept is still recognised as spent, with the session to revoke.
+		if c, err := st.ConsumeOIDCCode(f.ctx, f.pid, keptCodes[0].Hash, newID(), now); !errors.Is(err, store.ErrReused) || c.SessionID != live.ID {
+			t.Errorf("ConsumeOIDCCode of a kept spent code = session %q, %v; want session %q, ErrReused", c.SessionID, err, live.ID)
 		}
 
 		for _, c := range goneCeremonies {
@@ -273,8 +345,21 @@ func testGarbageCollect(t *testing.T, newStore func(t *testing.T) store.Store) {
 		for range 3 {
 			must(t, st.CreateRefreshToken(f.ctx, newRefreshToken(f.pid, s.ID, s.CreatedAt)), "CreateRefreshToken")
 		}
+		// The same for a session's browser sessions, and for an authorization request's codes.
+		for range 3 {
+			b := newBrowserSession(s, s.CreatedAt)
+			b.ExpiresAt = now.Add(time.Hour) // alive: its session's end decides
+			must(t, st.CreateBrowserSession(f.ctx, b), "CreateBrowserSession")
+		}
+		r := newAuthRequest(f.pid, past.Add(-time.Hour))
+		r.ExpiresAt = past
+		must(t, st.CreateOIDCAuthRequest(f.ctx, r), "CreateOIDCAuthRequest")
+		for range 3 {
+			must(t, st.SaveOIDCCode(f.ctx, newOIDCCode(r, past.Add(-time.Hour))), "SaveOIDCCode")
+		}
 		// A limit of 2: the family goes token batch by token batch, its session only once no
-		// token is left, so an interrupted collection never leaves tokens without a session.
+		// token (and no browser session) is left, so an interrupted collection never leaves
+		// tokens without a session; a request goes only once its codes are gone.
 		var rounds []store.GCResult
 		for {
 			r, err := st.GarbageCollect(f.ctx, now, ret, 2)
@@ -284,7 +369,11 @@ func testGarbageCollect(t *testing.T, newStore func(t *testing.T) store.Store) {
 				break
 			}
 		}
-		want := []store.GCResult{{Flows: 2, RefreshTokens: 2}, {Flows: 2, RefreshTokens: 1, Sessions: 1}, {Flows: 1}}
+		want := []store.GCResult{
+			{Flows: 2, RefreshTokens: 2, BrowserSessions: 2, OIDCCodes: 2},
+			{Flows: 2, RefreshTokens: 1, BrowserSessions: 1, Sessions: 1, OIDCCodes: 1, OIDCAuthRequests: 1},
+			{Flows: 1},
+		}
 		if len(rounds) != len(want) {
 			t.Fatalf("GarbageCollect by 2 took rounds %+v, want %+v", rounds, want)
 		}

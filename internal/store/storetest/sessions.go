@@ -15,7 +15,7 @@ import (
 func newSession(projectID, userID string, created time.Time) store.Session {
 	return store.Session{
 		ID: newID(), ProjectID: projectID, UserID: userID,
-		ConnectionType: "EmailOTP", AMR: []string{"otp", "email"},
+		ConnectionType: "EmailOTP", AMR: []string{"otp", "email"}, Scope: "openid email offline_access",
 		IPAddress: "198.51.100.4", UserAgent: "Mozilla/5.0 (Macintosh) Safari/605.1",
 		CreatedAt: created, LastSeenAt: created,
 		IdleExpiresAt: created.Add(time.Hour), ExpiresAt: created.Add(24 * time.Hour),
@@ -43,8 +43,8 @@ func testSessions(t *testing.T, newStore func(t *testing.T) store.Store) {
 		wantConflict(t, st.CreateSession(f.ctx, s), "CreateSession with a duplicate id")
 
 		bare := newSession(f.pid, u.ID, at(time.Second))
-		bare.AMR = nil
-		must(t, st.CreateSession(f.ctx, bare), "CreateSession without amr")
+		bare.AMR, bare.Scope = nil, "" // the API's own logins have no OAuth scope
+		must(t, st.CreateSession(f.ctx, bare), "CreateSession without amr or scope")
 		got, err = st.GetSession(f.ctx, f.pid, bare.ID)
 		must(t, err, "GetSession")
 		bare.AMR = []string{}

@@ -56,6 +56,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Counters", testCounters},
 		{"Passwords", testPasswords},
 		{"SpentChallenges", testSpentChallenges},
+		{"OIDCRequests", testOIDCRequests},
 		{"GarbageCollect", testGarbageCollect},
 		{"KeyCheck", testKeyCheck},
 		{"Paging", testPaging},
