@@ -32,6 +32,8 @@ import (
 	"github.com/latchkey-dev/latchkey/internal/notice"
 	"github.com/latchkey-dev/latchkey/internal/notify"
 	"github.com/latchkey-dev/latchkey/internal/notify/devinbox"
+	"github.com/latchkey-dev/latchkey/internal/oidcprovider"
+	"github.com/latchkey-dev/latchkey/internal/oidcprovider/oidcproviderhttp"
 	"github.com/latchkey-dev/latchkey/internal/outbox"
 	"github.com/latchkey-dev/latchkey/internal/passkey"
 	"github.com/latchkey-dev/latchkey/internal/passkey/passkeyhttp"
@@ -81,6 +83,7 @@ type App struct {
 	mfa             *mfa.Service
 	protect         *protect.Engine
 	passwords       *passwordauth.Service
+	oidc            *oidcprovider.Provider
 	worker          *outbox.Worker
 	router          *httpserver.Router
 	handler         http.Handler
@@ -183,6 +186,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, extra ...Opti
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	// zitadel/oidc's op logs only through slog.Default (its WithLogger is a no-op): New builds
+	// the process's one server, so its lines go through the server's handler, with request ids.
+	slog.SetDefault(log)
 	keys, err := LoadMasterKeys(cfg, log)
 	if err != nil {
 		return nil, err
@@ -400,6 +406,17 @@ func NewWithStore(st store.Store, opts ...Option) (*App, error) {
 	}
 	metrics := httpserver.NewMetrics(reg)
 
+	codeKey, err := derivedKey(o.sealer, "oidc authorization codes")
+	if err != nil {
+		return nil, err
+	}
+	a.oidc, err = oidcprovider.New(oidcprovider.Deps{Store: st, Projects: a.projects, Sessions: a.sessions, Keys: a.keys,
+		Policy: a.tokenPolicy, Users: a.directory, Access: a.directory, Issuer: o.publicURL, CodeKey: codeKey,
+		IDs: idGenerator(o), Now: o.now, Rand: o.rand, Log: o.log})
+	if err != nil {
+		return nil, err
+	}
+
 	secrets := protect.Secrets{Authenticator: a.projects, Engine: a.protect, IP: httpserver.ClientIPFrom}
 	a.router = httpserver.NewRouter(secrets, o.log)
 	a.router.UseBearer(a.sessions)
@@ -410,7 +427,8 @@ func NewWithStore(st store.Store, opts ...Option) (*App, error) {
 	projecthttp.Handler{Projects: a.projects, PublicHost: pub.Hostname()}.Mount(a.router)
 	directoryhttp.Handler{Directory: a.directory}.Mount(a.router)
 	tokenhttp.Handler{Sessions: a.sessions, Keys: a.keys, Login: a.login, Users: a.directory, Secrets: secrets,
-		Log: o.log}.Mount(a.router)
+		OIDC: a.oidc, Log: o.log}.Mount(a.router)
+	oidcproviderhttp.Handler{Provider: a.oidc, SecureCookies: pub.Scheme == "https"}.Mount(a.router)
 	passwordlesshttp.Handler{Flows: a.passwordless}.Mount(a.router)
 	passwordlesshttp.TemplateHandler{Templates: a.passwordless}.Mount(a.router)
 	passkeyhttp.Handler{Passkeys: a.passkeys, Users: a.directory, Projects: projectLister{a.projects, st}}.Mount(a.router)
@@ -487,6 +505,9 @@ func (a *App) MFA() *mfa.Service { return a.mfa }
 
 // Protect is the attack-protection engine.
 func (a *App) Protect() *protect.Engine { return a.protect }
+
+// OIDC is the OpenID Provider; the hosted login page approves its requests.
+func (a *App) OIDC() *oidcprovider.Provider { return a.oidc }
 
 // Worker is the outbox worker; Serve runs it, tests may run it themselves.
 func (a *App) Worker() *outbox.Worker { return a.worker }
