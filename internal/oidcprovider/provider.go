@@ -57,9 +57,9 @@ const (
 	ScopeRoles        = "roles"
 )
 
-// SupportedScopes are every scope a client may be granted; any other is dropped.
-var SupportedScopes = []string{oidc.ScopeOpenID, oidc.ScopeProfile, oidc.ScopeEmail, oidc.ScopePhone,
-	oidc.ScopeOfflineAccess, ScopeOrganization, ScopeRoles}
+// SupportedScopes are every scope a client may be granted (project.OIDCScopes, which the
+// settings' allowed_scopes are checked against); any other is dropped.
+var SupportedScopes = project.OIDCScopes
 
 // Store is the part of the store the provider uses. InTx hands fn the whole store, which the
 // code exchange passes on to token.SessionStarter.Start (token.SessionStore).
