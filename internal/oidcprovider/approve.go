@@ -60,7 +60,7 @@ func (p *Provider) StartAuthorization(ctx context.Context, form url.Values) (Aut
 			x.extensions[k] = v
 		}
 	}
-	ctx = context.WithValue(p.WithIssuer(ctx), extrasKey{}, x)
+	ctx = withClient(context.WithValue(p.WithIssuer(ctx), extrasKey{}, x), c)
 	return Authorization{Context: ctx, Binding: binding, Project: c.Project}, nil
 }
 
@@ -227,11 +227,18 @@ func (p *Provider) Resume(ctx context.Context, id, binding, browserSession strin
 	page := Resumption{RedirectURL: p.issuer + LoginPagePath + "?authRequest=" + url.QueryEscape(r.ID)}
 	switch {
 	case ok && !forceLogin && (c.FirstParty() && !slices.Contains(r.Prompt, oidc.PromptConsent)):
-		if err := p.approve(ctx, p.storage.store, r, bs, now); err != nil {
+		// One commit: on SQLite's single writer each one costs a synced write.
+		err := p.storage.store.InTx(ctx, func(tx store.Store) error {
+			if err := p.approve(ctx, tx, r, bs, now); err != nil {
+				return err
+			}
+			if err := tx.TouchBrowserSession(ctx, r.ProjectID, bs.ID, now); err != nil && !errors.Is(err, store.ErrNotFound) {
+				return fmt.Errorf("touch browser session: %w", err)
+			}
+			return nil
+		})
+		if err != nil {
 			return Resumption{}, err
-		}
-		if err := p.storage.store.TouchBrowserSession(ctx, r.ProjectID, bs.ID, now); err != nil && !errors.Is(err, store.ErrNotFound) {
-			return Resumption{}, fmt.Errorf("touch browser session: %w", err)
 		}
 		return Resumption{RedirectURL: p.callbackURL(r.ID)}, nil
 	case none && ok:

@@ -115,8 +115,19 @@ func (c *Client) grantScopes(asked []string) []string {
 	return out
 }
 
+// clientKey holds the Client a request already read: op asks for it several times per
+// request, and each read is a database query and a settings decode.
+type clientKey struct{}
+
+func withClient(ctx context.Context, c *Client) context.Context {
+	return context.WithValue(ctx, clientKey{}, c)
+}
+
 // client returns the project with clientID as a Client.
 func (s *Storage) client(ctx context.Context, clientID string) (*Client, error) {
+	if c, ok := ctx.Value(clientKey{}).(*Client); ok && c.GetID() == clientID {
+		return c, nil
+	}
 	p, err := s.projects.ProjectByClientID(ctx, clientID)
 	if err != nil {
 		return nil, err

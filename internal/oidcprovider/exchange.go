@@ -63,15 +63,19 @@ func (p *Provider) ExchangeCode(ctx context.Context, project store.Project, req 
 	if len(req.CodeVerifier) > 128 || len(req.RedirectURI) > 2048 {
 		return TokenResponse{}, invalidRequest("code_verifier or redirect_uri is too long")
 	}
-	ctx = withAuthenticated(withProject(p.WithIssuer(ctx), project), project.ClientID)
+	c, err := p.storage.clientOf(project)
+	if err != nil {
+		return TokenResponse{}, err
+	}
+	ctx = withClient(withAuthenticated(withProject(p.WithIssuer(ctx), project), project.ClientID), c)
 	tr := &oidc.AccessTokenRequest{Code: req.Code, RedirectURI: req.RedirectURI, ClientID: project.ClientID,
 		CodeVerifier: req.CodeVerifier}
-	ar, c, err := op.ValidateAccessTokenRequest(ctx, tr, p.Provider)
+	ar, oc, err := op.ValidateAccessTokenRequest(ctx, tr, p.Provider)
 	if err != nil {
 		return TokenResponse{}, fromOIDC(err)
 	}
 	a, ok := ar.(authRequest)
-	client, ok2 := c.(*Client)
+	client, ok2 := oc.(*Client)
 	if !ok || !ok2 || a.r.ProjectID != project.ID {
 		return TokenResponse{}, errInvalidGrant("the code was not issued to this client")
 	}
