@@ -124,7 +124,10 @@ func (p *Provider) Approve(ctx context.Context, id, binding string, a Approval) 
 		return Approved{}, failure.New(failure.Invalid, "consent_required", "the user must consent to share their account with this application")
 	}
 	org := sess.OrganizationID
-	if a.OrganizationID != "" {
+	if a.OrganizationID != "" && a.OrganizationID != org {
+		if err := p.checkMember(ctx, r.ProjectID, sess.UserID, a.OrganizationID); err != nil {
+			return Approved{}, err
+		}
 		org = a.OrganizationID
 	}
 	raw, err := p.randomToken(32)
@@ -168,6 +171,21 @@ func (p *Provider) approve(ctx context.Context, tx store.OIDCRequests, r store.O
 		return fmt.Errorf("approve authorization request: %w", err)
 	}
 	return nil
+}
+
+// checkMember refuses an organization the user is not an active member of: the page's pick
+// becomes the token session's organization, and its roles the token's claims.
+func (p *Provider) checkMember(ctx context.Context, projectID, userID, orgID string) error {
+	u, err := p.storage.users.GetUser(ctx, projectID, userID)
+	if err != nil {
+		return err
+	}
+	for _, t := range u.Tenants {
+		if t.OrganizationID == orgID && t.Active {
+			return nil
+		}
+	}
+	return failure.New(failure.Invalid, "organization_not_member", "the user is not a member of that organization")
 }
 
 func (p *Provider) clientOfProject(ctx context.Context, projectID string) (*Client, error) {

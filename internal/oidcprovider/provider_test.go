@@ -202,6 +202,8 @@ func TestApproveChecks(t *testing.T) {
 		if _, err := f.p.Approve(ctx, id, binding, oidcprovider.Approval{Result: login.Result{}}); err == nil {
 			t.Fatal("approved without a finished login")
 		}
+		_, err = f.p.Approve(ctx, id, binding, oidcprovider.Approval{Result: res, OrganizationID: "000000000000000000000000"})
+		wantCode(t, err, "organization_not_member")
 		a, err := f.p.Approve(ctx, id, binding, oidcprovider.Approval{Result: res})
 		if err != nil || !strings.Contains(a.RedirectURL, "/v1/authorize/callback?id="+id) || len(a.BrowserSession) < 40 ||
 			!a.BrowserExpires.Equal(res.Tokens.Session.ExpiresAt) {
