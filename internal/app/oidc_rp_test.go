@@ -13,6 +13,9 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"golang.org/x/oauth2"
 
+	"github.com/latchkey-dev/latchkey/internal/audit"
+	"github.com/latchkey-dev/latchkey/internal/directory"
+	"github.com/latchkey-dev/latchkey/internal/oidcprovider"
 	"github.com/latchkey-dev/latchkey/internal/store/sqlstore"
 	"github.com/latchkey-dev/latchkey/internal/testdb"
 )
@@ -162,4 +165,62 @@ func TestOIDCZitadelRP(t *testing.T) {
 			t.Errorf("access token after logout: %d, want 401", got)
 		}
 	})
+}
+
+// TestOIDCOrganizationClaims: an organization picked on the page, with the organization and
+// roles scopes, puts org_id, roles and permissions in the id_token (verified by go-oidc against
+// the discovered JWKS) and org_id in the access token.
+func TestOIDCOrganizationClaims(t *testing.T) {
+	w := newOIDCWorld(t, testdb.SQLite(t), "")
+	res := w.signIn("ada@example.com")
+	name := "Acme"
+	org, err := w.a.Directory().CreateOrganization(t.Context(), audit.Actor{Kind: audit.ActorCLI}, w.proj.Project.ID, directory.OrganizationInput{Name: &name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	roles, err := w.a.Directory().ListRoles(t.Context(), w.proj.Project.ID, directory.PageQuery{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var admin string
+	for _, r := range roles.Roles {
+		if r.Slug == "admin" {
+			admin = r.ID
+		}
+	}
+	if _, err := w.a.Directory().SetUserRoles(t.Context(), audit.Actor{Kind: audit.ActorCLI}, w.proj.Project.ID, res.User.ID,
+		directory.UserRolesInput{OrganizationID: org.ID, RoleIDs: []string{admin}}); err != nil {
+		t.Fatal(err)
+	}
+	id, _ := w.startAuthorize(w.authorizeURL(url.Values{"scope": {"openid organization roles"}}, testVerifier))
+	a, err := w.a.OIDC().Approve(t.Context(), id, w.cookie("__Host-lk_ar"), oidcprovider.Approval{Result: res, OrganizationID: org.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := w.location(w.get(a.RedirectURL)).Query()
+	r := w.token("", w.exchangeForm(q.Get("code"), testVerifier), nil)
+	w.want(r, 200, "")
+	ctx := gooidc.ClientContext(t.Context(), w.browser)
+	provider, err := gooidc.NewProvider(ctx, w.srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	idt, err := provider.Verifier(&gooidc.Config{ClientID: w.clientID()}).Verify(ctx, r.body["id_token"].(string))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c struct {
+		OrgID string   `json:"org_id"`
+		Roles []string `json:"roles"`
+		Email string   `json:"email"`
+	}
+	if err := idt.Claims(&c); err != nil {
+		t.Fatal(err)
+	}
+	if c.OrgID != org.ID || len(c.Roles) != 1 || c.Roles[0] != "admin" || c.Email != "" {
+		t.Fatalf("id_token claims %+v: want the organization and its roles, and no email (not granted)", c)
+	}
+	if got := claimsOf(t, r.body["access_token"].(string))["org_id"]; got != org.ID {
+		t.Errorf("access token org_id %v", got)
+	}
 }
