@@ -410,8 +410,8 @@ func NewWithStore(st store.Store, opts ...Option) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	a.oidc, err = oidcprovider.New(oidcprovider.Deps{Store: st, Projects: a.projects, Sessions: a.sessions, Keys: a.keys,
-		Policy: a.tokenPolicy, Users: a.directory, Access: a.directory, Issuer: o.publicURL, CodeKey: codeKey,
+	a.oidc, err = oidcprovider.New(oidcprovider.Deps{Store: st, Projects: a.projects, Sessions: a.sessions, Refresher: a.login,
+		Keys: a.keys, Policy: a.tokenPolicy, Users: a.directory, Access: a.directory, Issuer: o.publicURL, CodeKey: codeKey,
 		IDs: idGenerator(o), Now: o.now, Rand: o.rand, Log: o.log})
 	if err != nil {
 		return nil, err

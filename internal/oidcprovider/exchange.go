@@ -179,14 +179,15 @@ func (p *Provider) codeReused(ctx context.Context, c store.OIDCCode) error {
 	return nil
 }
 
-// Refresh rotates a refresh token through token.Service.Refresh (the one rotation and reuse
-// path, shared with /api/v1/accesstoken/refresh) and adds a new id_token when the session was
+// Refresh rotates a refresh token through login.Service.Refresh (token.Service's one rotation
+// and reuse path behind the wrong-token throttle, shared with /api/v1/accesstoken/refresh) and adds a new id_token when the session was
 // granted openid. scope, when sent, must not widen the grant (RFC 6749 §6).
 func (p *Provider) Refresh(ctx context.Context, project store.Project, refreshToken, scope string, meta audit.Meta) (TokenResponse, error) {
 	if refreshToken == "" {
 		return TokenResponse{}, invalidRequest("refresh_token is required")
 	}
-	tokens, err := p.storage.sessions.Refresh(ctx, project, refreshToken, meta)
+	res, err := p.storage.refresher.Refresh(ctx, project, refreshToken, meta)
+	tokens := res.Tokens
 	if err != nil {
 		var fe *failure.Error
 		if errors.As(err, &fe) && fe.Code == "invalid_grant" {

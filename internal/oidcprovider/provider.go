@@ -21,6 +21,7 @@ import (
 	"github.com/latchkey-dev/latchkey/internal/audit"
 	"github.com/latchkey-dev/latchkey/internal/directory"
 	"github.com/latchkey-dev/latchkey/internal/ident"
+	"github.com/latchkey-dev/latchkey/internal/login"
 	"github.com/latchkey-dev/latchkey/internal/project"
 	"github.com/latchkey-dev/latchkey/internal/store"
 	"github.com/latchkey-dev/latchkey/internal/token"
@@ -77,11 +78,15 @@ type Projects interface {
 	Settings(p store.Project) (project.Settings, error)
 }
 
-// Sessions starts and refreshes token sessions (token.Service): the one session model and the
-// one refresh rotation path.
+// Sessions starts token sessions (token.Service): the one session model.
 type Sessions interface {
 	PrepareSession(ctx context.Context, project store.Project) (*token.SessionStarter, error)
-	Refresh(ctx context.Context, project store.Project, refreshToken string, meta audit.Meta) (token.Tokens, error)
+}
+
+// Refresher rotates refresh tokens (login.Service): token.Service.Refresh, the one rotation and
+// reuse path, behind the throttle of an IP that presents wrong refresh tokens.
+type Refresher interface {
+	Refresh(ctx context.Context, project store.Project, refreshToken string, meta audit.Meta) (login.Result, error)
 }
 
 // Users reads the user behind a grant (directory.Service), for the id_token's claims.
@@ -91,10 +96,11 @@ type Users interface {
 
 // Deps are the provider's dependencies.
 type Deps struct {
-	Store    Store
-	Projects Projects
-	Sessions Sessions
-	Keys     *token.KeyManager
+	Store     Store
+	Projects  Projects
+	Sessions  Sessions
+	Refresher Refresher
+	Keys      *token.KeyManager
 	// Policy reads a project's token settings: the id_token is signed with the project's key of
 	// its algorithm, as its access tokens are.
 	Policy func(p store.Project) (token.Policy, error)
@@ -151,7 +157,7 @@ func New(d Deps) (*Provider, error) {
 	if p.log == nil {
 		p.log = slog.New(slog.DiscardHandler)
 	}
-	p.storage = &Storage{p: p, store: d.Store, projects: d.Projects, sessions: d.Sessions, keys: d.Keys, policy: d.Policy,
+	p.storage = &Storage{p: p, store: d.Store, projects: d.Projects, sessions: d.Sessions, refresher: d.Refresher, keys: d.Keys, policy: d.Policy,
 		users: d.Users, access: d.Access}
 
 	cfg := &op.Config{CodeMethodS256: true, AuthMethodPost: true, GrantTypeRefreshToken: true,

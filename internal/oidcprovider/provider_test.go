@@ -41,7 +41,7 @@ func newFixture(t *testing.T, st *sqlstore.Store, settings string) *fixture {
 	s := logintest.New(t, st)
 	f := &fixture{t: t, s: s, keys: token.NewKeyManager(token.KeyManagerDeps{Store: st, Sealer: s.Ring, Now: s.Clock.Now})}
 	var err error
-	f.p, err = oidcprovider.New(oidcprovider.Deps{Store: st, Projects: s.Projects, Sessions: s.Sessions, Keys: f.keys,
+	f.p, err = oidcprovider.New(oidcprovider.Deps{Store: st, Projects: s.Projects, Sessions: s.Sessions, Refresher: s.Login, Keys: f.keys,
 		Policy: func(store.Project) (token.Policy, error) { return token.Policy{Algorithm: token.ES256}, nil },
 		Users:  s.Directory, Access: s.Directory, Issuer: logintest.Issuer, CodeKey: []byte("oidcprovider test code key 32 b!"),
 		Now: s.Clock.Now})

@@ -24,14 +24,15 @@ import (
 // claims); the methods through which op would mint tokens itself are never reached, because
 // internal/token mints every access and refresh token.
 type Storage struct {
-	p        *Provider
-	store    Store
-	projects Projects
-	sessions Sessions
-	keys     *token.KeyManager
-	policy   func(store.Project) (token.Policy, error)
-	users    Users
-	access   token.AccessSource
+	p         *Provider
+	store     Store
+	projects  Projects
+	sessions  Sessions
+	refresher Refresher
+	keys      *token.KeyManager
+	policy    func(store.Project) (token.Policy, error)
+	users     Users
+	access    token.AccessSource
 }
 
 var (
