@@ -11,6 +11,7 @@ import (
 	"net/http/pprof"
 	"net/netip"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -428,7 +429,9 @@ func NewWithStore(st store.Store, opts ...Option) (*App, error) {
 	directoryhttp.Handler{Directory: a.directory}.Mount(a.router)
 	tokenhttp.Handler{Sessions: a.sessions, Keys: a.keys, Login: a.login, Users: a.directory, Secrets: secrets,
 		OIDC: a.oidc, Log: o.log}.Mount(a.router)
-	oidcproviderhttp.Handler{Provider: a.oidc, SecureCookies: pub.Scheme == "https"}.Mount(a.router)
+	// __Host- cookies must be Secure or browsers drop them; browsers also take Secure cookies
+	// from http://localhost and loopback addresses (secure contexts), so development works.
+	oidcproviderhttp.Handler{Provider: a.oidc, SecureCookies: pub.Scheme == "https" || loopbackHost(pub.Hostname())}.Mount(a.router)
 	passwordlesshttp.Handler{Flows: a.passwordless}.Mount(a.router)
 	passwordlesshttp.TemplateHandler{Templates: a.passwordless}.Mount(a.router)
 	passkeyhttp.Handler{Passkeys: a.passkeys, Users: a.directory, Projects: projectLister{a.projects, st}}.Mount(a.router)
@@ -448,6 +451,15 @@ func NewWithStore(st store.Store, opts ...Option) (*App, error) {
 	a.handler = httpserver.TrustProxies(httpserver.SecureHeaders(httpserver.Wrap(a.router, o.log, metrics), o.publicURL), o.trustedProxies)
 	a.admin = a.adminHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}), o.pprof)
 	return a, nil
+}
+
+// loopbackHost reports whether host is localhost or a loopback address.
+func loopbackHost(host string) bool {
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }
 
 // adminHandler serves what operators and their tools read, apart from the public port: metrics

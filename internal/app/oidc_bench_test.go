@@ -51,7 +51,8 @@ func newOIDCBench(b *testing.B) *oidcBench {
 	if err != nil {
 		b.Fatal(err)
 	}
-	jar, _ := cookiejar.New(nil)
+	cj, _ := cookiejar.New(nil)
+	jar := loopbackJar{cj}
 	w := &oidcBench{b: b, srv: srv, proj: p, browser: &http.Client{Jar: jar, Transport: srv.Client().Transport,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 

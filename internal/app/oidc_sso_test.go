@@ -82,3 +82,63 @@ func TestOIDCFormPost(t *testing.T) {
 		t.Fatalf("%d CSP %q\n%s", resp.StatusCode, csp, body)
 	}
 }
+
+// TestOIDCLogoutPages: RP-initiated logout never redirects to an unregistered URI (a page
+// instead), answers a signed-out page without one, and ends the browser's session.
+func TestOIDCLogoutPages(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, st *sqlstore.Store) {
+		w := newOIDCWorld(t, st, "")
+		code := w.code("ada@example.com", testVerifier)
+		r := w.token("", w.exchangeForm(code, testVerifier), nil)
+		w.want(r, 200, "")
+		hint := r.body["id_token"].(string)
+
+		for name, q := range map[string]url.Values{
+			"unregistered post_logout_redirect_uri": {"id_token_hint": {hint}, "post_logout_redirect_uri": {"https://evil.example/bye"}},
+			"a forged id_token_hint":                {"id_token_hint": {hint[:len(hint)-4] + "AAAA"}, "post_logout_redirect_uri": {oidcGoodbye}},
+			"a redirect without a client":           {"post_logout_redirect_uri": {oidcGoodbye}},
+			"an unknown client":                     {"client_id": {"cli_000000000000000000000000"}, "post_logout_redirect_uri": {oidcGoodbye}},
+		} {
+			resp, body := w.get(w.srv.URL + "/oidc/logout?" + q.Encode())
+			if resp.StatusCode != http.StatusBadRequest || resp.Header.Get("Location") != "" || !strings.Contains(body, "<html") {
+				t.Errorf("%s: %d Location=%q, want a 400 page without a redirect", name, resp.StatusCode, resp.Header.Get("Location"))
+			}
+		}
+		if got := w.statusOf(r.body["access_token"].(string)); got != http.StatusOK {
+			t.Fatalf("a refused logout ended the session: %d", got)
+		}
+
+		resp, err := w.browser.PostForm(w.srv.URL+"/v1/logout", url.Values{"client_id": {w.clientID()}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("Location") != "" || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+			t.Fatalf("logout without a redirect: %d %q", resp.StatusCode, resp.Header.Get("Location"))
+		}
+		_, at := w.startAuthorize(w.authorizeURL(url.Values{"prompt": {"none"}}, testVerifier))
+		if at == nil || at.Query().Get("error") != "login_required" {
+			t.Fatalf("prompt=none after logout went to %v, want login_required", at)
+		}
+	})
+}
+
+// TestOIDCCookies: the binding cookie is a __Host- cookie: Path=/, no Domain, HttpOnly,
+// SameSite=Lax, Secure (loopback counts as a secure context for browsers).
+func TestOIDCCookies(t *testing.T) {
+	w := newOIDCWorld(t, testdb.SQLite(t), "")
+	resp, _ := w.get(w.authorizeURL(nil, testVerifier))
+	var found bool
+	for _, c := range resp.Cookies() {
+		if c.Name != "__Host-lk_ar" {
+			continue
+		}
+		found = true
+		if c.Path != "/" || c.Domain != "" || !c.HttpOnly || c.SameSite != http.SameSiteLaxMode || !c.Secure || c.MaxAge != 600 || len(c.Value) < 40 {
+			t.Errorf("binding cookie %+v", c)
+		}
+	}
+	if !found {
+		t.Fatal("no binding cookie")
+	}
+}

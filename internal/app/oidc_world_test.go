@@ -36,7 +36,18 @@ const (
 type oidcWorld struct {
 	*flowWorld
 	browser *http.Client
-	jar     *cookiejar.Jar
+	jar     http.CookieJar
+}
+
+// loopbackJar is a browser's cookie jar on loopback: browsers send Secure cookies to
+// http://127.0.0.1 (a secure context), Go's jar only over https.
+type loopbackJar struct{ *cookiejar.Jar }
+
+func (j loopbackJar) SetCookies(u *url.URL, cs []*http.Cookie) {
+	for _, c := range cs {
+		c.Secure = false
+	}
+	j.Jar.SetCookies(u, cs)
 }
 
 // newOIDCWorld starts the server with a project whose oidc settings are patched with
@@ -62,7 +73,8 @@ func newOIDCWorld(t *testing.T, st *sqlstore.Store, oidcSettings string, opts ..
 	if oidcSettings != "" {
 		w.patchOIDC(oidcSettings)
 	}
-	w.jar, _ = cookiejar.New(nil)
+	jar, _ := cookiejar.New(nil)
+	w.jar = loopbackJar{jar}
 	w.browser = &http.Client{Transport: srv.Client().Transport, Jar: w.jar,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	return w
