@@ -428,7 +428,7 @@ func NewWithStore(st store.Store, opts ...Option) (*App, error) {
 	projecthttp.Handler{Projects: a.projects, PublicHost: pub.Hostname()}.Mount(a.router)
 	directoryhttp.Handler{Directory: a.directory}.Mount(a.router)
 	tokenhttp.Handler{Sessions: a.sessions, Keys: a.keys, Login: a.login, Users: a.directory, Secrets: secrets,
-		OIDC: a.oidc, Log: o.log}.Mount(a.router)
+		OIDC: a.oidc, Origins: a.allowedOrigins, Log: o.log}.Mount(a.router)
 	// __Host- cookies must be Secure or browsers drop them; browsers also take Secure cookies
 	// from http://localhost and loopback addresses (secure contexts), so development works.
 	oidcproviderhttp.Handler{Provider: a.oidc, SecureCookies: pub.Scheme == "https" || loopbackHost(pub.Hostname())}.Mount(a.router)
@@ -444,13 +444,16 @@ func NewWithStore(st store.Store, opts ...Option) (*App, error) {
 		devinbox.Handler{Store: st, Opener: o.sealer}.Mount(a.router)
 	}
 
-	a.router.UseCORS(func(_ context.Context, p store.Project) ([]string, error) {
-		s, err := a.projects.Settings(p)
-		return s.AllowedOrigins, err
-	})
+	a.router.UseCORS(a.allowedOrigins)
 	a.handler = httpserver.TrustProxies(httpserver.SecureHeaders(httpserver.Wrap(a.router, o.log, metrics), o.publicURL), o.trustedProxies)
 	a.admin = a.adminHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}), o.pprof)
 	return a, nil
+}
+
+// allowedOrigins are the browser origins a project's settings allow (CORS).
+func (a *App) allowedOrigins(_ context.Context, p store.Project) ([]string, error) {
+	s, err := a.projects.Settings(p)
+	return s.AllowedOrigins, err
 }
 
 // loopbackHost reports whether host is localhost or a loopback address.

@@ -173,8 +173,18 @@ func TestOIDCCodeBadInput(t *testing.T) {
 				}
 			})
 		}
-		// None of that spent it.
-		w.want(w.token("/token", good, nil), 200, "")
+		// None of that spent it. A browser client's page may read the answer when the project
+		// allows its origin (the client_id is in the body, not the URL).
+		w.want(w.call("PATCH", "/api/v1/project", `{"settings":{"allowed_origins":["https://rp.example"]}}`, w.secret()), 200, "")
+		r := w.token("/token", good, map[string]string{"Origin": "https://rp.example"})
+		w.want(r, 200, "")
+		if got := r.header.Get("Access-Control-Allow-Origin"); got != "https://rp.example" {
+			t.Errorf("Access-Control-Allow-Origin %q for an allowed origin", got)
+		}
+		r = w.token("", w.exchangeForm("not-a-code", testVerifier), map[string]string{"Origin": "https://evil.example"})
+		if got := r.header.Get("Access-Control-Allow-Origin"); got != "" {
+			t.Errorf("Access-Control-Allow-Origin %q for another origin", got)
+		}
 
 		// A code is good for 60 seconds.
 		late := w.code("ada@example.com", testVerifier)

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -43,7 +44,11 @@ type Handler struct {
 	// OIDC serves the authorization_code and refresh_token grants (oidcprovider.Provider); nil
 	// leaves only client_credentials.
 	OIDC OIDC
-	Log  *slog.Logger
+	// Origins returns the browser origins a project allows. The token endpoint answers CORS for
+	// the client it authenticated itself: a browser client (an SPA) names itself in the form
+	// body, where the router's CORS does not look.
+	Origins func(ctx context.Context, p store.Project) ([]string, error)
+	Log     *slog.Logger
 }
 
 // OIDC is the OpenID Provider's part of the token endpoint (oidcprovider.Provider).
@@ -202,6 +207,7 @@ func (h Handler) token(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	h.allowOrigin(w, r, project)
 	var resp tokenResponse
 	switch grant {
 	case "client_credentials":
@@ -229,6 +235,19 @@ func (h Handler) token(w http.ResponseWriter, r *http.Request) error {
 	w.Header().Set("Pragma", "no-cache")
 	httpserver.WriteJSON(w, http.StatusOK, resp)
 	return nil
+}
+
+// allowOrigin lets the page that sent the request read the answer when its origin is one the
+// client's project allows (exactly, never "*"; no credentials: the endpoint takes no cookies).
+func (h Handler) allowOrigin(w http.ResponseWriter, r *http.Request, p store.Project) {
+	origin := strings.ToLower(r.Header.Get("Origin"))
+	if origin == "" || h.Origins == nil {
+		return
+	}
+	allowed, err := h.Origins(r.Context(), p)
+	if err == nil && slices.Contains(allowed, origin) {
+		w.Header().Set("Access-Control-Allow-Origin", origin)
+	}
 }
 
 func fromProvider(t oidcprovider.TokenResponse) tokenResponse {
