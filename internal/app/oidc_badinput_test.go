@@ -307,3 +307,34 @@ func mustURL(s string) *url.URL {
 	}
 	return u
 }
+
+// TestOIDCConfidentialClient: a client_secret_basic client may leave PKCE out; it
+// authenticates at the token endpoint with its secret, first (a missing secret is 401
+// invalid_client), by HTTP Basic or in the form.
+func TestOIDCConfidentialClient(t *testing.T) {
+	w := newOIDCWorld(t, testdb.SQLite(t), `{"token_endpoint_auth_method":"client_secret_basic"}`)
+	res := w.signIn("ada@example.com")
+	code := func() string {
+		id, at := w.startAuthorize(w.authorizeURL(url.Values{"code_challenge": {""}, "code_challenge_method": {""}}, testVerifier))
+		if at != nil {
+			return at.Query().Get("code")
+		}
+		return w.approve(id, res, false).Get("code")
+	}
+	form := func(c string) url.Values {
+		return url.Values{"grant_type": {"authorization_code"}, "code": {c}, "redirect_uri": {oidcRedirect}}
+	}
+	c := code()
+	if r := w.token("", url.Values{"grant_type": {"authorization_code"}, "code": {c}, "redirect_uri": {oidcRedirect}, "client_id": {w.clientID()}}, nil); r.status != 401 || r.body["error"] != "invalid_client" {
+		t.Fatalf("a confidential client without its secret: %d %s", r.status, r.raw)
+	}
+	r := w.token("", form(c), map[string]string{"Authorization": basicAuth(w.clientID(), w.proj.ClientSecret)})
+	w.want(r, 200, "")
+	if r.body["id_token"] == nil || r.body["refresh_token"] == nil || r.header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("exchange %s", r.raw)
+	}
+	f := form(code())
+	f.Set("client_id", w.clientID())
+	f.Set("client_secret", w.proj.ClientSecret)
+	w.want(w.token("", f, nil), 200, "")
+}
