@@ -929,6 +929,17 @@ func TestEveryManagementRouteHasAScenario(t *testing.T) {
 		// The bot check's challenge: botcheck_test.go.
 		"GET /api/v1/protect/challenge": true,
 	}
+	// The OpenID Provider's routes and the token endpoint's aliases: oidc_*_test.go.
+	for _, p := range []string{"/v1/authorize", "/oidc/authorize", "/oauth2/authorize", "/v1/logout", "/oidc/logout"} {
+		own["GET "+p], own["POST "+p] = true, true
+	}
+	for _, p := range []string{"/v1/authorize/resume", "/v1/authorize/callback", "/.well-known/openid-configuration",
+		"/v1/.well-known/openid-configuration", "/oidc/.well-known/openid-configuration", "/.well-known/oauth-authorization-server"} {
+		own["GET "+p] = true
+	}
+	for _, p := range []string{"/oidc/token", "/oauth2/token", "/oauth/token", "/token"} {
+		own["POST "+p] = true
+	}
 	// The routes users signing in call: scenario_auth_test.go.
 	for _, s := range authScenarios() {
 		if covered[s.route] {
