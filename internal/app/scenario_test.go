@@ -920,6 +920,11 @@ func TestEveryManagementRouteHasAScenario(t *testing.T) {
 		// Public passkey routes: /.well-known/webauthn in passkey_test.go, the sign-in page and its
 		// script in passkey_browser_test.go.
 		"GET /.well-known/webauthn": true, "GET /login/passkey": true, "GET /login/passkey.js": true,
+		// The hosted login page: internal/web/login's tests (every screen, both backends, and in
+		// Chromium), oidc_spa_browser_test.go and cmd/latchkey's relying parties, which sign in
+		// through it without JavaScript.
+		"GET /login": true, "POST /login": true, "GET /login/status": true, "POST /login/passkey/begin": true,
+		"POST /login/passkey/finish": true, "GET /login/assets/{file}": true,
 		// The login widget's script: internal/web/widget's tests and widget_browser_test.go.
 		"GET /login/widget.js": true,
 		// OIDC userinfo, introspection and revocation: internal/token/tokenhttp's tests on both
