@@ -117,6 +117,10 @@ type RefreshTokens interface {
 	// returned with ErrReused (so its session can be revoked); ErrNotFound if the project has no
 	// token with that hash. Expiry is the caller's to check.
 	UseRefreshToken(ctx context.Context, projectID string, hash []byte, at time.Time) (RefreshToken, error)
+	// GetRefreshToken finds the project's token by its hash without spending it, used or not
+	// (introspection and revocation read a token; only a refresh may spend it). ErrNotFound if
+	// the project has no token with that hash.
+	GetRefreshToken(ctx context.Context, projectID string, hash []byte) (RefreshToken, error)
 }
 
 // AuditEvent records a security-relevant event of a project.

@@ -125,6 +125,17 @@ func (s *Store) UseRefreshToken(ctx context.Context, projectID string, hash []by
 	return t, fmt.Errorf("use refresh token %s: %w", t.ID, store.ErrReused)
 }
 
+// GetRefreshToken reads the project's token with that hash, spending nothing.
+func (s *Store) GetRefreshToken(ctx context.Context, projectID string, hash []byte) (store.RefreshToken, error) {
+	t, err := scanRefreshToken(s.queryRow(ctx, `SELECT `+refreshTokenColumns+` FROM refresh_tokens
+		WHERE project_id = ? AND hash = ?`, projectID, hash))
+	if err != nil {
+		// The hash stays out of errors: it is the lookup key of a live token.
+		return store.RefreshToken{}, s.wrap(err, "get refresh token")
+	}
+	return t, nil
+}
+
 func scanRefreshToken(sc scanner) (store.RefreshToken, error) {
 	var t store.RefreshToken
 	var created, expires int64

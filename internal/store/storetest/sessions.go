@@ -173,11 +173,20 @@ func testRefreshTokens(t *testing.T, newStore func(t *testing.T) store.Store) {
 		wantConflict(t, st.CreateRefreshToken(f.ctx, dup), "CreateRefreshToken with a duplicate hash")
 		wantNotFound(t, st.CreateRefreshToken(f.ctx, newRefreshToken(f.pid, newID(), at(0))), "CreateRefreshToken of an unknown session")
 
+		read, err := st.GetRefreshToken(f.ctx, f.pid, rt.Hash)
+		must(t, err, "GetRefreshToken of an unused token")
+		wantEqual(t, rt, read, "GetRefreshToken of an unused token (reading spends nothing)")
+
 		when := at(time.Minute)
 		got, err := st.UseRefreshToken(f.ctx, f.pid, rt.Hash, when)
-		must(t, err, "UseRefreshToken")
+		must(t, err, "UseRefreshToken after GetRefreshToken")
 		rt.UsedAt = ptr(when)
 		wantEqual(t, rt, got, "UseRefreshToken")
+		read, err = st.GetRefreshToken(f.ctx, f.pid, rt.Hash)
+		must(t, err, "GetRefreshToken of a used token")
+		wantEqual(t, rt, read, "GetRefreshToken of a used token")
+		_, err = st.GetRefreshToken(f.ctx, f.pid, randomHash())
+		wantNotFound(t, err, "GetRefreshToken of an unknown hash")
 
 		got, err = st.UseRefreshToken(f.ctx, f.pid, rt.Hash, at(2*time.Minute))
 		if !errors.Is(err, store.ErrReused) {
@@ -197,7 +206,9 @@ func testRefreshTokens(t *testing.T, newStore func(t *testing.T) store.Store) {
 		rt := newRefreshToken(f.pid, s.ID, at(0))
 		must(t, st.CreateRefreshToken(f.ctx, rt), "CreateRefreshToken")
 		wantNotFound(t, st.CreateRefreshToken(f.ctx, newRefreshToken(g.pid, s.ID, at(0))), "CreateRefreshToken for another project's session")
-		_, err := st.UseRefreshToken(f.ctx, g.pid, rt.Hash, at(time.Minute))
+		_, err := st.GetRefreshToken(f.ctx, g.pid, rt.Hash)
+		wantNotFound(t, err, "GetRefreshToken through another project")
+		_, err = st.UseRefreshToken(f.ctx, g.pid, rt.Hash, at(time.Minute))
 		wantNotFound(t, err, "UseRefreshToken through another project")
 		_, err = st.UseRefreshToken(f.ctx, f.pid, rt.Hash, at(time.Minute))
 		must(t, err, "UseRefreshToken through its own project after the foreign attempt")

@@ -69,6 +69,12 @@ func (h Handler) Mount(rt *httpserver.Router) {
 	for _, p := range []string{"/api/v1/oauth2/token", "/oidc/token", "/oauth2/token", "/oauth/token", "/token"} {
 		rt.Handle("POST "+p, httpserver.Public, h.oauthToken)
 	}
+	rt.Handle("POST /api/v1/oauth2/introspection", httpserver.Public, h.introspect)
+	rt.Handle("POST /api/v1/oauth2/revoke", httpserver.Public, h.revoke)
+	rt.Handle("GET /api/v1/userinfo", httpserver.Public, h.userinfo)
+	rt.Handle("POST /api/v1/userinfo", httpserver.Public, h.userinfo)
+	rt.Handle("GET /oidc/userinfo", httpserver.Public, h.userinfo)
+	rt.Handle("POST /oidc/userinfo", httpserver.Public, h.userinfo)
 	rt.Handle("GET /api/v1/auth/status", httpserver.User, h.status)
 	rt.Handle("GET /api/v1/auth/sessions", httpserver.User, h.mySessions)
 	rt.Handle("DELETE /api/v1/auth/sessions/{id}", httpserver.User, h.revokeMySession)
