@@ -78,6 +78,10 @@ func TestOIDCGoOIDCRoundTrip(t *testing.T) {
 		if got := w.statusOf(tok.AccessToken); got != http.StatusOK {
 			t.Fatalf("the access token at /api/v1/auth/status: %d", got)
 		}
+		ui, err := provider.UserInfo(ctx, oauth2.StaticTokenSource(tok))
+		if err != nil || ui.Subject != res.User.ID || ui.Email != "ada@example.com" || !ui.EmailVerified {
+			t.Fatalf("userinfo %+v, %v", ui, err)
+		}
 
 		// x/oauth2 refreshes an expired token by itself; the refresh token must rotate.
 		old := tok.RefreshToken
@@ -117,15 +121,17 @@ func TestOIDCGoOIDCRoundTrip(t *testing.T) {
 	})
 }
 
-// TestOIDCZitadelRP runs zitadel/oidc's certified relying party through the same round trip.
+// TestOIDCZitadelRP runs zitadel/oidc's certified relying party, as a confidential client
+// (client_secret_basic, with PKCE too), through the same round trip, with userinfo and the
+// revocation of its refresh token.
 func TestOIDCZitadelRP(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, st *sqlstore.Store) {
-		w := newOIDCWorld(t, st, "")
+		w := newOIDCWorld(t, st, `{"token_endpoint_auth_method":"client_secret_basic"}`)
 		ctx := t.Context()
 		// The RP checks the nonce of the authentication it started; an id_token of a refresh
 		// has none (OIDC Core §12.2).
 		nonce := "zn"
-		party, err := rp.NewRelyingPartyOIDC(ctx, w.srv.URL, w.clientID(), "", oidcRedirect,
+		party, err := rp.NewRelyingPartyOIDC(ctx, w.srv.URL, w.clientID(), w.proj.ClientSecret, oidcRedirect,
 			[]string{oidc.ScopeOpenID, oidc.ScopeEmail, oidc.ScopeOfflineAccess}, rp.WithHTTPClient(w.browser),
 			rp.WithVerifierOpts(rp.WithNonce(func(context.Context) string { return nonce })))
 		if err != nil {
@@ -153,6 +159,16 @@ func TestOIDCZitadelRP(t *testing.T) {
 		}
 		if next.RefreshToken == tokens.RefreshToken || next.IDTokenClaims == nil || next.IDTokenClaims.SessionID != c.SessionID {
 			t.Fatal("refresh did not rotate, or lost the session")
+		}
+		ui, err := rp.Userinfo[*oidc.UserInfo](ctx, next.AccessToken, oidc.BearerToken, c.Subject, party)
+		if err != nil || ui.Email != "grace@example.com" || !bool(ui.EmailVerified) {
+			t.Fatalf("userinfo %+v, %v", ui, err)
+		}
+		if err := rp.RevokeToken(ctx, party, next.RefreshToken, "refresh_token"); err != nil {
+			t.Fatalf("revoke: %v", err)
+		}
+		if _, err := rp.RefreshTokens[*oidc.IDTokenClaims](ctx, party, next.RefreshToken, "", ""); err == nil {
+			t.Fatal("a revoked refresh token still refreshes")
 		}
 		u, err := rp.EndSession(ctx, party, tokens.IDToken, oidcGoodbye, "zbye", "", nil)
 		if err != nil {

@@ -945,6 +945,12 @@ func TestEveryManagementRouteHasAScenario(t *testing.T) {
 	for _, p := range []string{"/oidc/token", "/oauth2/token", "/oauth/token", "/token"} {
 		own["POST "+p] = true
 	}
+	// Userinfo, introspection and revocation: internal/token/tokenhttp's tests, and the relying
+	// parties' round trips in oidc_rp_test.go.
+	for _, p := range []string{"GET /api/v1/userinfo", "POST /api/v1/userinfo", "GET /oidc/userinfo", "POST /oidc/userinfo",
+		"POST /api/v1/oauth2/introspection", "POST /api/v1/oauth2/revoke"} {
+		own[p] = true
+	}
 	// The routes users signing in call: scenario_auth_test.go.
 	for _, s := range authScenarios() {
 		if covered[s.route] {

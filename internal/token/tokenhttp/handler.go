@@ -209,7 +209,7 @@ func (h Handler) token(w http.ResponseWriter, r *http.Request) error {
 	if grant != "client_credentials" && h.OIDC == nil {
 		return failure.New(failure.Invalid, "unsupported_grant_type", "grant_type %q is not supported here", grant)
 	}
-	project, err := h.authenticateClient(r, clientID, secret, grant != "client_credentials")
+	project, err := h.tokenClient(r, clientID, secret, grant != "client_credentials")
 	if err != nil {
 		return err
 	}
@@ -260,10 +260,10 @@ func fromProvider(t oidcprovider.TokenResponse) tokenResponse {
 	return tokenResponse{AccessToken: t.AccessToken, ExpiresIn: t.ExpiresIn, RefreshToken: t.RefreshToken, IDToken: t.IDToken, Scope: t.Scope}
 }
 
-// authenticateClient authenticates the client first, before any grant is looked at: a secret
+// tokenClient authenticates the client first, before any grant is looked at: a secret
 // through the throttled Secrets path (one 401 invalid_client whatever went wrong), or, for a
 // user grant, a public client (token_endpoint_auth_method none) by its id alone.
-func (h Handler) authenticateClient(r *http.Request, clientID, secret string, userGrant bool) (store.Project, error) {
+func (h Handler) tokenClient(r *http.Request, clientID, secret string, userGrant bool) (store.Project, error) {
 	if secret == "" && userGrant && clientID != "" {
 		return h.OIDC.PublicClient(r.Context(), clientID)
 	}
