@@ -927,10 +927,6 @@ func TestEveryManagementRouteHasAScenario(t *testing.T) {
 		"POST /login/passkey/finish": true, "GET /login/assets/{file}": true,
 		// The login widget's script: internal/web/widget's tests and widget_browser_test.go.
 		"GET /login/widget.js": true,
-		// OIDC userinfo, introspection and revocation: internal/token/tokenhttp's tests on both
-		// backends, and the relying parties of cmd/latchkey's end-to-end tests.
-		"GET /api/v1/userinfo": true, "POST /api/v1/userinfo": true, "GET /oidc/userinfo": true, "POST /oidc/userinfo": true,
-		"POST /api/v1/oauth2/introspection": true, "POST /api/v1/oauth2/revoke": true,
 		// The bot check's challenge: botcheck_test.go.
 		"GET /api/v1/protect/challenge": true,
 	}

@@ -42,7 +42,7 @@ func (p *Provider) Discovery(ctx context.Context) Discovery {
 	d.SubjectTypesSupported = []string{"public"}
 	d.IDTokenSigningAlgValuesSupported = []string{"RS256", "ES256", "EdDSA"}
 	d.TokenEndpointAuthMethodsSupported = []oidc.AuthMethod{oidc.AuthMethodBasic, oidc.AuthMethodPost, oidc.AuthMethodNone}
-	d.RevocationEndpointAuthMethodsSupported = []oidc.AuthMethod{oidc.AuthMethodBasic, oidc.AuthMethodPost}
+	d.RevocationEndpointAuthMethodsSupported = []oidc.AuthMethod{oidc.AuthMethodBasic, oidc.AuthMethodPost, oidc.AuthMethodNone}
 	d.IntrospectionEndpointAuthMethodsSupported = []oidc.AuthMethod{oidc.AuthMethodBasic, oidc.AuthMethodPost}
 	d.TokenEndpointAuthSigningAlgValuesSupported = nil
 	d.RevocationEndpointAuthSigningAlgValuesSupported = nil

@@ -123,7 +123,7 @@ func tokenField(form url.Values) (string, error) {
 
 // authenticatedForm parses a form POST and authenticates its client the way the token endpoint
 // does: HTTP Basic or client_id and client_secret in the form, never both and never the secret in
-// the URL, through authenticateClient (throttled; every failure of the credentials is the one 401
+// the URL, through tokenClient (throttled; every failure of the credentials is the one 401
 // invalid_client, so that the answer tells an attacker nothing). publicOK lets a public client
 // (token_endpoint_auth_method none) name itself by client_id alone: RFC 7009 §5 lets it revoke
 // its own tokens, which is what an SPA's sign-out does.
@@ -146,7 +146,7 @@ func (h Handler) authenticatedForm(w http.ResponseWriter, r *http.Request, publi
 	if !basic {
 		clientID, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
 	}
-	project, err := h.authenticateClient(r, clientID, secret, publicOK && h.OIDC != nil)
+	project, err := h.tokenClient(r, clientID, secret, publicOK && h.OIDC != nil)
 	if err != nil {
 		return store.Project{}, nil, err
 	}
