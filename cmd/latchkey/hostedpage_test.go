@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"io"
 	"mime"
 	"net/http"
@@ -343,14 +342,5 @@ func waitForCodeAfter(t *testing.T, base, to string, before int) string {
 			t.Fatalf("no new delivered message to %s in the dev inbox after 15s", to)
 		}
 		time.Sleep(50 * time.Millisecond) // poll interval
-	}
-}
-
-// decodeJSON reads resp's JSON body into v, failing the test on anything else.
-func decodeJSON(t *testing.T, resp *http.Response, v any) {
-	t.Helper()
-	defer resp.Body.Close()
-	if err := json.NewDecoder(resp.Body).Decode(v); err != nil {
-		t.Fatalf("%s %s: %d, body is not JSON: %v", resp.Request.Method, resp.Request.URL.Path, resp.StatusCode, err)
 	}
 }
