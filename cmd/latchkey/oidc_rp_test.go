@@ -20,6 +20,8 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/client/rp"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"golang.org/x/oauth2"
+
+	"github.com/latchkey-dev/latchkey/internal/testdb"
 )
 
 // The Go relying parties of issue 15 ("Must show 1"): zitadel/oidc's rp package and
@@ -264,13 +266,23 @@ func TestGoOIDCRelyingParty(t *testing.T) {
 	})
 }
 
-// testGoRelyingParty runs the round trip with the library newRP configures, for a
-// confidential and a public client of the Default project of one server.
+// testGoRelyingParty runs the round trip with the library newRP configures, on SQLite and on
+// PostgreSQL, each time for a confidential and a public client of the Default project.
 func testGoRelyingParty(t *testing.T, lib string, newRP func(*testing.T, rpClient) goRP) {
+	t.Run("sqlite", func(t *testing.T) {
+		testGoRelyingPartyOn(t, lib, newRP, []string{"--data-dir", t.TempDir()})
+	})
+	t.Run("postgres", func(t *testing.T) {
+		testGoRelyingPartyOn(t, lib, newRP, append([]string{"--database-url", testdb.PostgresURL(t)}, masterKeyArgs(t)...))
+	})
+}
+
+// testGoRelyingPartyOn is testGoRelyingParty against one server started with dbArgs.
+func testGoRelyingPartyOn(t *testing.T, lib string, newRP func(*testing.T, rpClient) goRP, dbArgs []string) {
 	addr := freeLoopbackAddr(t)
 	issuer := "http://" + addr
 	// The issuer is the public URL, so the server must listen where the public URL says.
-	s := startServer(t, "--data-dir", t.TempDir(), "--dev", "--addr", addr, "--public-url", issuer)
+	s := startServer(t, append(dbArgs, "--dev", "--addr", addr, "--public-url", issuer)...)
 	oidcDiscovery(t, s)
 	clientID, secret := s.credentials()
 
