@@ -184,7 +184,7 @@ type hostedBrowser struct {
 	Steps  []pageStep
 }
 
-// get requests u and returns the answer with its body read.
+// do sends req as the browser (asking for HTML) and returns the answer with its body read.
 func (b *hostedBrowser) do(req *http.Request) (*http.Response, string) {
 	b.t.Helper()
 	req.Header.Set("Accept", "text/html,application/xhtml+xml")
