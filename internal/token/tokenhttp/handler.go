@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -191,7 +192,10 @@ func (h Handler) token(w http.ResponseWriter, r *http.Request) error {
 			return failure.New(failure.Invalid, "invalid_request", "parameter %s is repeated", k) // RFC 6749 §3.2
 		}
 	}
-	clientID, secret, basic := r.BasicAuth()
+	clientID, secret, basic, err := basicAuth(r)
+	if err != nil {
+		return err
+	}
 	if basic && (r.PostForm.Get("client_secret") != "" || (r.PostForm.Has("client_id") && r.PostForm.Get("client_id") != clientID)) {
 		return failure.New(failure.Invalid, "invalid_request", "use one client authentication method, not two")
 	}
@@ -258,6 +262,25 @@ func (h Handler) allowOrigin(w http.ResponseWriter, r *http.Request, p store.Pro
 
 func fromProvider(t oidcprovider.TokenResponse) tokenResponse {
 	return tokenResponse{AccessToken: t.AccessToken, ExpiresIn: t.ExpiresIn, RefreshToken: t.RefreshToken, IDToken: t.IDToken, Scope: t.Scope}
+}
+
+// basicAuth reads HTTP Basic client authentication as RFC 6749 §2.3.1 defines it: the client
+// id and secret are each application/x-www-form-urlencoded before Base64, and standard clients
+// (openid-client, oauth4webapi) encode "_" and "-", which Latchkey's ids and secrets contain, so
+// the raw values would never match. Credentials sent unencoded (curl -u, Go's SetBasicAuth)
+// decode to themselves, as ids and secrets have no "%" or "+". A value that does not decode is
+// the one invalid_client, like any other failed client authentication.
+func basicAuth(r *http.Request) (clientID, secret string, ok bool, err error) {
+	rawID, rawSecret, ok := r.BasicAuth()
+	if !ok {
+		return "", "", false, nil
+	}
+	clientID, err1 := url.QueryUnescape(rawID)
+	secret, err2 := url.QueryUnescape(rawSecret)
+	if err1 != nil || err2 != nil {
+		return "", "", true, failure.New(failure.Unauthenticated, "invalid_client", "client authentication failed")
+	}
+	return clientID, secret, true, nil
 }
 
 // tokenClient authenticates the client first, before any grant is looked at: a secret

@@ -139,7 +139,10 @@ func (h Handler) authenticatedForm(w http.ResponseWriter, r *http.Request, publi
 	if q := r.URL.Query(); q.Has("client_secret") || q.Has("token") {
 		return store.Project{}, nil, failure.New(failure.Invalid, "invalid_request", "client_secret and token must not be sent in the URL")
 	}
-	clientID, secret, basic := r.BasicAuth()
+	clientID, secret, basic, err := basicAuth(r)
+	if err != nil {
+		return store.Project{}, nil, err
+	}
 	if basic && r.PostForm.Get("client_secret") != "" {
 		return store.Project{}, nil, failure.New(failure.Invalid, "invalid_request", "use one client authentication method, not two")
 	}
