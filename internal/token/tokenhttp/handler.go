@@ -71,10 +71,13 @@ func (h Handler) Mount(rt *httpserver.Router) {
 	}
 	rt.Handle("POST /api/v1/oauth2/introspection", httpserver.Public, h.introspect)
 	rt.Handle("POST /api/v1/oauth2/revoke", httpserver.Public, h.revoke)
-	rt.Handle("GET /api/v1/userinfo", httpserver.Public, h.userinfo)
-	rt.Handle("POST /api/v1/userinfo", httpserver.Public, h.userinfo)
-	rt.Handle("GET /oidc/userinfo", httpserver.Public, h.userinfo)
-	rt.Handle("POST /oidc/userinfo", httpserver.Public, h.userinfo)
+	// userinfo's URL comes from discovery, so a browser client's preflight cannot name its
+	// project: BearerPreflight allows it, and the answer goes only to the token's project's
+	// allowed origins.
+	rt.Handle("GET /api/v1/userinfo", httpserver.Public, h.userinfo, httpserver.BearerPreflight)
+	rt.Handle("POST /api/v1/userinfo", httpserver.Public, h.userinfo, httpserver.BearerPreflight)
+	rt.Handle("GET /oidc/userinfo", httpserver.Public, h.userinfo, httpserver.BearerPreflight)
+	rt.Handle("POST /oidc/userinfo", httpserver.Public, h.userinfo, httpserver.BearerPreflight)
 	rt.Handle("GET /api/v1/auth/status", httpserver.User, h.status)
 	rt.Handle("GET /api/v1/auth/sessions", httpserver.User, h.mySessions)
 	rt.Handle("DELETE /api/v1/auth/sessions/{id}", httpserver.User, h.revokeMySession)
