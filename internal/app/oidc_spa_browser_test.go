@@ -1,0 +1,453 @@
+package app_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	cdppage "github.com/chromedp/cdproto/page"
+	"github.com/chromedp/cdproto/webauthn"
+	"github.com/chromedp/chromedp"
+
+	"github.com/latchkey-dev/latchkey/internal/app"
+	"github.com/latchkey-dev/latchkey/internal/mfa/mfatest"
+	"github.com/latchkey-dev/latchkey/internal/notify"
+	"github.com/latchkey-dev/latchkey/internal/store"
+	"github.com/latchkey-dev/latchkey/internal/store/sqlstore"
+	"github.com/latchkey-dev/latchkey/internal/testclock"
+	"github.com/latchkey-dev/latchkey/internal/testdb"
+)
+
+// The SPA tests prove issue 15's pieces together in headless Chromium: a single-page app
+// (testdata/spa, oidc-client-ts as its documentation uses it) on its own loopback origin, under
+// a strict CSP, signs in through /v1/authorize and the hosted login page (/login) as a public
+// client with PKCE, and signs out by RP-initiated logout. Latchkey runs on http://localhost:A,
+// the app on http://localhost:B: both localhost, so that the passkey RP id (localhost) covers
+// the page, and two origins, so that every call the app makes to Latchkey is a CORS call.
+
+const spaFixture = "testdata/spa"
+
+// oidcClientTS is the path of oidc-client-ts's browser build, installed in tools/oidc-rp by
+// scripts/node-deps.sh (never committed). Without it the test is skipped, and under CI=true
+// failed.
+func oidcClientTS(t *testing.T) string {
+	t.Helper()
+	p := filepath.Join("..", "..", "tools", "oidc-rp", "node_modules", "oidc-client-ts", "dist", "browser", "oidc-client-ts.min.js")
+	if _, err := os.Stat(p); err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("oidc-client-ts is not installed (%v); CI=true requires the SPA test: run scripts/node-deps.sh", err)
+		}
+		t.Skipf("oidc-client-ts is not installed (%v; scripts/node-deps.sh installs it); skipping the SPA test", err)
+	}
+	return p
+}
+
+// spaApp is the single-page app of a test: its origin and the URIs it registered.
+type spaApp struct {
+	base, redirectURI, postLogoutURI string
+}
+
+// startSPA serves the fixture on its own loopback origin with the strict policy its header
+// comment names: only its own scripts, fetches only from itself and Latchkey (auth), no inline
+// script or style, Trusted Types required. config is /config.json; /legacy-done is a page with
+// no script at all where SSOJet's legacy widget mode returns (the test then calls the API from
+// it, as the app's own code would).
+func startSPA(t *testing.T, auth string, config func(s *spaApp) map[string]string) *spaApp {
+	t.Helper()
+	lib := oidcClientTS(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &spaApp{base: fmt.Sprintf("http://localhost:%d", ln.Addr().(*net.TCPAddr).Port)}
+	s.redirectURI, s.postLogoutURI = s.base+"/callback", s.base+"/"
+	cfg, err := json.Marshal(config(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	csp := "default-src 'none'; script-src 'self'; connect-src 'self' " + auth + "; style-src 'self'; img-src 'self'; " +
+		"base-uri 'none'; form-action 'none'; frame-ancestors 'none'; require-trusted-types-for 'script'"
+	file := func(path, ctype string) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) {
+			b, err := os.ReadFile(path)
+			if err != nil {
+				t.Errorf("serve %s: %v", path, err)
+				http.Error(w, "missing", http.StatusInternalServerError)
+				return
+			}
+			w.Header().Set("Content-Security-Policy", csp)
+			w.Header().Set("Content-Type", ctype)
+			w.Header().Set("Cache-Control", "no-store")
+			_, _ = w.Write(b)
+		}
+	}
+	page := file(filepath.Join(spaFixture, "index.html"), "text/html; charset=utf-8")
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /{$}", page)
+	mux.HandleFunc("GET /callback", page)
+	mux.HandleFunc("GET /spa.js", file(filepath.Join(spaFixture, "spa.js"), "text/javascript; charset=utf-8"))
+	mux.HandleFunc("GET /favicon.svg", file(filepath.Join(spaFixture, "favicon.svg"), "image/svg+xml"))
+	mux.HandleFunc("GET /vendor/oidc-client-ts.js", file(lib, "text/javascript; charset=utf-8"))
+	mux.HandleFunc("GET /config.json", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Cache-Control", "no-store")
+		_, _ = w.Write(cfg)
+	})
+	mux.HandleFunc("GET /legacy-done", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Security-Policy", csp)
+		w.Header().Set("Content-Type", "text/html; charset=utf-8")
+		_, _ = w.Write([]byte(`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Acme</title>` +
+			`<link rel="icon" href="/favicon.svg" type="image/svg+xml"></head><body><h1>Back at Acme</h1></body></html>`))
+	})
+	srv := httptest.NewUnstartedServer(mux)
+	srv.Listener.Close()
+	srv.Listener = ln
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return s
+}
+
+// startClockedBrowserApp is startBrowserApp with the server's clock in the test's hand, so
+// that the TOTP codes the test computes are for the server's time, whatever the machine's speed.
+func startClockedBrowserApp(t *testing.T, st *sqlstore.Store, clock *testclock.Clock) (*app.App, string, *mailTrap, *requestLog) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := fmt.Sprintf("http://localhost:%d", ln.Addr().(*net.TCPAddr).Port)
+	mail := &mailTrap{ch: make(chan notify.Message, 16)}
+	a, err := app.NewWithStore(st, app.WithPublicURL(base), app.WithClock(clock.Now),
+		app.WithSenders(map[notify.Channel]notify.Sender{notify.Email: mail}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	reqs := &requestLog{}
+	srv := httptest.NewUnstartedServer(reqs.wrap(a.Handler()))
+	srv.Listener.Close()
+	srv.Listener = ln
+	srv.Start()
+	t.Cleanup(srv.Close)
+	workerCtx, stopWorker := context.WithCancel(context.Background())
+	workerDone := make(chan struct{})
+	go func() { defer close(workerDone); a.Worker().Run(workerCtx) }()
+	t.Cleanup(func() { stopWorker(); <-workerDone })
+	return a, base, mail, reqs
+}
+
+// until evaluates cond on the page again and again until it holds. It survives the navigations
+// of a sign-in (chromedp.Poll gives up when the page goes away under it), and fails at once when
+// the login page shows an error or the SPA reports one.
+func (b *chromiumTest) until(what, cond string) {
+	b.t.Helper()
+	expr := `(() => {
+		const m = document.querySelector("#message.error");
+		if (m && m.textContent) return "error: " + m.textContent;
+		const s = document.getElementById("status");
+		if (s && s.textContent === "error") return "error: " + document.getElementById("result").textContent;
+		return (` + cond + `) ? "ok" : false;
+	})()`
+	deadline := time.Now().Add(30 * time.Second)
+	var last error
+	for time.Now().Before(deadline) && b.ctx.Err() == nil {
+		got, err := chromedp.Run(b.ctx, chromedp.Evaluate[any](expr))
+		switch {
+		case err != nil:
+			last = err
+		case got == "ok":
+			return
+		default:
+			if s, ok := got.(string); ok && strings.HasPrefix(s, "error: ") {
+				b.fatalf("wait until %s: the page says %q", what, s)
+			}
+		}
+		time.Sleep(50 * time.Millisecond) // polling the page, not timing anything
+	}
+	b.fatalf("wait until %s: timed out (last error %v)", what, last)
+}
+
+// screen waits for the login page's screen name.
+func (b *chromiumTest) screen(name string) {
+	b.t.Helper()
+	b.until("the login page's "+name+" screen", fmt.Sprintf(
+		`document.readyState === "complete" && location.pathname === "/login" && document.querySelector("main")?.dataset.screen === %q`, name))
+}
+
+// spaSays waits until the SPA's #status is status.
+func (b *chromiumTest) spaSays(s *spaApp, status string) {
+	b.t.Helper()
+	b.until("the app says "+status, fmt.Sprintf(`location.origin === %q && document.readyState === "complete" &&
+		document.getElementById("status")?.textContent === %q`, s.base, status))
+}
+
+// spaResult is what the SPA shows in #result.
+type spaResult struct {
+	SignedIn      bool           `json:"signed_in"`
+	SignedOut     bool           `json:"signed_out"`
+	IDTokenClaims map[string]any `json:"id_token_claims"`
+	Claims        map[string]any `json:"claims"`
+	AccessToken   bool           `json:"access_token_present"`
+	RefreshToken  bool           `json:"refresh_token_present"`
+	TokenType     string         `json:"token_type"`
+	Scope         string         `json:"scope"`
+}
+
+func (b *chromiumTest) spaResult() spaResult {
+	b.t.Helper()
+	raw := b.jsString(`document.getElementById("result").textContent`)
+	var r spaResult
+	if err := json.Unmarshal([]byte(raw), &r); err != nil {
+		b.fatalf("#result %q: %v", raw, err)
+	}
+	return r
+}
+
+// screenCheck is a screen on the way: no CSP violation (the ReportingObserver's and, on the
+// SPA, its own securitypolicyviolation listener's), no console message but the allowed ones,
+// the page's language, and a screenshot.
+func (b *chromiumTest) screenCheck(lang, name string, allowed ...string) {
+	b.t.Helper()
+	reports, err := chromedp.Run(b.ctx, chromedp.Evaluate[[]string](cspReports))
+	if err != nil || len(reports) != 0 {
+		b.t.Errorf("%s %s: CSP reports %q (%v), want none", lang, name, reports, err)
+	}
+	if own := b.jsString(`document.getElementById("violations")?.textContent ?? "[]"`); own != "[]" {
+		b.t.Errorf("%s %s: the page's securitypolicyviolation listener saw %s, want none", lang, name, own)
+	}
+	if strings.HasPrefix(name, "login-") {
+		if got := b.jsString(`document.documentElement.lang`); got != lang {
+			b.t.Errorf("%s %s: <html lang=%q>, want %q", lang, name, got, lang)
+		}
+	}
+	b.expectConsole(lang+" "+name, allowed...)
+	b.screenshot("spa-" + name + "-" + lang + ".png")
+}
+
+// spaAutofill turns the identifier field's passkey autofill (conditional mediation) off or on
+// for the pages the tab opens next: on, Chromium's virtual authenticator answers it at once.
+type spaAutofill struct {
+	b      *chromiumTest
+	script cdppage.ScriptIdentifier
+}
+
+func (f *spaAutofill) set(on bool) {
+	f.b.t.Helper()
+	if f.script != "" {
+		if _, err := chromedp.Call(f.b.ctx, cdppage.RemoveScriptToEvaluateOnNewDocument,
+			cdppage.RemoveScriptToEvaluateOnNewDocumentParams{Identifier: f.script}); err != nil {
+			f.b.fatalf("remove the no-autofill script: %v", err)
+		}
+		f.script = ""
+	}
+	if on {
+		return
+	}
+	res, err := chromedp.Call(f.b.ctx, cdppage.AddScriptToEvaluateOnNewDocument, cdppage.AddScriptToEvaluateOnNewDocumentParams{
+		Source: `if (window.PublicKeyCredential) PublicKeyCredential.isConditionalMediationAvailable = async () => false;`})
+	if err != nil {
+		f.b.fatalf("add the no-autofill script: %v", err)
+	}
+	f.script = res.Identifier
+}
+
+// TestOIDCSPAInChromium signs in to the SPA fixture (oidc-client-ts, public client, PKCE) in
+// headless Chromium, once in English and once in German (ui_locales=de): with an email code
+// (saving a passkey on the page's offer), with that passkey by autofill and by the button, and,
+// once the project requires MFA, with a new user's email code and TOTP enrolment. Each time the
+// SPA shows the id_token's claims for the right user, and each sign-out is RP-initiated logout
+// back to the SPA's post-logout URI with its state. Every screen has no CSP violation and no
+// console error, and is kept as a screenshot.
+func TestOIDCSPAInChromium(t *testing.T) {
+	chromium := chromiumPath(t)
+	oidcClientTS(t)
+	for _, lang := range []string{"en", "de"} {
+		t.Run(lang, func(t *testing.T) { spaSignIns(t, chromium, lang) })
+	}
+}
+
+func spaSignIns(t *testing.T, chromium, lang string) {
+	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
+	defer cancel()
+	clock := testclock.New(time.Now().UTC().Truncate(time.Second))
+	// English on SQLite, German on PostgreSQL (skipped without it, outside CI).
+	st := testdb.SQLite(t)
+	if lang == "de" {
+		st = testdb.Postgres(t)
+	}
+	a, base, mail, reqs := startClockedBrowserApp(t, st, clock)
+	clientID, secret := widgetProject(t, ctx, a)
+	pid := mustProject(t, ctx, a, clientID)
+	spa := startSPA(t, base, func(s *spaApp) map[string]string {
+		return map[string]string{"authority": base, "client_id": clientID, "redirect_uri": s.redirectURI,
+			"post_logout_redirect_uri": s.postLogoutURI, "scope": "openid profile email", "ui_locales": lang}
+	})
+	patchSettings(t, base, secret, fmt.Sprintf(`{"allowed_origins":[%q],"redirect_uris":[%q],"protect":{"bot_check":"off"},
+		"oidc":{"token_endpoint_auth_method":"none","post_logout_redirect_uris":[%q]}}`, spa.base, spa.redirectURI, spa.postLogoutURI))
+
+	b := newChromiumTest(t, ctx, chromium, reqs)
+	if _, err := chromedp.Call(b.ctx, webauthn.Enable, webauthn.EnableParams{}); err != nil {
+		b.fatalf("WebAuthn.enable: %v", err)
+	}
+	authenticator, err := chromedp.Call(b.ctx, webauthn.AddVirtualAuthenticator, webauthn.AddVirtualAuthenticatorParams{
+		Options: &webauthn.VirtualAuthenticatorOptions{Protocol: webauthn.AuthenticatorProtocolCtap2,
+			Transport: webauthn.AuthenticatorTransportInternal, HasResidentKey: true, HasUserVerification: true,
+			IsUserVerified: true, AutomaticPresenceSimulation: true},
+	})
+	if err != nil {
+		b.fatalf("WebAuthn.addVirtualAuthenticator: %v", err)
+	}
+	autofill := &spaAutofill{b: b}
+	email := "ada-" + lang + "@example.com"
+
+	// signedIn checks what the SPA shows after a sign-in: the id_token's claims of the user
+	// with email, verified, and the access token it holds.
+	signedIn := func(how, email string) string {
+		t.Helper()
+		b.spaSays(spa, "signed in")
+		r := b.spaResult()
+		u, err := a.Directory().GetUserByEmail(ctx, pid, email)
+		if err != nil {
+			b.fatalf("%s: the user %s: %v", how, email, err)
+		}
+		c := r.IDTokenClaims
+		if !r.SignedIn || c["sub"] != u.ID || c["email"] != email || c["email_verified"] != true || c["iss"] != base ||
+			c["aud"] != clientID && !slices.Contains(anySlice(c["aud"]), any(clientID)) {
+			t.Errorf("%s: id_token claims %v, want sub %s, email %s verified, iss %s, aud %s", how, c, u.ID, email, base, clientID)
+		}
+		if r.Claims["email"] != email || r.Claims["sub"] != u.ID {
+			t.Errorf("%s: the profile oidc-client-ts built (id_token and userinfo) is %v, want %s", how, r.Claims, email)
+		}
+		if !r.AccessToken || r.TokenType != "Bearer" {
+			t.Errorf("%s: access token present %v, type %q; want a Bearer token", how, r.AccessToken, r.TokenType)
+		}
+		if !strings.Contains(b.jsString(`location.href`), "/") || b.jsString(`location.search`) != "" {
+			t.Errorf("%s: the address bar still holds the callback's parameters: %s", how, b.jsString(`location.href`))
+		}
+		return u.ID
+	}
+	signOut := func(step string) {
+		t.Helper()
+		logouts := len(reqs.matching("GET", "/v1/logout"))
+		b.do("sign out", chromedp.WaitVisible(chromedp.ID("signout")), chromedp.Click(chromedp.ID("signout")))
+		b.spaSays(spa, "signed out")
+		if r := b.spaResult(); !r.SignedOut {
+			t.Errorf("%s: after logout #result is %+v, want signed_out (the state matched)", step, r)
+		}
+		if got := reqs.matching("GET", "/v1/logout")[logouts:]; len(got) != 1 || got[0].status != http.StatusFound ||
+			!strings.Contains(got[0].query, "id_token_hint=") || !strings.Contains(got[0].query, "state=") {
+			t.Errorf("%s: logout requests %+v, want one redirect with id_token_hint and state", step, got)
+		}
+		b.screenCheck(lang, step)
+	}
+	signInClick := func() {
+		t.Helper()
+		b.do("open the app", chromedp.Navigate(spa.base+"/"))
+		b.spaSays(spa, "signed out")
+		b.do("sign in", chromedp.WaitEnabled(chromedp.ID("signin")), chromedp.Click(chromedp.ID("signin")))
+	}
+
+	// 1. An email code through the hosted page, saving a passkey on the offer.
+	autofill.set(false) // no passkey yet; the field's request would only wait
+	b.do("open the app", chromedp.Navigate(spa.base+"/"))
+	b.spaSays(spa, "signed out")
+	b.screenCheck(lang, "app-signed-out")
+	b.do("sign in", chromedp.WaitEnabled(chromedp.ID("signin")), chromedp.Click(chromedp.ID("signin")))
+	b.screen("identifier")
+	b.screenCheck(lang, "login-identifier")
+	b.do("type the email", chromedp.SendKeys(chromedp.ID("identifier"), email), chromedp.Click(chromedp.CSS("main form button[type=submit]")))
+	b.screen("methods")
+	b.screenCheck(lang, "login-methods")
+	b.do("email me a code", chromedp.Click(chromedp.ID("send-email-otp")))
+	b.screen("code")
+	b.screenCheck(lang, "login-code")
+	b.do("enter the code", chromedp.SendKeys(chromedp.ID("code"), b.codeFrom(mail, email)), chromedp.Click(chromedp.ID("verify-code")))
+	b.screen("passkey_offer")
+	b.screenCheck(lang, "login-passkey-offer")
+	b.do("save a passkey", chromedp.WaitVisible(chromedp.ID("passkey-save")), chromedp.Click(chromedp.ID("passkey-save")))
+	uid := signedIn("the email code", email)
+	b.screenCheck(lang, "app-signed-in")
+	pks, err := a.Store().ListPasskeys(ctx, pid, uid)
+	if err != nil || len(pks) != 1 {
+		b.fatalf("passkeys after the offer: %d, %v; want 1", len(pks), err)
+	}
+	creds, err := chromedp.Call(b.ctx, webauthn.GetCredentials, webauthn.GetCredentialsParams(authenticator))
+	if err != nil || len(creds.Credentials) != 1 || !creds.Credentials[0].IsResidentCredential {
+		b.fatalf("the authenticator holds %+v (%v), want one discoverable credential", creds, err)
+	}
+	// The public client's code went to the token endpoint with its verifier, from the SPA's
+	// origin; userinfo was read with the access token.
+	if tokens := reqs.matching("POST", "/api/v1/oauth2/token"); len(tokens) == 0 || tokens[len(tokens)-1].status != http.StatusOK {
+		t.Errorf("token requests %+v, want the code exchanged", tokens)
+	}
+	signOut("app-signed-out-after-code")
+
+	// 2. The passkey by autofill: the identifier field's conditional request, answered at once.
+	autofill.set(true)
+	signInClick()
+	signedIn("the passkey by autofill", email)
+	b.screenCheck(lang, "app-signed-in-autofill")
+	signOut("app-signed-out-after-autofill")
+
+	// 3. The passkey by the button on the methods screen.
+	autofill.set(false)
+	signInClick()
+	b.screen("identifier")
+	b.do("type the email", chromedp.SendKeys(chromedp.ID("identifier"), email), chromedp.Click(chromedp.CSS("main form button[type=submit]")))
+	b.screen("methods")
+	b.screenCheck(lang, "login-methods-passkey")
+	b.do("sign in with the passkey", chromedp.WaitVisible(chromedp.ID("passkey-login")), chromedp.Click(chromedp.ID("passkey-login")))
+	signedIn("the passkey button", email)
+	signOut("app-signed-out-after-button")
+
+	// 4. The project requires MFA: a new user enrols an authenticator app (the code computed
+	// by mfatest for the server's clock), declines the passkey offer, and is signed in.
+	patchSettings(t, base, secret, `{"mfa":{"policy":"required","factors":["otp"]}}`)
+	second := "bob-" + lang + "@example.com"
+	signInClick()
+	b.screen("identifier")
+	b.do("type the email", chromedp.SendKeys(chromedp.ID("identifier"), second), chromedp.Click(chromedp.CSS("main form button[type=submit]")))
+	b.screen("methods")
+	b.do("email me a code", chromedp.Click(chromedp.ID("send-email-otp")))
+	b.screen("code")
+	b.do("enter the code", chromedp.SendKeys(chromedp.ID("code"), b.codeFrom(mail, second)), chromedp.Click(chromedp.ID("verify-code")))
+	b.screen("mfa_enroll")
+	b.screenCheck(lang, "login-mfa-enroll")
+	totp := b.text("the TOTP secret", chromedp.CSS("#otp-secret"))
+	b.do("enter the app's code", chromedp.SendKeys(chromedp.ID("mfa-code"), mfatest.Code(t, totp, clock.Now())),
+		chromedp.Click(chromedp.ID("mfa-verify")))
+	b.screen("passkey_offer")
+	b.screenCheck(lang, "login-passkey-offer-mfa")
+	b.do("not now", chromedp.Click(chromedp.ID("passkey-skip")))
+	bob := signedIn("email code and TOTP", second)
+	b.screenCheck(lang, "app-signed-in-mfa")
+	factors, err := a.MFA().UserAuthenticators(ctx, mustProjectRecord(t, ctx, a, clientID), bob)
+	if err != nil || len(factors) == 0 {
+		t.Errorf("the new user's factors: %+v, %v; want the enrolled authenticator app", factors, err)
+	}
+	signOut("app-signed-out-after-mfa")
+}
+
+// anySlice is v as a slice, when it is one (a JSON array).
+func anySlice(v any) []any {
+	s, _ := v.([]any)
+	return s
+}
+
+// mustProjectRecord is the project with clientID.
+func mustProjectRecord(t *testing.T, ctx context.Context, a *app.App, clientID string) store.Project {
+	t.Helper()
+	p, err := a.Projects().ProjectByClientID(ctx, clientID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
