@@ -310,7 +310,10 @@ func spaSignIns(t *testing.T, chromium, lang string) {
 
 	// signedIn checks what the SPA shows after a sign-in: the id_token's claims of the user
 	// with email, verified, and the access token it holds.
-	signedIn := func(how, email string) string {
+	// The amr values RFC 8176 names for each way in: an emailed one-time code; a passkey that
+	// verified its user (two factors in one); a code and an authenticator app.
+	emailAMR, passkeyAMR, totpAMR := []string{"otp", "email"}, []string{"pk", "mfa"}, []string{"otp", "email", "mfa"}
+	signedIn := func(how, email string, amr []string) string {
 		t.Helper()
 		b.spaSays(spa, "signed in")
 		r := b.spaResult()
@@ -322,6 +325,9 @@ func spaSignIns(t *testing.T, chromium, lang string) {
 		if !r.SignedIn || c["sub"] != u.ID || c["email"] != email || c["email_verified"] != true || c["iss"] != base ||
 			c["aud"] != clientID && !slices.Contains(anySlice(c["aud"]), any(clientID)) {
 			t.Errorf("%s: id_token claims %v, want sub %s, email %s verified, iss %s, aud %s", how, c, u.ID, email, base, clientID)
+		}
+		if got := anySlice(c["amr"]); !slices.Equal(sortedStrings(got), sortedStrings(anyOf(amr))) {
+			t.Errorf("%s: id_token amr %v, want %v", how, got, amr)
 		}
 		if r.Claims["email"] != email || r.Claims["sub"] != u.ID {
 			t.Errorf("%s: the profile oidc-client-ts built (id_token and userinfo) is %v, want %s", how, r.Claims, email)
@@ -373,7 +379,7 @@ func spaSignIns(t *testing.T, chromium, lang string) {
 	b.screen("passkey_offer")
 	b.screenCheck(lang, "login-passkey-offer")
 	b.do("save a passkey", chromedp.WaitVisible(chromedp.ID("passkey-save")), chromedp.Click(chromedp.ID("passkey-save")))
-	uid := signedIn("the email code", email)
+	uid := signedIn("the email code", email, emailAMR)
 	b.screenCheck(lang, "app-signed-in")
 	pks, err := a.Store().ListPasskeys(ctx, pid, uid)
 	if err != nil || len(pks) != 1 {
@@ -392,8 +398,12 @@ func spaSignIns(t *testing.T, chromium, lang string) {
 
 	// 2. The passkey by autofill: the identifier field's conditional request, answered at once.
 	autofill.set(true)
+	posts := len(reqs.matching("POST", "/login"))
 	signInClick()
-	signedIn("the passkey by autofill", email)
+	signedIn("the passkey by autofill", email, passkeyAMR)
+	if n := len(reqs.matching("POST", "/login")) - posts; n != 0 {
+		t.Errorf("the autofill sign-in posted %d forms to /login, want none (no identifier typed)", n)
+	}
 	b.screenCheck(lang, "app-signed-in-autofill")
 	signOut("app-signed-out-after-autofill")
 
@@ -405,7 +415,7 @@ func spaSignIns(t *testing.T, chromium, lang string) {
 	b.screen("methods")
 	b.screenCheck(lang, "login-methods-passkey")
 	b.do("sign in with the passkey", chromedp.WaitVisible(chromedp.ID("passkey-login")), chromedp.Click(chromedp.ID("passkey-login")))
-	signedIn("the passkey button", email)
+	signedIn("the passkey button", email, passkeyAMR)
 	signOut("app-signed-out-after-button")
 
 	// 4. The project requires MFA: a new user enrols an authenticator app (the code computed
@@ -427,7 +437,7 @@ func spaSignIns(t *testing.T, chromium, lang string) {
 	b.screen("passkey_offer")
 	b.screenCheck(lang, "login-passkey-offer-mfa")
 	b.do("not now", chromedp.Click(chromedp.ID("passkey-skip")))
-	bob := signedIn("email code and TOTP", second)
+	bob := signedIn("email code and TOTP", second, totpAMR)
 	b.screenCheck(lang, "app-signed-in-mfa")
 	factors, err := a.MFA().UserAuthenticators(ctx, mustProjectRecord(t, ctx, a, clientID), bob)
 	if err != nil || len(factors) == 0 {
@@ -450,4 +460,23 @@ func mustProjectRecord(t *testing.T, ctx context.Context, a *app.App, clientID s
 		t.Fatal(err)
 	}
 	return p
+}
+
+// anyOf is s as JSON decodes an array.
+func anyOf(s []string) []any {
+	out := make([]any, len(s))
+	for i, v := range s {
+		out[i] = v
+	}
+	return out
+}
+
+// sortedStrings is v's string values, sorted (amr is a set).
+func sortedStrings(v []any) []string {
+	var out []string
+	for _, x := range v {
+		out = append(out, fmt.Sprint(x))
+	}
+	slices.Sort(out)
+	return out
 }
