@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -479,4 +480,101 @@ func sortedStrings(v []any) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// linkFrom waits for the email to `to` and returns the magic link in it.
+func (b *chromiumTest) linkFrom(mail *mailTrap, to string) string {
+	b.t.Helper()
+	for {
+		select {
+		case m := <-mail.ch:
+			if m.To != to {
+				continue
+			}
+			link := magicLinkRE.FindString(m.Text)
+			if link == "" {
+				b.fatalf("no magic link in the email to %s", to)
+			}
+			return link
+		case <-b.ctx.Done():
+			b.fatalf("no email to %s: %v", to, b.ctx.Err())
+		}
+	}
+}
+
+// TestLegacyWidgetModeInChromium runs SSOJet's legacy widget mode, /login?client_id&redirect_uri,
+// in headless Chromium, in English and in German: a magic link asked for on the hosted page and
+// opened elsewhere (another device), the wait screen noticing it by itself, the return to the
+// app's redirect_uri with ?state=, and the app's own page then collecting the login result
+// from magic-link/status?state= across origins (CORS), once.
+func TestLegacyWidgetModeInChromium(t *testing.T) {
+	chromium := chromiumPath(t)
+	oidcClientTS(t) // the app's origin is the SPA fixture's server
+	for _, lang := range []string{"en", "de"} {
+		t.Run(lang, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+			defer cancel()
+			st := testdb.SQLite(t)
+			if lang == "de" {
+				st = testdb.Postgres(t)
+			}
+			a, base, mail, reqs := startClockedBrowserApp(t, st, testclock.New(time.Now().UTC().Truncate(time.Second)))
+			clientID, secret := widgetProject(t, ctx, a)
+			app := startSPA(t, base, func(*spaApp) map[string]string { return map[string]string{} })
+			done := app.base + "/legacy-done"
+			patchSettings(t, base, secret, fmt.Sprintf(`{"allowed_origins":[%q],"redirect_uris":[%q],"protect":{"bot_check":"off"}}`,
+				app.base, done))
+			b := newChromiumTest(t, ctx, chromium, reqs)
+			email := "legacy-" + lang + "@example.com"
+
+			b.do("open the legacy page", chromedp.Navigate(base+"/login?"+url.Values{"client_id": {clientID}, "redirect_uri": {done},
+				"lang": {lang}}.Encode()))
+			b.screen("identifier")
+			b.screenCheck(lang, "login-legacy-identifier")
+			b.do("type the email", chromedp.SendKeys(chromedp.ID("identifier"), email), chromedp.Click(chromedp.CSS("main form button[type=submit]")))
+			b.screen("methods")
+			b.screenCheck(lang, "login-legacy-methods")
+			if got := b.jsString(`String(document.getElementById("send-email-otp") === null && document.getElementById("passkey-login") === null)`); got != "true" {
+				t.Errorf("legacy mode offers more than the magic link (email code or passkey button present)")
+			}
+			b.do("email me a link", chromedp.Click(chromedp.ID("send-magic-link")))
+			b.screen("wait")
+			b.screenCheck(lang, "login-legacy-wait")
+
+			// The link, opened on another device: the browser's wait screen notices by itself.
+			link := b.linkFrom(mail, email)
+			if status, body := call(t, "GET", link, "", nil); status != http.StatusOK {
+				t.Fatalf("open the magic link elsewhere: %d %s", status, body)
+			}
+			b.until("back at the app with the state", fmt.Sprintf(`location.origin === %q && location.pathname === "/legacy-done" &&
+				new URLSearchParams(location.search).get("state")`, app.base))
+			b.screenCheck(lang, "app-legacy-done")
+
+			// The app's code collects the login from its own origin: once.
+			collected, err := chromedp.Run(b.ctx, chromedp.Evaluate[[]string](fmt.Sprintf(`(async () => {
+				const state = new URLSearchParams(location.search).get("state");
+				const url = %q + "/api/v1/auth/passwordless/magic-link/status?" + new URLSearchParams({client_id: %q, state});
+				const first = await fetch(url, {headers: {Accept: "application/json"}});
+				const body = await first.json();
+				const again = await fetch(url, {headers: {Accept: "application/json"}});
+				const second = await again.json();
+				return [String(first.status), String(body.authenticated), body.user?.email ?? "", body.access_token ?? "",
+					String(again.status), String(second.authenticated)];
+			})()`, base, clientID), chromedp.EvalAwaitPromise))
+			if err != nil || len(collected) != 6 {
+				b.fatalf("collect the login from the app's page: %v", err)
+			}
+			if collected[0] != "200" || collected[1] != "true" || collected[2] != email || collected[3] == "" {
+				t.Errorf("magic-link/status from the app: status %s, authenticated %s, email %q, access token %d bytes; want 200, true, %s, a token",
+					collected[0], collected[1], collected[2], len(collected[3]), email)
+			} else {
+				b.checkToken(base, clientID, collected[3], email)
+			}
+			// Collected once: afterwards the flow is gone (404 flow_not_found), never the tokens again.
+			if collected[4] != "404" || collected[5] == "true" {
+				t.Errorf("magic-link/status asked again: status %s, authenticated %s; want 404, no login", collected[4], collected[5])
+			}
+			b.screenCheck(lang, "app-legacy-collected", statusLine(http.StatusNotFound))
+		})
+	}
 }
