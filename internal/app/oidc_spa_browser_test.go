@@ -578,3 +578,80 @@ func TestLegacyWidgetModeInChromium(t *testing.T) {
 		})
 	}
 }
+
+// TestWidgetRedirectSignInInChromium completes the widget's redirect mode, in English and in
+// German: the widget's button sends the browser to /v1/authorize, the hosted page signs the
+// login_hint's user in with an email code, the browser comes back to the app's callback with a
+// code and the widget's state, and the app's page, with the verifier the widget's
+// takeAuthorization hands over, exchanges the code at the token endpoint across origins (a
+// public client). The id_token carries the widget's nonce; the access token is the user's.
+func TestWidgetRedirectSignInInChromium(t *testing.T) {
+	chromium := chromiumPath(t)
+	for _, lang := range []string{"en", "de"} {
+		t.Run(lang, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
+			defer cancel()
+			st := testdb.SQLite(t)
+			if lang == "de" {
+				st = testdb.Postgres(t)
+			}
+			a, base, mail, reqs := startClockedBrowserApp(t, st, testclock.New(time.Now().UTC().Truncate(time.Second)))
+			clientID, secret := widgetProject(t, ctx, a)
+			host := startWidgetHost(t, base, clientID)
+			callback := host.base + "/callback"
+			patchSettings(t, base, secret, fmt.Sprintf(`{"allowed_origins":[%q],"redirect_uris":[%q],"protect":{"bot_check":"off"},
+				"oidc":{"token_endpoint_auth_method":"none"}}`, host.base, callback))
+			b := newChromiumTest(t, ctx, chromium, reqs)
+			email := "widget-" + lang + "@example.com"
+
+			q := url.Values{"mode": {"redirect"}, "lang": {lang}, "redirect-uri": {callback}, "login-hint": {email}}
+			b.do("open the app's page", chromedp.Navigate(host.base+"/?"+q.Encode()))
+			b.waitWidget("the widget renders", shadow+`.getElementById("continue") !== null`, false)
+			b.screenCheck(lang, "widget-redirect-button")
+			b.do("continue to sign in", chromedp.Evaluate[chromedp.Void](shadow+`.getElementById("continue").click()`))
+			b.screen("methods") // the login_hint names the user
+			b.screenCheck(lang, "login-widget-methods")
+			b.do("email me a code", chromedp.Click(chromedp.ID("send-email-otp")))
+			b.screen("code")
+			b.screenCheck(lang, "login-widget-code")
+			b.do("enter the code", chromedp.SendKeys(chromedp.ID("code"), b.codeFrom(mail, email)), chromedp.Click(chromedp.ID("verify-code")))
+			b.screen("passkey_offer")
+			b.screenCheck(lang, "login-widget-passkey-offer")
+			b.do("not now", chromedp.Click(chromedp.ID("passkey-skip")))
+			b.until("back at the app's callback with a code", fmt.Sprintf(`location.origin === %q && location.pathname === "/callback" &&
+				new URLSearchParams(location.search).has("code") && document.readyState === "complete"`, host.base))
+			b.cleanPage(lang + " the app's callback")
+			b.screenshot("spa-widget-callback-" + lang + ".png")
+
+			// The app's callback code: the saved request for this state, then the exchange.
+			got, err := chromedp.Run(b.ctx, chromedp.Evaluate[[]string](fmt.Sprintf(`(async () => {
+				const params = new URLSearchParams(location.search);
+				const { takeAuthorization } = await import(%[1]q + "/login/widget.js");
+				const saved = takeAuthorization(params.get("state"));
+				if (!saved) return ["no saved request for the state"];
+				const res = await fetch(%[1]q + "/api/v1/oauth2/token", {method: "POST", body: new URLSearchParams({
+					grant_type: "authorization_code", code: params.get("code"), redirect_uri: saved.redirect_uri,
+					client_id: saved.client_id, code_verifier: saved.code_verifier})});
+				const body = await res.json();
+				return [String(res.status), saved.nonce, body.id_token ?? "", body.access_token ?? "", body.error ?? ""];
+			})()`, base), chromedp.EvalAwaitPromise))
+			if err != nil || len(got) != 5 {
+				b.fatalf("the app's callback: %q, %v", got, err)
+			}
+			if got[0] != "200" || got[2] == "" || got[3] == "" {
+				b.fatalf("the code exchange from the app's page: status %s, error %q, id_token %d bytes, access token %d bytes",
+					got[0], got[4], len(got[2]), len(got[3]))
+			}
+			claims := claimsOf(t, got[2])
+			u, err := a.Directory().GetUserByEmail(ctx, mustProject(t, ctx, a, clientID), email)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if claims["nonce"] != got[1] || claims["sub"] != u.ID || claims["email"] != email || claims["email_verified"] != true {
+				t.Errorf("id_token claims %v, want the widget's nonce and %s (%s), verified", claims, email, u.ID)
+			}
+			b.checkToken(base, clientID, got[3], email)
+			b.cleanPage(lang + " the exchange")
+		})
+	}
+}
