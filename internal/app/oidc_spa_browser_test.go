@@ -341,8 +341,19 @@ func spaSignIns(t *testing.T, chromium, lang string) {
 		}
 		return u.ID
 	}
+	// held is the access token oidc-client-ts keeps in sessionStorage (for the server's
+	// check, never printed).
+	held := func() string {
+		t.Helper()
+		return b.jsString(fmt.Sprintf(`JSON.parse(sessionStorage.getItem(%q) || "{}").access_token || ""`,
+			"oidc.user:"+base+":"+clientID))
+	}
 	signOut := func(step string) {
 		t.Helper()
+		access := held()
+		if access == "" {
+			b.fatalf("%s: the app holds no access token before signing out", step)
+		}
 		logouts := len(reqs.matching("GET", "/v1/logout"))
 		b.do("sign out", chromedp.WaitVisible(chromedp.ID("signout")), chromedp.Click(chromedp.ID("signout")))
 		b.spaSays(spa, "signed out")
@@ -352,6 +363,11 @@ func spaSignIns(t *testing.T, chromium, lang string) {
 		if got := reqs.matching("GET", "/v1/logout")[logouts:]; len(got) != 1 || got[0].status != http.StatusFound ||
 			!strings.Contains(got[0].query, "id_token_hint=") || !strings.Contains(got[0].query, "state=") {
 			t.Errorf("%s: logout requests %+v, want one redirect with id_token_hint and state", step, got)
+		}
+		// The id_token_hint's session ended with the logout: its access token is refused.
+		if status, _ := call(t, "GET", base+"/api/v1/auth/status?client_id="+clientID, "",
+			map[string]string{"Authorization": "Bearer " + access}); status != http.StatusUnauthorized {
+			t.Errorf("%s: the signed-out session's access token answers %d at /api/v1/auth/status, want 401", step, status)
 		}
 		b.screenCheck(lang, step)
 	}
@@ -394,6 +410,26 @@ func spaSignIns(t *testing.T, chromium, lang string) {
 	// origin; userinfo was read with the access token.
 	if tokens := reqs.matching("POST", "/api/v1/oauth2/token"); len(tokens) == 0 || tokens[len(tokens)-1].status != http.StatusOK {
 		t.Errorf("token requests %+v, want the code exchanged", tokens)
+	}
+	// The app refreshes from its origin with the rotating refresh token (a public client: its
+	// id, no secret), and reads the answer (CORS).
+	refreshed, err := chromedp.Run(b.ctx, chromedp.Evaluate[string](fmt.Sprintf(`(async () => {
+		const key = %q;
+		const user = JSON.parse(sessionStorage.getItem(key));
+		const old = user.refresh_token;
+		const res = await fetch(%q, {method: "POST", body: new URLSearchParams({grant_type: "refresh_token",
+			refresh_token: user.refresh_token, client_id: %q})});
+		const body = await res.json();
+		if (res.ok) {
+			// Keep what the rotation issued, as oidc-client-ts would: the old refresh token is spent.
+			user.access_token = body.access_token; user.refresh_token = body.refresh_token; user.id_token = body.id_token;
+			sessionStorage.setItem(key, JSON.stringify(user));
+		}
+		return [res.status, typeof body.access_token, typeof body.refresh_token, typeof body.id_token,
+			body.refresh_token !== old ? "rotated" : "same"].join(" ");
+	})()`, "oidc.user:"+base+":"+clientID, base+"/api/v1/oauth2/token", clientID), chromedp.EvalAwaitPromise))
+	if err != nil || refreshed != "200 string string string rotated" {
+		t.Errorf("refresh from the app's origin: %q (%v), want 200 with a new access, refresh and id token", refreshed, err)
 	}
 	signOut("app-signed-out-after-code")
 
