@@ -10,7 +10,7 @@ import (
 
 // TestOIDCBrowserClientCORS checks, over real HTTP on SQLite and PostgreSQL, the CORS answers a
 // browser client (an SPA on its own origin, such as oidc-client-ts) needs from the provider:
-// the discovery document readable from any origin; the token endpoint's answer, and userinfo's
+// the discovery document and its jwks_uri readable from any origin; the token endpoint's answer, and userinfo's
 // preflight and answer, readable from the project's allowed origin only where a project is
 // named (a preflight cannot name one: userinfo's URL comes from discovery).
 func TestOIDCBrowserClientCORS(t *testing.T) {
@@ -24,6 +24,19 @@ func TestOIDCBrowserClientCORS(t *testing.T) {
 			if r.status != http.StatusOK || r.header.Get("Access-Control-Allow-Origin") != "*" ||
 				r.header.Get("Access-Control-Allow-Credentials") != "" {
 				t.Errorf("GET %s from %s: %d %v, want 200 readable by any origin, no credentials", path, other, r.status, r.header)
+			}
+		}
+
+		// The discovery document's jwks_uri (every project's keys): public, for any origin.
+		if r := w.call("GET", "/.well-known/jwks.json", "", map[string]string{"Origin": other}); r.status != http.StatusOK ||
+			r.header.Get("Access-Control-Allow-Origin") != "*" {
+			t.Errorf("GET /.well-known/jwks.json from %s: %d %v, want 200 readable by any origin", other, r.status, r.header)
+		}
+		// A project's own set (client_id in the query) is for its allowed origins, as before.
+		for origin, want := range map[string]string{spa: spa, other: ""} {
+			r := w.call("GET", "/.well-known/jwks.json?client_id="+w.clientID(), "", map[string]string{"Origin": origin})
+			if r.status != http.StatusOK || r.header.Get("Access-Control-Allow-Origin") != want {
+				t.Errorf("GET the project's JWKS from %s: %d ACAO %q, want %q", origin, r.status, r.header.Get("Access-Control-Allow-Origin"), want)
 			}
 		}
 

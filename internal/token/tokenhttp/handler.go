@@ -105,6 +105,10 @@ func (h Handler) jwks(w http.ResponseWriter, r *http.Request) error {
 		}
 	} else {
 		doc, err = h.Keys.UnionJWKS(r.Context())
+		// The union is the discovery document's jwks_uri: a browser client that checks
+		// signatures itself fetches it before it names a project. Public keys, no credentials:
+		// any origin may read them.
+		w.Header().Set("Access-Control-Allow-Origin", "*")
 	}
 	if err != nil {
 		return err
