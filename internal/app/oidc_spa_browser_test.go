@@ -38,18 +38,40 @@ import (
 const spaFixture = "testdata/spa"
 
 // oidcClientTS is the path of oidc-client-ts's browser build, installed in tools/oidc-rp by
-// scripts/node-deps.sh (never committed). Without it the test is skipped, and under CI=true
-// failed.
+// scripts/node-deps.sh (never committed), at the version tools/oidc-rp/package.json pins.
+// Without it the test is skipped, and under CI=true failed.
 func oidcClientTS(t *testing.T) string {
 	t.Helper()
-	p := filepath.Join("..", "..", "tools", "oidc-rp", "node_modules", "oidc-client-ts", "dist", "browser", "oidc-client-ts.min.js")
-	if _, err := os.Stat(p); err != nil {
+	rp := filepath.Join("..", "..", "tools", "oidc-rp")
+	pkg := filepath.Join(rp, "node_modules", "oidc-client-ts")
+	var pinned struct {
+		Dependencies map[string]string `json:"dependencies"`
+	}
+	if b, err := os.ReadFile(filepath.Join(rp, "package.json")); err != nil || json.Unmarshal(b, &pinned) != nil ||
+		pinned.Dependencies["oidc-client-ts"] == "" {
+		t.Fatalf("read the pinned oidc-client-ts version from %s/package.json: %v", rp, err)
+	}
+	var installed struct {
+		Version string `json:"version"`
+	}
+	b, err := os.ReadFile(filepath.Join(pkg, "package.json"))
+	if err == nil {
+		err = json.Unmarshal(b, &installed)
+	}
+	if err == nil && installed.Version != pinned.Dependencies["oidc-client-ts"] {
+		err = fmt.Errorf("version %s is installed, package.json pins %s", installed.Version, pinned.Dependencies["oidc-client-ts"])
+	}
+	lib := filepath.Join(pkg, "dist", "browser", "oidc-client-ts.min.js")
+	if err == nil {
+		_, err = os.Stat(lib)
+	}
+	if err != nil {
 		if os.Getenv("CI") == "true" {
 			t.Fatalf("oidc-client-ts is not installed (%v); CI=true requires the SPA test: run scripts/node-deps.sh", err)
 		}
 		t.Skipf("oidc-client-ts is not installed (%v; scripts/node-deps.sh installs it); skipping the SPA test", err)
 	}
-	return p
+	return lib
 }
 
 // spaApp is the single-page app of a test: its origin and the URIs it registered.
