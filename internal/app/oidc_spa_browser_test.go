@@ -355,10 +355,12 @@ func spaSignIns(t *testing.T, chromium, lang string) {
 		if r.Claims["email"] != email || r.Claims["sub"] != u.ID {
 			t.Errorf("%s: the profile oidc-client-ts built (id_token and userinfo) is %v, want %s", how, r.Claims, email)
 		}
-		if !r.AccessToken || r.TokenType != "Bearer" {
-			t.Errorf("%s: access token present %v, type %q; want a Bearer token", how, r.AccessToken, r.TokenType)
+		// A first-party project grants offline_access by default: a refresh token comes too.
+		if !r.AccessToken || r.TokenType != "Bearer" || !r.RefreshToken {
+			t.Errorf("%s: access token present %v, type %q, refresh token present %v; want a Bearer token and a refresh token",
+				how, r.AccessToken, r.TokenType, r.RefreshToken)
 		}
-		if !strings.Contains(b.jsString(`location.href`), "/") || b.jsString(`location.search`) != "" {
+		if b.jsString(`location.pathname`) != "/" || b.jsString(`location.search`) != "" {
 			t.Errorf("%s: the address bar still holds the callback's parameters: %s", how, b.jsString(`location.href`))
 		}
 		return u.ID
