@@ -313,7 +313,8 @@ func spaSignIns(t *testing.T, chromium, lang string) {
 		return map[string]string{"authority": base, "client_id": clientID, "redirect_uri": s.redirectURI,
 			"post_logout_redirect_uri": s.postLogoutURI, "scope": "openid profile email", "ui_locales": lang}
 	})
-	patchSettings(t, base, secret, fmt.Sprintf(`{"allowed_origins":[%q],"redirect_uris":[%q],"protect":{"bot_check":"off"},
+	// The project's bot check stays at its default (risk): the page solves what it is asked.
+	patchSettings(t, base, secret, fmt.Sprintf(`{"allowed_origins":[%q],"redirect_uris":[%q],
 		"oidc":{"token_endpoint_auth_method":"none","post_logout_redirect_uris":[%q]}}`, spa.base, spa.redirectURI, spa.postLogoutURI))
 
 	b := newChromiumTest(t, ctx, chromium, reqs)

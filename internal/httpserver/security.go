@@ -256,6 +256,7 @@ func SetPageHeaders(w http.ResponseWriter, r *http.Request, p PagePolicy) string
 //     clients must put client_id in the query string of cross-origin calls that need a
 //     preflight. Allowing any origin on preflights alone would let every site make its
 //     visitors' browsers send JSON requests to the API (spending their IPs' rate limits).
+//     The one exception is BearerPreflight routes (userinfo): see bearerOnlyPreflight.
 //   - Every response of a CORS route varies by Origin, allowed or not, so that a cache never
 //     serves one origin's answer to another.
 
