@@ -131,7 +131,12 @@ var formPost = template.Must(template.New("form_post").Parse(`<!doctype html>
 `))
 
 // discovery serves the provider's configuration; the issuer never depends on the request.
+// Any origin may read it (Access-Control-Allow-Origin: *, without credentials): a browser
+// client such as an SPA fetches it from its own origin before it knows anything else, the
+// request names no project whose allowed origins could be consulted, and the document is the
+// same public text for everyone.
 func (h Handler) discovery(w http.ResponseWriter, r *http.Request) error {
+	w.Header().Set("Access-Control-Allow-Origin", "*")
 	w.Header().Set("Cache-Control", "public, max-age=300")
 	httpserver.WriteJSON(w, http.StatusOK, h.Provider.Discovery(r.Context()))
 	return nil

@@ -72,10 +72,13 @@ func (h Handler) Mount(rt *httpserver.Router) {
 	}
 	rt.Handle("POST /api/v1/oauth2/introspection", httpserver.Public, h.introspect)
 	rt.Handle("POST /api/v1/oauth2/revoke", httpserver.Public, h.revoke)
-	rt.Handle("GET /api/v1/userinfo", httpserver.Public, h.userinfo)
-	rt.Handle("POST /api/v1/userinfo", httpserver.Public, h.userinfo)
-	rt.Handle("GET /oidc/userinfo", httpserver.Public, h.userinfo)
-	rt.Handle("POST /oidc/userinfo", httpserver.Public, h.userinfo)
+	// userinfo's URL comes from discovery, so a browser client's preflight cannot name its
+	// project: BearerPreflight allows it, and the answer goes only to the token's project's
+	// allowed origins.
+	rt.Handle("GET /api/v1/userinfo", httpserver.Public, h.userinfo, httpserver.BearerPreflight)
+	rt.Handle("POST /api/v1/userinfo", httpserver.Public, h.userinfo, httpserver.BearerPreflight)
+	rt.Handle("GET /oidc/userinfo", httpserver.Public, h.userinfo, httpserver.BearerPreflight)
+	rt.Handle("POST /oidc/userinfo", httpserver.Public, h.userinfo, httpserver.BearerPreflight)
 	rt.Handle("GET /api/v1/auth/status", httpserver.User, h.status)
 	rt.Handle("GET /api/v1/auth/sessions", httpserver.User, h.mySessions)
 	rt.Handle("DELETE /api/v1/auth/sessions/{id}", httpserver.User, h.revokeMySession)
@@ -103,6 +106,10 @@ func (h Handler) jwks(w http.ResponseWriter, r *http.Request) error {
 		}
 	} else {
 		doc, err = h.Keys.UnionJWKS(r.Context())
+		// The union is the discovery document's jwks_uri: a browser client that checks
+		// signatures itself fetches it before it names a project. Public keys, no credentials:
+		// any origin may read them.
+		w.Header().Set("Access-Control-Allow-Origin", "*")
 	}
 	if err != nil {
 		return err
