@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/latchkey-dev/latchkey/internal/oidcprovider"
 	"github.com/latchkey-dev/latchkey/internal/project"
 	"github.com/latchkey-dev/latchkey/internal/store/sqlstore"
 	"github.com/latchkey-dev/latchkey/internal/testdb"
@@ -99,7 +100,7 @@ func TestOIDCConsent(t *testing.T) {
 		w := newOIDCWorld(t, st, `{"first_party":false}`)
 		res := w.signIn("ada@example.com")
 		id, _ := w.startAuthorize(w.authorizeURL(nil, testVerifier))
-		if _, err := w.a.OIDC().Approve(t.Context(), id, w.cookie("__Host-lk_ar"), approvalOf(res, false)); err == nil {
+		if _, err := w.a.OIDC().Approve(t.Context(), id, w.cookie(oidcprovider.BindingCookieName(id)), approvalOf(res, false)); err == nil {
 			t.Fatal("a third-party approval without consent was accepted")
 		}
 		q := w.approve(id, res, true)

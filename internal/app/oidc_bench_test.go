@@ -70,7 +70,7 @@ func newOIDCBench(b *testing.B) *oidcBench {
 	base, _ := url.Parse(srv.URL)
 	var binding string
 	for _, c := range jar.Cookies(base) {
-		if c.Name == oidcprovider.BindingCookie {
+		if c.Name == oidcprovider.BindingCookieName(id) {
 			binding = c.Value
 		}
 	}

@@ -209,7 +209,7 @@ func TestOIDCOrganizationClaims(t *testing.T) {
 		t.Fatal(err)
 	}
 	id, _ := w.startAuthorize(w.authorizeURL(url.Values{"scope": {"openid organization roles"}}, testVerifier))
-	a, err := w.a.OIDC().Approve(t.Context(), id, w.cookie("__Host-lk_ar"), oidcprovider.Approval{Result: res, OrganizationID: org.ID})
+	a, err := w.a.OIDC().Approve(t.Context(), id, w.cookie(oidcprovider.BindingCookieName(id)), oidcprovider.Approval{Result: res, OrganizationID: org.ID})
 	if err != nil {
 		t.Fatal(err)
 	}

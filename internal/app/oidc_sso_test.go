@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/latchkey-dev/latchkey/internal/oidcprovider"
 	"github.com/latchkey-dev/latchkey/internal/store/sqlstore"
 	"github.com/latchkey-dev/latchkey/internal/testdb"
 )
@@ -71,7 +72,7 @@ func TestOIDCFormPost(t *testing.T) {
 	w := newOIDCWorld(t, testdb.SQLite(t), "")
 	res := w.signIn("ada@example.com")
 	id, _ := w.startAuthorize(w.authorizeURL(url.Values{"response_mode": {"form_post"}}, testVerifier))
-	a, err := w.a.OIDC().Approve(t.Context(), id, w.cookie("__Host-lk_ar"), approvalOf(res, false))
+	a, err := w.a.OIDC().Approve(t.Context(), id, w.cookie(oidcprovider.BindingCookieName(id)), approvalOf(res, false))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,14 +125,23 @@ func TestOIDCLogoutPages(t *testing.T) {
 }
 
 // TestOIDCCookies: the binding cookie is a __Host- cookie: Path=/, no Domain, HttpOnly,
-// SameSite=Lax, Secure (loopback counts as a secure context for browsers).
+// SameSite=Lax, Secure (loopback counts as a secure context for browsers), named after its
+// request, living as long as the request.
 func TestOIDCCookies(t *testing.T) {
 	w := newOIDCWorld(t, testdb.SQLite(t), "")
-	resp, _ := w.get(w.authorizeURL(nil, testVerifier))
+	resp, body := w.get(w.authorizeURL(nil, testVerifier))
+	id := w.location(resp, body).Query().Get("id")
+	want := oidcprovider.BindingCookieName(id)
+	if len(id) != 32 || want != "__Host-lk_ar_"+id[:8] {
+		t.Fatalf("request id %q gives the binding cookie name %q", id, want)
+	}
 	var found bool
 	for _, c := range resp.Cookies() {
-		if c.Name != "__Host-lk_ar" {
+		if !strings.HasPrefix(c.Name, oidcprovider.BindingCookiePrefix) {
 			continue
+		}
+		if c.Name != want {
+			t.Errorf("binding cookie %q, want %q", c.Name, want)
 		}
 		found = true
 		if c.Path != "/" || c.Domain != "" || !c.HttpOnly || c.SameSite != http.SameSiteLaxMode || !c.Secure || c.MaxAge != 600 || len(c.Value) < 40 {
@@ -141,4 +151,42 @@ func TestOIDCCookies(t *testing.T) {
 	if !found {
 		t.Fatal("no binding cookie")
 	}
+}
+
+// TestOIDCTwoTabs: two authorizations started in one browser (one cookie jar), as two tabs of
+// the application would, each keep their own binding cookie: both logins finish, in either
+// order, with their own codes and states, and each code gives its own session.
+func TestOIDCTwoTabs(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, st *sqlstore.Store) {
+		w := newOIDCWorld(t, st, "")
+		res := w.signIn("ada@example.com")
+		first, _ := w.startAuthorize(w.authorizeURL(url.Values{"state": {"tab1"}, "prompt": {"login"}}, testVerifier))
+		second, _ := w.startAuthorize(w.authorizeURL(url.Values{"state": {"tab2"}, "prompt": {"login"}}, testVerifier))
+		if first == "" || second == "" || first == second {
+			t.Fatalf("request ids %q and %q, want two pending requests", first, second)
+		}
+		if w.cookie(oidcprovider.BindingCookieName(first)) == "" || w.cookie(oidcprovider.BindingCookieName(second)) == "" {
+			t.Fatal("the second authorization replaced the first's binding cookie")
+		}
+
+		// The first tab finishes last: the second's callback must not spend its binding.
+		q2 := w.approve(second, res, false)
+		q1 := w.approve(first, res, false)
+		if q1.Get("state") != "tab1" || q2.Get("state") != "tab2" || q1.Get("code") == "" || q2.Get("code") == "" || q1.Get("code") == q2.Get("code") {
+			t.Fatalf("callbacks %v and %v, want each tab's state with its own code", q1, q2)
+		}
+		sids := map[string]bool{}
+		for _, q := range []url.Values{q1, q2} {
+			r := w.token("", w.exchangeForm(q.Get("code"), testVerifier), nil)
+			w.want(r, 200, "")
+			sids[claimsOf(t, r.body["id_token"].(string))["sid"].(string)] = true
+		}
+		if len(sids) != 2 {
+			t.Errorf("the two codes gave sessions %v, want two", sids)
+		}
+		// Each callback cleared its own binding, and only its own.
+		if w.cookie(oidcprovider.BindingCookieName(first)) != "" || w.cookie(oidcprovider.BindingCookieName(second)) != "" {
+			t.Error("a binding cookie outlived its request's callback")
+		}
+	})
 }

@@ -172,7 +172,7 @@ func (w *oidcWorld) signIn(email string) login.Result {
 // its session cookie and goes to the callback, which redirects to the client with the code.
 func (w *oidcWorld) approve(id string, res login.Result, consented bool) url.Values {
 	w.t.Helper()
-	a, err := w.a.OIDC().Approve(w.t.Context(), id, w.cookie(oidcprovider.BindingCookie), oidcprovider.Approval{Result: res, Consented: consented})
+	a, err := w.a.OIDC().Approve(w.t.Context(), id, w.cookie(oidcprovider.BindingCookieName(id)), oidcprovider.Approval{Result: res, Consented: consented})
 	if err != nil {
 		w.t.Fatalf("approve: %v", err)
 	}

@@ -23,7 +23,10 @@ var extensionParams = []string{"organization", "connection", "provider", "screen
 type Authorization struct {
 	// Context is the request's context with the issuer and what op's Storage will need.
 	Context context.Context
-	// Binding is the raw value of BindingCookie to set on the response.
+	// RequestID is the id the request will be stored under: its binding cookie is
+	// BindingCookieName(RequestID).
+	RequestID string
+	// Binding is the raw value of the binding cookie to set on the response.
 	Binding string
 	// Project is the client's project.
 	Project store.Project
@@ -54,14 +57,20 @@ func (p *Provider) StartAuthorization(ctx context.Context, form url.Values) (Aut
 	if err != nil {
 		return Authorization{}, err
 	}
-	x := extras{binding: hashOf(binding), requestURI: form.Get("request_uri") != "", extensions: map[string]string{}}
+	// The id is chosen here, not when op stores the request, because the binding cookie set
+	// before op answers is named after it.
+	id, err := p.newRequestID()
+	if err != nil {
+		return Authorization{}, err
+	}
+	x := extras{requestID: id, binding: hashOf(binding), requestURI: form.Get("request_uri") != "", extensions: map[string]string{}}
 	for _, k := range extensionParams {
 		if v := form.Get(k); v != "" && len(v) <= maxParam {
 			x.extensions[k] = v
 		}
 	}
 	ctx = withClient(context.WithValue(p.WithIssuer(ctx), extrasKey{}, x), c)
-	return Authorization{Context: ctx, Binding: binding, Project: c.Project}, nil
+	return Authorization{Context: ctx, RequestID: id, Binding: binding, Project: c.Project}, nil
 }
 
 // pending finds the request id names and checks that the browser presenting binding started
@@ -89,7 +98,7 @@ func checkBinding(r store.OIDCAuthRequest, binding string) error {
 }
 
 // Pending returns the authorization request the hosted login page shows. binding is the value
-// of BindingCookie: only the browser that started the request may continue it.
+// of the request's binding cookie (BindingCookieName): only the browser that started the request may continue it.
 func (p *Provider) Pending(ctx context.Context, id, binding string) (PendingLogin, error) {
 	r, err := p.pending(ctx, id, binding)
 	if err != nil {

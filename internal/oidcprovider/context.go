@@ -36,6 +36,8 @@ func authenticated(ctx context.Context) string {
 
 // extras are what the authorize route learned before op parsed the request.
 type extras struct {
+	// requestID is the id the request is to be stored under (128 random bits, hex).
+	requestID string
 	// binding is the SHA-256 of the binding cookie set with this response.
 	binding []byte
 	// requestURI is set when the request carried request_uri, which op's parser drops.

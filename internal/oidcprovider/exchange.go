@@ -55,6 +55,7 @@ func (p *Provider) PublicClient(ctx context.Context, clientID string) (store.Pro
 // ExchangeCode redeems an authorization code for project's client. op checks the code, PKCE,
 // the client and the redirect_uri; then one transaction starts a new token session for the
 // client and consumes the code, so that of any number of concurrent exchanges exactly one wins.
+// The new session's parent is the login session that approved the request (see EndSession).
 // A reuse revokes the winner's session. The id_token is op's, signed with the project's key.
 func (p *Provider) ExchangeCode(ctx context.Context, project store.Project, req CodeRequest, meta audit.Meta) (TokenResponse, error) {
 	if req.Code == "" {
@@ -91,7 +92,10 @@ func (p *Provider) ExchangeCode(ctx context.Context, project store.Project, req 
 		var err error
 		tokens, err = starter.Start(ctx, tx, token.Grant{UserID: a.r.UserID, OrganizationID: a.r.OrganizationID,
 			ConnectionType: a.r.ConnectionType, AMR: a.r.AMR, Meta: meta, Scope: scope,
-			NoRefreshToken: !slices.Contains(a.r.Scopes, oidc.ScopeOfflineAccess)})
+			NoRefreshToken: !slices.Contains(a.r.Scopes, oidc.ScopeOfflineAccess),
+			// The login's session, which the browser session hangs on: logout with this
+			// session's id_token_hint follows the link to end single sign-on.
+			ParentSessionID: a.r.SessionID})
 		if err != nil {
 			return err
 		}

@@ -18,8 +18,19 @@ import (
 // id_token_hint against the keys of the project it names and matches post_logout_redirect_uri
 // exactly against oidc.post_logout_redirect_uris; then the browser's session of that project
 // (browserSession, the value of BrowserSessionCookie) ends with its token session, and so does
-// the session the hint's sid names. It returns where to send the browser: the registered URI
-// with state, or "" for the signed-out page. An unregistered URI is an error, never a redirect.
+// the session the hint's sid names together with its parent, the login session it came from
+// (store.Session.ParentID). The parent is what ends single sign-on when the request carries no
+// cookie (an application's server calling end_session): every browser session is valid only
+// while its login session is active.
+//
+// Other sessions started from the same single sign-on (other code exchanges, other tabs) are
+// not revoked: the specification ends the OP's session and the requesting RP's, and tells the
+// other RPs through front- or back-channel logout, which we do not implement (discovery says
+// so). They keep their tokens until their own sessions end; what they lose is single sign-on,
+// so their next authorization asks the user to log in again.
+//
+// It returns where to send the browser: the registered URI with state, or "" for the
+// signed-out page. An unregistered URI is an error, never a redirect.
 func (p *Provider) EndSession(ctx context.Context, req *oidc.EndSessionRequest, browserSession string, meta audit.Meta) (string, error) {
 	ctx = p.WithIssuer(ctx)
 	if len(req.IdTokenHint) > 16<<10 || len(req.PostLogoutRedirectURI) > 2048 || len(req.State) > maxParam {
@@ -53,10 +64,12 @@ func (p *Provider) EndSession(ctx context.Context, req *oidc.EndSessionRequest, 
 		}
 		ends = append(ends, bs.SessionID)
 	}
+	var hinted string
 	if es.IDTokenHintClaims != nil && es.IDTokenHintClaims.SessionID != "" {
-		ends = append(ends, es.IDTokenHintClaims.SessionID)
+		hinted = es.IDTokenHintClaims.SessionID
+		ends = append(ends, hinted)
 	}
-	if err := p.endSessions(ctx, c.Project.ID, ends, meta, now); err != nil {
+	if err := p.endSessions(ctx, c.Project.ID, ends, hinted, meta, now); err != nil {
 		return "", err
 	}
 	if req.PostLogoutRedirectURI == "" {
@@ -65,19 +78,41 @@ func (p *Provider) EndSession(ctx context.Context, req *oidc.EndSessionRequest, 
 	return es.RedirectURI, nil
 }
 
-// endSessions revokes the token sessions ids of the project, with an audit event each.
-func (p *Provider) endSessions(ctx context.Context, projectID string, ids []string, meta audit.Meta, now time.Time) error {
+// endSessions revokes the token sessions ids of the project, with an audit event each. When
+// hinted (one of ids, the id_token_hint's sid) has a parent of the same user, the parent is
+// revoked too, even when hinted itself had already ended: the logout still asks to end the
+// single sign-on it came from.
+func (p *Provider) endSessions(ctx context.Context, projectID string, ids []string, hinted string, meta audit.Meta, now time.Time) error {
 	if len(ids) == 0 {
 		return nil
 	}
 	return p.storage.store.InTx(ctx, func(tx store.Store) error {
-		for _, id := range ids {
+		done := make(map[string]bool, len(ids)+1)
+		for i := 0; i < len(ids); i++ {
+			id := ids[i]
+			if done[id] {
+				continue
+			}
+			done[id] = true
 			sess, err := tx.GetSession(ctx, projectID, id)
 			if errors.Is(err, store.ErrNotFound) {
 				continue
 			}
 			if err != nil {
 				return fmt.Errorf("get session %s: %w", id, err)
+			}
+			if id == hinted && sess.ParentID != "" {
+				parent, err := tx.GetSession(ctx, projectID, sess.ParentID)
+				switch {
+				case errors.Is(err, store.ErrNotFound):
+					// swept already: its single sign-on is long over
+				case err != nil:
+					return fmt.Errorf("get parent session %s: %w", sess.ParentID, err)
+				case parent.UserID == sess.UserID:
+					// The same user, always, by construction; the check keeps a corrupt link
+					// from signing someone else out.
+					ids = append(ids, parent.ID)
+				}
 			}
 			if sess.RevokedAt != nil {
 				continue

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -283,6 +284,16 @@ func (p *Provider) randomToken(n int) (string, error) {
 		return "", fmt.Errorf("read randomness: %w", err)
 	}
 	return base64.RawURLEncoding.EncodeToString(b), nil
+}
+
+// newRequestID returns an authorization request id: 128 random bits, lowercase hex (it travels
+// in the login page's URL and a prefix of it names the request's binding cookie).
+func (p *Provider) newRequestID() (string, error) {
+	var b [16]byte
+	if _, err := io.ReadFull(p.rand, b[:]); err != nil {
+		return "", fmt.Errorf("read randomness: %w", err)
+	}
+	return hex.EncodeToString(b[:]), nil
 }
 
 func hashOf(s string) []byte {

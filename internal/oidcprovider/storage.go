@@ -2,11 +2,9 @@ package oidcprovider
 
 import (
 	"context"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"strings"
 	"time"
@@ -107,16 +105,12 @@ func (s *Storage) CreateAuthRequest(ctx context.Context, r *oidc.AuthRequest, _ 
 		return nil, err
 	}
 	x := extrasFrom(ctx)
-	if len(x.binding) == 0 {
+	if len(x.binding) == 0 || x.requestID == "" {
 		return nil, errors.New("oidcprovider: authorization request without a browser binding")
-	}
-	var b [16]byte
-	if _, err := io.ReadFull(s.p.rand, b[:]); err != nil {
-		return nil, fmt.Errorf("read randomness: %w", err)
 	}
 	now := s.p.clock()
 	row := store.OIDCAuthRequest{
-		ID: hex.EncodeToString(b[:]), ProjectID: c.Project.ID, ClientID: r.ClientID, RedirectURI: r.RedirectURI,
+		ID: x.requestID, ProjectID: c.Project.ID, ClientID: r.ClientID, RedirectURI: r.RedirectURI,
 		Scopes: slices.Clone([]string(r.Scopes)), State: r.State, Nonce: r.Nonce, ResponseMode: string(r.ResponseMode),
 		CodeChallenge: r.CodeChallenge, CodeChallengeMethod: string(r.CodeChallengeMethod),
 		Prompt: slices.Clone([]string(r.Prompt)), LoginHint: r.LoginHint, Extensions: x.extensions,

@@ -61,7 +61,7 @@ func (h Handler) authorize(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return httpserver.AsPage(err, badLink)
 	}
-	h.setCookie(w, oidcprovider.BindingCookie, a.Binding, oidcprovider.RequestLifetime)
+	h.setCookie(w, oidcprovider.BindingCookieName(a.RequestID), a.Binding, oidcprovider.RequestLifetime)
 	op.Authorize(w, r.WithContext(a.Context), h.Provider)
 	return nil
 }
@@ -69,7 +69,8 @@ func (h Handler) authorize(w http.ResponseWriter, r *http.Request) error {
 // resume is the client's LoginURL: single sign-on straight to the callback, an error for
 // prompt=none back to the client, or the hosted login page.
 func (h Handler) resume(w http.ResponseWriter, r *http.Request) error {
-	res, err := h.Provider.Resume(r.Context(), r.URL.Query().Get("id"), cookie(r, oidcprovider.BindingCookie),
+	id := r.URL.Query().Get("id")
+	res, err := h.Provider.Resume(r.Context(), id, cookie(r, oidcprovider.BindingCookieName(id)),
 		cookie(r, oidcprovider.BrowserSessionCookie))
 	if err != nil {
 		return httpserver.AsPage(err, badLink)
@@ -87,7 +88,7 @@ func (h Handler) resume(w http.ResponseWriter, r *http.Request) error {
 // started it: by redirect, or for response_mode=form_post with a self-posting form.
 func (h Handler) callback(w http.ResponseWriter, r *http.Request) error {
 	id := r.URL.Query().Get("id")
-	if err := h.Provider.CheckCallback(r.Context(), id, cookie(r, oidcprovider.BindingCookie)); err != nil {
+	if err := h.Provider.CheckCallback(r.Context(), id, cookie(r, oidcprovider.BindingCookieName(id))); err != nil {
 		return httpserver.AsPage(err, badLink)
 	}
 	ctx := h.Provider.WithIssuer(r.Context())
@@ -98,7 +99,7 @@ func (h Handler) callback(w http.ResponseWriter, r *http.Request) error {
 	if !ar.Done() {
 		return httpserver.AsPage(failure.New(failure.Conflict, "auth_request_pending", "the sign-in has not finished"), badLink)
 	}
-	h.setCookie(w, oidcprovider.BindingCookie, "", -1) // the request is answered: the binding is spent
+	h.setCookie(w, oidcprovider.BindingCookieName(id), "", -1) // the request is answered: the binding is spent
 	w.Header().Set("Cache-Control", "no-store")
 	if ar.GetResponseMode() != oidc.ResponseModeFormPost {
 		op.AuthorizeCallback(w, r.WithContext(ctx), h.Provider)

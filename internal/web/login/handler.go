@@ -27,7 +27,7 @@ var files embed.FS
 
 // Authorizations is the OpenID Provider's side of the page (oidcprovider): the pending
 // authorization request a browser was sent here for, and its approval once a login finished.
-// binding is the BindingCookie the browser carries; a request whose binding does not match is
+// binding is the value of the request's binding cookie (oidcprovider.BindingCookieName(id)); a request whose binding does not match is
 // refused, so that a leaked request id gives nothing.
 type Authorizations interface {
 	Pending(ctx context.Context, id, binding string) (oidcprovider.PendingLogin, error)

@@ -186,7 +186,7 @@ func (s *site) request(id string, scopes []string, edit func(*oidcprovider.Pendi
 	s.provider.mu.Lock()
 	s.provider.pending[id] = fakeRequest{login: pl, binding: binding}
 	s.provider.mu.Unlock()
-	b.setCookie(oidcprovider.BindingCookie, binding)
+	b.setCookie(oidcprovider.BindingCookieName(id), binding)
 	b.query = url.Values{"authRequest": {id}}
 	return b
 }

@@ -294,7 +294,7 @@ func TestRefusedWithoutBindingOrCSRF(t *testing.T) {
 		if p.status != http.StatusBadRequest || p.location != "" || !strings.Contains(p.body, "wrong_browser") {
 			t.Errorf("no binding cookie: %d %q\n%s", p.status, p.location, p.body)
 		}
-		other.setCookie(oidcprovider.BindingCookie, "another binding")
+		other.setCookie(oidcprovider.BindingCookieName("ar8"), "another binding")
 		other.last = methods
 		p = other.submit("send", url.Values{"channel": {"email_otp"}})
 		if p.status != http.StatusBadRequest || p.location != "" || !strings.Contains(p.body, "request_expired") {
