@@ -218,17 +218,6 @@ func (b *browser) setCookie(name, value string) {
 	b.client.Jar.SetCookies(u, []*http.Cookie{{Name: name, Value: value, Path: "/"}})
 }
 
-// cookie returns the value of a cookie the browser holds for the site.
-func (b *browser) cookie(name string) string {
-	u, _ := url.Parse(b.s.srv.URL)
-	for _, c := range b.client.Jar.Cookies(u) {
-		if c.Name == name {
-			return c.Value
-		}
-	}
-	return ""
-}
-
 type page struct {
 	status   int
 	body     string
