@@ -86,4 +86,4 @@ step "go mod tidy" tidy
 step "OpenAPI lint (Redocly)" bash scripts/lint-openapi.sh
 step "staticcheck" run_staticcheck
 step "govulncheck (offline database $VULNDB_VERSION)" run_govulncheck
-step "go test -race (store, protect, token, outbox; app: the concurrent tests)" race
+step "go test -race (store, protect, token, outbox, oidcprovider; app: the concurrent tests)" race
