@@ -72,13 +72,13 @@ run_govulncheck() {
 
 # appRaceTests are the internal/app tests that run goroutines against one another: concurrent
 # logins, redemptions and resends, logins cut short, the server's start and stop, the sweeper,
-# the outbox worker and webhook deliveries, the lock-outs. The whole package under -race takes
+# the outbox worker and webhook deliveries, the lock-outs, the OIDC code and refresh races. The whole package under -race takes
 # about 8 minutes on two loaded cores, over CI's budget; the other packages run whole.
-appRaceTests='Concurrent|Race|Raced|AllOrNothing|ClientGone|Serve|Wiring|Sweep|Webhook|DeviceToken|Strangers|Resend|Refresh'
+appRaceTests='Concurrent|Race|Raced|AllOrNothing|ClientGone|Serve|Wiring|Sweep|Webhook|DeviceToken|Strangers|Resend|Refresh|ExchangedOnce|TwoTabs'
 
 race() {
 	go test -race -count=1 -timeout 15m \
-		./internal/store/... ./internal/protect/... ./internal/token/... ./internal/outbox/...
+		./internal/store/... ./internal/protect/... ./internal/token/... ./internal/outbox/... ./internal/oidcprovider/...
 	go test -race -count=1 -timeout 15m -run "$appRaceTests" ./internal/app/
 }
 
@@ -86,4 +86,4 @@ step "go mod tidy" tidy
 step "OpenAPI lint (Redocly)" bash scripts/lint-openapi.sh
 step "staticcheck" run_staticcheck
 step "govulncheck (offline database $VULNDB_VERSION)" run_govulncheck
-step "go test -race (store, protect, token, outbox; app: the concurrent tests)" race
+step "go test -race (store, protect, token, outbox, oidcprovider; app: the concurrent tests)" race

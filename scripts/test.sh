@@ -14,7 +14,8 @@ export PATH
 scripts/mailpit.sh
 # Chromium, the browser of the passkey browser test (installed with apt-get when missing).
 scripts/chromium.sh
-# Node.js and the ALTCHA widget the proof-of-work browser test loads (npm ci from the lockfile).
+# Node.js, the ALTCHA widget the proof-of-work browser test loads and the Node relying parties of
+# the OpenID Provider tests (npm ci from the lockfiles).
 scripts/node-deps.sh
 
 # Start the local PostgreSQL cluster if it is installed but not running (a machine where the

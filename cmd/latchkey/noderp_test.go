@@ -337,7 +337,7 @@ func testNodeRelyingParty(t *testing.T, script, callbackPath string) {
 			}
 			var code string
 			res := runNodeRP(t, script, env, func(authURL string) string {
-				cb := signInOnHostedPage(t, authURL, issuer, redirectURI, email)
+				cb := signInOnHostedPage(t, newBrowser(t), authURL, issuer, redirectURI, email)
 				u, err := url.Parse(cb)
 				if err != nil {
 					t.Fatalf("callback URL: %v", err)
@@ -385,9 +385,8 @@ func testNodeRelyingParty(t *testing.T, script, callbackPath string) {
 	}
 }
 
-// oidcDiscovery reads the server's discovery document; while the OpenID Provider is not
-// mounted (404) the test skips. INTEGRATOR: remove the skip once the provider is wired, so a
-// missing discovery fails the test.
+// oidcDiscovery reads the server's discovery document, which must name the public URL as the
+// issuer.
 func oidcDiscovery(t *testing.T, s *server) (doc struct {
 	Issuer             string `json:"issuer"`
 	EndSessionEndpoint string `json:"end_session_endpoint"`
@@ -398,9 +397,6 @@ func oidcDiscovery(t *testing.T, s *server) (doc struct {
 		t.Fatal(err)
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode == http.StatusNotFound {
-		t.Skip("waiting for the OpenID Provider: GET /.well-known/openid-configuration answers 404")
-	}
 	if err := json.NewDecoder(resp.Body).Decode(&doc); resp.StatusCode != http.StatusOK || err != nil {
 		t.Fatalf("discovery: %d %v", resp.StatusCode, err)
 	}
@@ -411,28 +407,23 @@ func oidcDiscovery(t *testing.T, s *server) (doc struct {
 }
 
 // signInOnHostedPage is the browser without JavaScript: it follows the authorization URL's
-// redirects (keeping cookies) to the hosted page, /login?authRequest=…, signs email in there,
-// and returns the URL the OP finally sends it to, which must be on redirectURI.
-func signInOnHostedPage(t *testing.T, authURL, issuer, redirectURI, email string) string {
+// redirects with browser (newBrowser: its cookie jar keeps the OP's cookies for what the test
+// does next in the same browser) to the hosted page, /login?authRequest=…, signs email in
+// there, and returns the URL the OP finally sends it to, which must be on redirectURI.
+func signInOnHostedPage(t *testing.T, browser *http.Client, authURL, issuer, redirectURI, email string) string {
 	t.Helper()
-	jar, err := cookiejar.New(nil)
-	if err != nil {
-		t.Fatal(err)
+	b := &hostedBrowser{t: t, client: noRedirects(browser), origin: issuer}
+	p, leave := b.open(authURL)
+	if leave != "" {
+		u, _ := url.Parse(leave)
+		t.Fatalf("the authorization URL sent the browser to %s://%s%s (error=%q) before any login page", u.Scheme, u.Host, u.Path,
+			u.Query().Get("error"))
 	}
-	client := &http.Client{Jar: jar, Timeout: 30 * time.Second}
-	resp, err := client.Get(authURL)
-	if err != nil {
-		t.Fatalf("GET the authorization URL: %v", err)
+	login := p.URL
+	if login.String() != issuer+login.RequestURI() || login.Path != "/login" || login.Query().Get("authRequest") == "" {
+		t.Fatalf("the authorization URL led to %s, want the hosted page %s/login?authRequest=…", login.Redacted(), issuer)
 	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	login := resp.Request.URL
-	if resp.StatusCode != http.StatusOK || login.String() != issuer+login.RequestURI() || login.Path != "/login" ||
-		login.Query().Get("authRequest") == "" {
-		t.Fatalf("the authorization URL led to %d %s, want the hosted page %s/login?authRequest=…", resp.StatusCode,
-			login.Redacted(), issuer)
-	}
-	callback := signInWithEmailCode(t, client, login.String(), email)
+	callback := signInWithEmailCode(t, browser, login.String(), email)
 	cb, err := url.Parse(callback)
 	if err != nil {
 		t.Fatalf("callback URL: %v", err)
@@ -449,25 +440,69 @@ func signInOnHostedPage(t *testing.T, authURL, issuer, redirectURI, email string
 
 // signInWithEmailCode signs email in on the hosted login page at loginURL with the no-JS
 // email-code flow, using client (its cookie jar holds the authorization request's binding
-// cookie), and returns the URL the browser is finally redirected to: the RP's redirect_uri
-// with code and state.
-//
-// TODO(integrator): complete once internal/web/login's forms exist; their field names and
-// actions were not known when this was written. The expected steps, all plain form posts:
-//  1. GET loginURL, parse the identifier form (html/template output; the CSP nonce does not
-//     matter without JavaScript), POST it with email (and the form's CSRF field, if any).
-//  2. Choose the email-code method if the page asks (its form/button), POST.
-//  3. Read the code from the dev inbox at the login URL's origin (/dev/inbox.json, newest
-//     message to email; see waitForInbox and sixDigits in passwordless_e2e_test.go).
-//  4. POST the code form; follow redirects with client until the request lands on the RP's
-//     redirect_uri (the test's app server answers 200 there), and return
-//     resp.Request.URL.String().
+// cookie; it must be a loopback jar, see newBrowser), and returns the URL the browser is
+// finally redirected to: the RP's redirect_uri with code and state. That redirect is not
+// followed: the code is the relying party's to exchange.
 func signInWithEmailCode(t *testing.T, client *http.Client, loginURL, email string) string {
 	t.Helper()
-	_, _, _ = client, loginURL, email
-	t.Fatal("TODO(integrator): signInWithEmailCode is not written yet: the hosted page's no-JS email-code forms " +
-		"(internal/web/login) were not known when the Node RP tests were written; see its doc comment")
-	return ""
+	callback, _ := signInWithEmailCodeSteps(t, client, loginURL, email)
+	return callback
+}
+
+// signInWithEmailCodeSteps is signInWithEmailCode that also returns every request it made, for
+// the test that the flow needs no script. Each screen is answered through its own form, as a
+// person without JavaScript would: identifier → "email me a code" → the code read from the dev
+// inbox → "not now" to the passkey offer, if shown; the page's post/redirect/get answers (303)
+// are followed on the OP up to the first redirect that leaves it.
+func signInWithEmailCodeSteps(t *testing.T, client *http.Client, loginURL, email string) (string, []pageStep) {
+	t.Helper()
+	lu, err := url.Parse(loginURL)
+	if err != nil {
+		t.Fatalf("login URL: %v", err)
+	}
+	origin := lu.Scheme + "://" + lu.Host
+	b := &hostedBrowser{t: t, client: noRedirects(client), origin: origin}
+	p, leave := b.open(loginURL)
+	sentBefore := -1
+	seen := map[string]bool{}
+	for leave == "" {
+		if seen[p.Screen] {
+			// A screen shown again is a refusal (a wrong code, an expired request): its alert says which.
+			t.Fatalf("the hosted page showed the %q screen again, with error %q", p.Screen, p.Error)
+		}
+		seen[p.Screen] = true
+		var next string
+		switch p.Screen {
+		case "identifier":
+			next = b.submit(p, p.formWith(t, "identify", ""), map[string]string{"identifier": email})
+		case "methods":
+			sentBefore = inboxCount(t, origin, email)
+			next = b.submit(p, p.formWith(t, "send", "email_otp"), nil)
+		case "code":
+			if sentBefore < 0 {
+				t.Fatal("the hosted page asked for a code before one was sent")
+			}
+			code := waitForCodeAfter(t, origin, email, sentBefore)
+			next = b.submit(p, p.formWith(t, "verify_code", ""), map[string]string{"code": code})
+		case "passkey_offer":
+			next = b.submit(p, p.formWith(t, "skip_passkey", ""), nil)
+		default:
+			t.Fatalf("the hosted page showed the %q screen (error %q); this no-JS email-code sign-in does not expect it", p.Screen, p.Error)
+		}
+		if !strings.HasPrefix(next, origin+"/") {
+			leave = next // the page itself sent the browser to the client
+			break
+		}
+		p, leave = b.open(next)
+	}
+	return leave, b.Steps
+}
+
+// noRedirects is client with its cookie jar and transport, leaving redirects to the caller.
+func noRedirects(client *http.Client) *http.Client {
+	c := *client
+	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &c
 }
 
 // checkLogout follows the RP-initiated logout URL the script built: it must be the discovered

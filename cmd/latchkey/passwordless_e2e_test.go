@@ -138,7 +138,14 @@ type inboxMessage struct {
 // readInbox returns what s's /dev/inbox.json lists now, newest first.
 func readInbox(t *testing.T, s *server) []inboxMessage {
 	t.Helper()
-	resp, err := http.Get(s.base + "/dev/inbox.json")
+	return readInboxAt(t, s.base)
+}
+
+// readInboxAt is readInbox for the server at base (scheme://host), for helpers that know only
+// the page's origin.
+func readInboxAt(t *testing.T, base string) []inboxMessage {
+	t.Helper()
+	resp, err := http.Get(base + "/dev/inbox.json")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,6 +11,7 @@ import (
 	"net/http/pprof"
 	"net/netip"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -32,6 +33,8 @@ import (
 	"github.com/latchkey-dev/latchkey/internal/notice"
 	"github.com/latchkey-dev/latchkey/internal/notify"
 	"github.com/latchkey-dev/latchkey/internal/notify/devinbox"
+	"github.com/latchkey-dev/latchkey/internal/oidcprovider"
+	"github.com/latchkey-dev/latchkey/internal/oidcprovider/oidcproviderhttp"
 	"github.com/latchkey-dev/latchkey/internal/outbox"
 	"github.com/latchkey-dev/latchkey/internal/passkey"
 	"github.com/latchkey-dev/latchkey/internal/passkey/passkeyhttp"
@@ -48,6 +51,7 @@ import (
 	"github.com/latchkey-dev/latchkey/internal/store/sqlstore"
 	"github.com/latchkey-dev/latchkey/internal/token"
 	"github.com/latchkey-dev/latchkey/internal/token/tokenhttp"
+	weblogin "github.com/latchkey-dev/latchkey/internal/web/login"
 	"github.com/latchkey-dev/latchkey/internal/web/widget"
 	"github.com/latchkey-dev/latchkey/internal/webhook"
 	"github.com/latchkey-dev/latchkey/internal/webhook/webhookhttp"
@@ -82,6 +86,7 @@ type App struct {
 	mfa             *mfa.Service
 	protect         *protect.Engine
 	passwords       *passwordauth.Service
+	oidc            *oidcprovider.Provider
 	worker          *outbox.Worker
 	router          *httpserver.Router
 	handler         http.Handler
@@ -184,6 +189,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger, extra ...Opti
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	// zitadel/oidc's op logs only through slog.Default (its WithLogger is a no-op): New builds
+	// the process's one server, so its lines go through the server's handler, with request ids.
+	slog.SetDefault(log)
 	keys, err := LoadMasterKeys(cfg, log)
 	if err != nil {
 		return nil, err
@@ -401,6 +409,17 @@ func NewWithStore(st store.Store, opts ...Option) (*App, error) {
 	}
 	metrics := httpserver.NewMetrics(reg)
 
+	codeKey, err := derivedKey(o.sealer, "oidc authorization codes")
+	if err != nil {
+		return nil, err
+	}
+	a.oidc, err = oidcprovider.New(oidcprovider.Deps{Store: st, Projects: a.projects, Sessions: a.sessions, Refresher: a.login,
+		Keys: a.keys, Policy: a.tokenPolicy, Users: a.directory, Access: a.directory, Issuer: o.publicURL, CodeKey: codeKey,
+		IDs: idGenerator(o), Now: o.now, Rand: o.rand, Log: o.log})
+	if err != nil {
+		return nil, err
+	}
+
 	secrets := protect.Secrets{Authenticator: a.projects, Engine: a.protect, IP: httpserver.ClientIPFrom}
 	a.router = httpserver.NewRouter(secrets, o.log)
 	a.router.UseBearer(a.sessions)
@@ -411,7 +430,19 @@ func NewWithStore(st store.Store, opts ...Option) (*App, error) {
 	projecthttp.Handler{Projects: a.projects, PublicHost: pub.Hostname()}.Mount(a.router)
 	directoryhttp.Handler{Directory: a.directory}.Mount(a.router)
 	tokenhttp.Handler{Sessions: a.sessions, Keys: a.keys, Login: a.login, Users: a.directory, Secrets: secrets,
-		Log: o.log}.Mount(a.router)
+		OIDC: a.oidc, Origins: a.allowedOrigins, Log: o.log}.Mount(a.router)
+	// __Host- cookies must be Secure or browsers drop them; browsers also take Secure cookies
+	// from http://localhost and loopback addresses (secure contexts), so development works.
+	secureCookies := pub.Scheme == "https" || loopbackHost(pub.Hostname())
+	oidcproviderhttp.Handler{Provider: a.oidc, SecureCookies: secureCookies}.Mount(a.router)
+	loginPage, err := weblogin.New(weblogin.Deps{Authorizations: a.oidc, Projects: a.projects,
+		Passwordless: a.passwordless, Flows: st, Passwords: a.passwords, Passkeys: a.passkeys, MFA: a.mfa,
+		Directory: a.directory, Sessions: st, Sealer: o.sealer, BotCheck: bots.Gate,
+		PublicURL: o.publicURL, SecureCookies: secureCookies, Now: o.now})
+	if err != nil {
+		return nil, err
+	}
+	loginPage.Mount(a.router)
 	passwordlesshttp.Handler{Flows: a.passwordless}.Mount(a.router)
 	passwordlesshttp.TemplateHandler{Templates: a.passwordless}.Mount(a.router)
 	passkeyhttp.Handler{Passkeys: a.passkeys, Users: a.directory, Projects: projectLister{a.projects, st}}.Mount(a.router)
@@ -425,13 +456,25 @@ func NewWithStore(st store.Store, opts ...Option) (*App, error) {
 		devinbox.Handler{Store: st, Opener: o.sealer}.Mount(a.router)
 	}
 
-	a.router.UseCORS(func(_ context.Context, p store.Project) ([]string, error) {
-		s, err := a.projects.Settings(p)
-		return s.AllowedOrigins, err
-	})
+	a.router.UseCORS(a.allowedOrigins)
 	a.handler = httpserver.TrustProxies(httpserver.SecureHeaders(httpserver.Wrap(a.router, o.log, metrics), o.publicURL), o.trustedProxies)
 	a.admin = a.adminHandler(promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}), o.pprof)
 	return a, nil
+}
+
+// allowedOrigins are the browser origins a project's settings allow (CORS).
+func (a *App) allowedOrigins(_ context.Context, p store.Project) ([]string, error) {
+	s, err := a.projects.Settings(p)
+	return s.AllowedOrigins, err
+}
+
+// loopbackHost reports whether host is localhost or a loopback address.
+func loopbackHost(host string) bool {
+	if host == "localhost" || strings.HasSuffix(host, ".localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.IsLoopback()
 }
 
 // adminHandler serves what operators and their tools read, apart from the public port: metrics
@@ -489,6 +532,9 @@ func (a *App) MFA() *mfa.Service { return a.mfa }
 
 // Protect is the attack-protection engine.
 func (a *App) Protect() *protect.Engine { return a.protect }
+
+// OIDC is the OpenID Provider; the hosted login page approves its requests.
+func (a *App) OIDC() *oidcprovider.Provider { return a.oidc }
 
 // Worker is the outbox worker; Serve runs it, tests may run it themselves.
 func (a *App) Worker() *outbox.Worker { return a.worker }

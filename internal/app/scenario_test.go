@@ -920,14 +920,32 @@ func TestEveryManagementRouteHasAScenario(t *testing.T) {
 		// Public passkey routes: /.well-known/webauthn in passkey_test.go, the sign-in page and its
 		// script in passkey_browser_test.go.
 		"GET /.well-known/webauthn": true, "GET /login/passkey": true, "GET /login/passkey.js": true,
+		// The hosted login page: internal/web/login's tests (every screen, both backends, and in
+		// Chromium), oidc_spa_browser_test.go and cmd/latchkey's relying parties, which sign in
+		// through it without JavaScript.
+		"GET /login": true, "POST /login": true, "GET /login/status": true, "POST /login/passkey/begin": true,
+		"POST /login/passkey/finish": true, "GET /login/assets/{file}": true,
 		// The login widget's script: internal/web/widget's tests and widget_browser_test.go.
 		"GET /login/widget.js": true,
-		// OIDC userinfo, introspection and revocation: internal/token/tokenhttp's tests on both
-		// backends, and the relying parties of cmd/latchkey's end-to-end tests.
-		"GET /api/v1/userinfo": true, "POST /api/v1/userinfo": true, "GET /oidc/userinfo": true, "POST /oidc/userinfo": true,
-		"POST /api/v1/oauth2/introspection": true, "POST /api/v1/oauth2/revoke": true,
 		// The bot check's challenge: botcheck_test.go.
 		"GET /api/v1/protect/challenge": true,
+	}
+	// The OpenID Provider's routes and the token endpoint's aliases: oidc_*_test.go.
+	for _, p := range []string{"/v1/authorize", "/oidc/authorize", "/oauth2/authorize", "/v1/logout", "/oidc/logout"} {
+		own["GET "+p], own["POST "+p] = true, true
+	}
+	for _, p := range []string{"/v1/authorize/resume", "/v1/authorize/callback", "/.well-known/openid-configuration",
+		"/v1/.well-known/openid-configuration", "/oidc/.well-known/openid-configuration", "/.well-known/oauth-authorization-server"} {
+		own["GET "+p] = true
+	}
+	for _, p := range []string{"/oidc/token", "/oauth2/token", "/oauth/token", "/token"} {
+		own["POST "+p] = true
+	}
+	// Userinfo, introspection and revocation: internal/token/tokenhttp's tests, and the relying
+	// parties' round trips in oidc_rp_test.go.
+	for _, p := range []string{"GET /api/v1/userinfo", "POST /api/v1/userinfo", "GET /oidc/userinfo", "POST /oidc/userinfo",
+		"POST /api/v1/oauth2/introspection", "POST /api/v1/oauth2/revoke"} {
+		own[p] = true
 	}
 	// The routes users signing in call: scenario_auth_test.go.
 	for _, s := range authScenarios() {

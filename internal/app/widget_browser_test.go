@@ -565,9 +565,15 @@ func TestWidgetRedirectInChromium(t *testing.T) {
 	if len(sent) != 1 {
 		b.fatalf("requests of /v1/authorize %+v, want one", sent)
 	}
-	// Whatever answers /v1/authorize (not built on this branch, or a login page later) is not
-	// this test's: only a status line for its answer is expected in the console.
-	b.expectConsole("the authorization request", "Failed to load resource: the server responded with a status of")
+	// The request lands on the hosted login page, which speaks the widget's language and logs
+	// nothing (TestWidgetRedirectSignInInChromium goes on to a code).
+	b.until("the hosted login page", `location.pathname === "/login" && document.readyState === "complete" &&
+		["identifier", "methods"].includes(document.querySelector("main")?.dataset.screen)`)
+	if got := b.jsString(`document.documentElement.lang`); got != "de" {
+		t.Errorf("the hosted page's language is %q, want de (ui_locales)", got)
+	}
+	b.cleanPage("the hosted login page")
+	b.screenshot("widget-de-hosted-page.png")
 
 	// Back on the app's origin (its callback page), the saved request is in sessionStorage.
 	b.do("open the callback page", chromedp.Navigate(callback))

@@ -66,6 +66,8 @@ type Router struct {
 	// patterns that answer CORS (every route but Secret ones).
 	origins    OriginsFunc
 	corsRoutes map[string]bool
+	// bearerPreflight lists the BearerPreflight routes.
+	bearerPreflight map[string]bool
 }
 
 // Gate is a check some routes make after their access check and before their handler, such
@@ -81,11 +83,18 @@ const (
 	// sign-up and every route that sends a message, the routes bots abuse to create accounts
 	// and run up SMS bills.
 	BotChecked RouteOption = iota + 1
+	// BearerPreflight routes take a browser's bearer token and nothing else that names a
+	// project (OpenID Connect's userinfo, whose URL a client reads from the discovery document
+	// and cannot add client_id to). Their CORS preflight, which carries neither the token nor
+	// a client id, is allowed from any origin, for the Authorization and Content-Type headers
+	// only; the answer itself is still exposed only to an origin the token's project allows.
+	BearerPreflight
 )
 
 // NewRouter returns an empty router.
 func NewRouter(auth ProjectAuthenticator, log *slog.Logger) *Router {
-	return &Router{mux: http.NewServeMux(), auth: auth, log: log, corsRoutes: map[string]bool{}, gated: map[string]bool{}}
+	return &Router{mux: http.NewServeMux(), auth: auth, log: log, corsRoutes: map[string]bool{}, gated: map[string]bool{},
+		bearerPreflight: map[string]bool{}}
 }
 
 // UseBotCheck sets the gate of BotChecked routes. Call it before serving: it is read without a
@@ -105,6 +114,9 @@ func (rt *Router) Handle(pattern string, access Access, h HandlerFunc, opts ...R
 	gated := slices.Contains(opts, BotChecked)
 	if gated {
 		rt.gated[pattern] = true
+	}
+	if cors && slices.Contains(opts, BearerPreflight) {
+		rt.bearerPreflight[pattern] = true
 	}
 	rt.mux.Handle(pattern, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		ctx, err := rt.authorize(r, access)

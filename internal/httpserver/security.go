@@ -256,6 +256,7 @@ func SetPageHeaders(w http.ResponseWriter, r *http.Request, p PagePolicy) string
 //     clients must put client_id in the query string of cross-origin calls that need a
 //     preflight. Allowing any origin on preflights alone would let every site make its
 //     visitors' browsers send JSON requests to the API (spending their IPs' rate limits).
+//     The one exception is BearerPreflight routes (userinfo): see bearerOnlyPreflight.
 //   - Every response of a CORS route varies by Origin, allowed or not, so that a cache never
 //     serves one origin's answer to another.
 
@@ -323,7 +324,9 @@ func (rt *Router) options(w http.ResponseWriter, r *http.Request, allow string) 
 	if origin != "" && method != "" && rt.origins != nil {
 		probe := r.Clone(r.Context())
 		probe.Method = method
-		if _, pattern := rt.mux.Handler(probe); pattern != "" && rt.corsRoutes[pattern] {
+		if _, pattern := rt.mux.Handler(probe); pattern != "" && rt.bearerPreflight[pattern] {
+			rt.bearerOnlyPreflight(w, origin, method)
+		} else if pattern != "" && rt.corsRoutes[pattern] {
 			rt.preflight(w, r, origin, method)
 		}
 	}
@@ -349,9 +352,39 @@ func (rt *Router) preflight(w http.ResponseWriter, r *http.Request, origin, meth
 	h.Set("Access-Control-Max-Age", corsMaxAge)
 }
 
-func (rt *Router) originAllowed(ctx context.Context, p store.Project, origin string) bool {
+// bearerAllowHeaders are the request headers a BearerPreflight route's preflight allows: the
+// token, and the content type of a form POST that carries none of the others.
+const bearerAllowHeaders = "Authorization, Content-Type"
+
+// bearerOnlyPreflight answers the preflight of a BearerPreflight route from any serialized
+// origin. This lets a page send only what it could send without CORS (any page may already make
+// a simple request to the route) plus its own bearer token: a forged or foreign token is
+// refused by the route, its answer is readable only by the token's project's allowed origins
+// (corsResponse), and no credentials are allowed, so a page never rides on a browser's cookies.
+func (rt *Router) bearerOnlyPreflight(w http.ResponseWriter, origin, method string) {
+	h := w.Header()
+	h.Add("Vary", "Origin")
+	h.Add("Vary", "Access-Control-Request-Method")
+	h.Add("Vary", "Access-Control-Request-Headers")
+	if !serializedOrigin(origin) {
+		return
+	}
+	h.Set("Access-Control-Allow-Origin", origin)
+	h.Set("Access-Control-Allow-Methods", method)
+	h.Set("Access-Control-Allow-Headers", bearerAllowHeaders)
+	h.Set("Access-Control-Max-Age", corsMaxAge)
+}
+
+// serializedOrigin reports whether origin is an http(s) origin as a browser sends it: not
+// "null", no path.
+func serializedOrigin(origin string) bool {
 	u, err := url.Parse(origin)
-	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") || u.Path != "" {
+	return err == nil && u.Host != "" && (u.Scheme == "https" || u.Scheme == "http") && u.Path == "" &&
+		u.RawQuery == "" && u.Fragment == "" && u.User == nil
+}
+
+func (rt *Router) originAllowed(ctx context.Context, p store.Project, origin string) bool {
+	if !serializedOrigin(origin) {
 		return false // "null" and anything else that is not a serialized origin
 	}
 	allowed, err := rt.origins(ctx, p)

@@ -175,6 +175,7 @@ func corsRouter(withCORS bool) http.Handler {
 	rt.Handle("GET /api/v1/users", Secret, ok)
 	rt.Handle("POST /api/v1/users", Secret, ok)
 	rt.Handle("GET /healthz", Public, ok)
+	rt.Handle("GET /api/v1/userinfo", Public, ok, BearerPreflight)
 	if withCORS {
 		rt.UseCORS(func(_ context.Context, p store.Project) ([]string, error) {
 			if p.ID == corsProject.ID {
@@ -321,6 +322,57 @@ func TestCORSPreflight(t *testing.T) {
 	// Other methods the path does not take are still refused as before.
 	if rec := serveWith(h, httptest.NewRequest("PUT", "/api/v1/users", nil)); !strings.Contains(rec.Body.String(), "method_not_allowed") {
 		t.Errorf("PUT: %d %s", rec.Code, rec.Body)
+	}
+}
+
+// TestBearerPreflight: a BearerPreflight route (userinfo, whose URL a client takes from
+// discovery and cannot add client_id to) answers a preflight from any serialized origin, for
+// the token header only, while its answer stays readable only by the token's project's
+// allowed origins.
+func TestBearerPreflight(t *testing.T) {
+	h := corsRouter(true)
+	preflight := func(origin, method, headers string) *http.Request {
+		r := httptest.NewRequest("OPTIONS", "/api/v1/userinfo", nil)
+		r.Header.Set("Origin", origin)
+		r.Header.Set("Access-Control-Request-Method", method)
+		r.Header.Set("Access-Control-Request-Headers", headers)
+		return r
+	}
+	for _, origin := range []string{"https://app.example.com", "https://elsewhere.example"} {
+		rec := serveWith(h, preflight(origin, "GET", "authorization"))
+		got := rec.Header()
+		if rec.Code != http.StatusNoContent || got.Get("Access-Control-Allow-Origin") != origin ||
+			got.Get("Access-Control-Allow-Methods") != "GET" || got.Get("Access-Control-Allow-Headers") != "Authorization, Content-Type" ||
+			got.Get("Access-Control-Max-Age") != "600" || got.Get("Access-Control-Allow-Credentials") != "" ||
+			!strings.Contains(strings.Join(got.Values("Vary"), ","), "Origin") {
+			t.Errorf("preflight from %s: %d %v, want the origin echoed for Authorization only, no credentials", origin, rec.Code, got)
+		}
+	}
+	for name, r := range map[string]*http.Request{
+		"null origin":                   preflight("null", "GET", "authorization"),
+		"not an origin":                 preflight("https://app.example.com/path", "GET", "authorization"),
+		"method the path does not take": preflight("https://app.example.com", "DELETE", "authorization"),
+	} {
+		rec := serveWith(h, r)
+		for k := range rec.Header() {
+			if strings.HasPrefix(k, "Access-Control-") {
+				t.Errorf("%s: %s sent", name, k)
+			}
+		}
+	}
+	// Other routes keep the strict preflight: no client_id, no CORS.
+	r := httptest.NewRequest("OPTIONS", "/api/v1/auth/status", nil)
+	r.Header.Set("Origin", "https://app.example.com")
+	r.Header.Set("Access-Control-Request-Method", "GET")
+	if got := serveWith(h, r).Header().Get("Access-Control-Allow-Origin"); got != "" {
+		t.Errorf("a User route's preflight without client_id allowed %q", got)
+	}
+	// The answer: only an origin the token's project allows may read it.
+	for origin, want := range map[string]string{"https://app.example.com": "https://app.example.com", "https://elsewhere.example": ""} {
+		rec := serveWith(h, corsRequest("GET", "/api/v1/userinfo", origin, map[string]string{"Authorization": "Bearer " + fakeJWT("cli_1")}))
+		if got := rec.Header().Get("Access-Control-Allow-Origin"); got != want {
+			t.Errorf("userinfo answer to %s: Access-Control-Allow-Origin %q, want %q", origin, got, want)
+		}
 	}
 }
 

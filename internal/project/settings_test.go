@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -161,6 +162,35 @@ func TestValidateReportsEveryBadField(t *testing.T) {
 	}
 	if r := got["tokens.access_token_ttl_seconds"]; r != "must be between 60 and 86400" {
 		t.Errorf("access ttl reason = %q", r)
+	}
+}
+
+func TestValidateOIDCSettings(t *testing.T) {
+	s := DefaultSettings()
+	s.OIDC = OIDCSettings{PostLogoutRedirectURIs: []string{"https://app.example/bye", "http://app.example/bye", "https://app.example/#x"},
+		IDTokenLifetimeSeconds: 30, AllowedScopes: []string{"openid", "address"}, TokenEndpointAuthMethod: "private_key_jwt",
+		Locales: []string{"en", "not a tag"}}
+	var ve ValidationError
+	if !errors.As(s.Validate(), &ve) {
+		t.Fatal("invalid oidc settings were accepted")
+	}
+	var got []string
+	for _, fe := range ve {
+		got = append(got, fe.Field)
+	}
+	want := []string{"oidc.post_logout_redirect_uris[1]", "oidc.post_logout_redirect_uris[2]", "oidc.id_token_lifetime",
+		"oidc.allowed_scopes[1]", "oidc.token_endpoint_auth_method", "oidc.locales[1]"}
+	if !slices.Equal(got, want) {
+		t.Fatalf("errors on %v, want %v", got, want)
+	}
+	s.OIDC.Locales = nil
+	if err := s.Validate(); err == nil || !strings.Contains(err.Error(), "oidc.locales: must name at least one language") {
+		t.Fatalf("no locales: %v", err)
+	}
+	s = DefaultSettings()
+	s.OIDC.TokenEndpointAuthMethod, s.OIDC.Locales = AuthMethodNone, []string{"pt-BR", "de"}
+	if err := s.Validate(); err != nil {
+		t.Fatalf("valid oidc settings refused: %v", err)
 	}
 }
 

@@ -123,8 +123,43 @@ func (s Settings) Validate() error {
 	}
 	v.color("branding.primary_color", b.PrimaryColor)
 	v.color("branding.background_color", b.BackgroundColor)
+
+	o := s.OIDC
+	v.urlList("oidc.post_logout_redirect_uris", o.PostLogoutRedirectURIs, checkRedirectURI)
+	// An id_token is read once, at sign-in; a day bounds what a leaked one is worth.
+	v.between("oidc.id_token_lifetime", o.IDTokenLifetimeSeconds, 60, day)
+	for i, sc := range o.AllowedScopes {
+		if !slices.Contains(OIDCScopes, sc) {
+			v.add(fmt.Sprintf("oidc.allowed_scopes[%d]", i), "must be one of "+strings.Join(OIDCScopes, ", "))
+		}
+	}
+	if !slices.Contains([]string{AuthMethodBasic, AuthMethodPost, AuthMethodNone}, o.TokenEndpointAuthMethod) {
+		v.add("oidc.token_endpoint_auth_method", "must be one of client_secret_basic, client_secret_post, none")
+	}
+	switch {
+	case len(o.Locales) == 0:
+		v.add("oidc.locales", "must name at least one language")
+	case len(o.Locales) > maxLocales:
+		v.add("oidc.locales", fmt.Sprintf("must hold at most %d entries", maxLocales))
+	default:
+		for i, l := range o.Locales {
+			if !localeRE.MatchString(l) {
+				v.add(fmt.Sprintf("oidc.locales[%d]", i), "must be a BCP 47 language tag such as en or pt-BR")
+			}
+		}
+	}
 	return v.err()
 }
+
+// OIDCScopes are the scopes Latchkey's OpenID Provider can grant: OpenID Connect's own and
+// Latchkey's organization and roles.
+var OIDCScopes = []string{"openid", "profile", "email", "phone", "offline_access", "organization", "roles"}
+
+// maxLocales bounds the hosted page's language list.
+const maxLocales = 20
+
+// localeRE is a BCP 47 tag's common shape: a language, then subtags (script, region, variant).
+var localeRE = regexp.MustCompile(`^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8}){0,3}$`)
 
 type validator struct{ errs ValidationError }
 

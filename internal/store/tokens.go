@@ -64,7 +64,13 @@ type Session struct {
 	AMR            []string
 	// Scope is the space-separated OAuth scope an OpenID Connect client was granted; every
 	// access token of the session carries it. "" for the API's own logins.
-	Scope         string
+	Scope string
+	// ParentID is the login session whose single sign-on this session came from: the hosted
+	// login page's session (the one its browser session is linked to) for a session an OpenID
+	// Connect code exchange started; "" otherwise. RP-initiated logout with an id_token_hint
+	// ends the parent too, which is how a logout that reaches us without the browser's cookie
+	// (an application's server calling end_session) still ends single sign-on.
+	ParentID      string
 	IPAddress     string
 	UserAgent     string
 	CreatedAt     time.Time

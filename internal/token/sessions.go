@@ -118,6 +118,10 @@ type Grant struct {
 	// NoRefreshToken starts a session without a refresh token (an OpenID Connect grant
 	// without offline_access).
 	NoRefreshToken bool
+	// ParentSessionID is the login session whose single sign-on this grant came from (an
+	// OpenID Connect code exchange names the hosted page's session); the new session keeps it
+	// as store.Session.ParentID so that RP-initiated logout can end single sign-on. "" for none.
+	ParentSessionID string
 }
 
 // Tokens are the tokens of a session.
@@ -161,7 +165,7 @@ func (st *SessionStarter) Start(ctx context.Context, tx SessionStore, g Grant) (
 	now := s.clock()
 	sess := store.Session{
 		ID: s.ids.New(), ProjectID: st.project.ID, UserID: g.UserID, OrganizationID: g.OrganizationID,
-		ConnectionType: g.ConnectionType, AMR: nonNil(g.AMR), Scope: g.Scope,
+		ConnectionType: g.ConnectionType, AMR: nonNil(g.AMR), Scope: g.Scope, ParentID: g.ParentSessionID,
 		IPAddress: g.Meta.IPAddress, UserAgent: g.Meta.UserAgent,
 		CreatedAt: now, LastSeenAt: now,
 		ExpiresAt: now.Add(p.AbsoluteTimeout),

@@ -461,3 +461,34 @@ func TestGrantWithoutRefreshToken(t *testing.T) {
 		wantCode(t, err, "invalid_grant")
 	})
 }
+
+// TestGrantParentSession checks that a grant's ParentSessionID is stored as the session's
+// ParentID (the link RP-initiated logout follows to end single sign-on) and that a refresh
+// keeps it, while a grant without one has no parent.
+func TestGrantParentSession(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, st *sqlstore.Store) {
+		e := newEnv(t, st)
+		parent := e.login()
+		if parent.Session.ParentID != "" {
+			t.Errorf("a login without a parent got ParentID %q", parent.Session.ParentID)
+		}
+		child := e.start(token.Grant{UserID: e.userID, ConnectionType: "EmailOTP", AMR: []string{"otp"},
+			Scope: "openid offline_access", ParentSessionID: parent.Session.ID})
+		if child.Session.ParentID != parent.Session.ID {
+			t.Errorf("started session's ParentID = %q, want %q", child.Session.ParentID, parent.Session.ID)
+		}
+		e.clock.Advance(time.Minute)
+		next, err := e.svc.Refresh(e.ctx, e.project, child.RefreshToken, audit.Meta{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stored, err := st.GetSession(e.ctx, e.project.ID, next.Session.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if next.Session.ID != child.Session.ID || stored.ParentID != parent.Session.ID {
+			t.Errorf("after refresh: session %s with ParentID %q, want session %s with ParentID %q",
+				stored.ID, stored.ParentID, child.Session.ID, parent.Session.ID)
+		}
+	})
+}

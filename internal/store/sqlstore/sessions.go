@@ -10,7 +10,7 @@ import (
 	"github.com/latchkey-dev/latchkey/internal/store"
 )
 
-const sessionColumns = `id, project_id, user_id, organization_id, connection_type, amr_json, scope, ip_address, user_agent,
+const sessionColumns = `id, project_id, user_id, organization_id, connection_type, amr_json, scope, parent_id, ip_address, user_agent,
 	created_at, last_seen_at, idle_expires_at, expires_at, revoked_at, revoke_reason`
 
 // CreateSession stores sess; ErrNotFound when its user is not in its project.
@@ -20,8 +20,8 @@ func (s *Store) CreateSession(ctx context.Context, sess store.Session) error {
 		return fmt.Errorf("create session %s: %w", sess.ID, err)
 	}
 	err = s.guarded(ctx, func(s *Store) error {
-		_, err := s.exec(ctx, `INSERT INTO sessions (`+sessionColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			sess.ID, sess.ProjectID, sess.UserID, sess.OrganizationID, sess.ConnectionType, amr, sess.Scope, sess.IPAddress, sess.UserAgent,
+		_, err := s.exec(ctx, `INSERT INTO sessions (`+sessionColumns+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			sess.ID, sess.ProjectID, sess.UserID, sess.OrganizationID, sess.ConnectionType, amr, sess.Scope, sess.ParentID, sess.IPAddress, sess.UserAgent,
 			toMicros(sess.CreatedAt), toMicros(sess.LastSeenAt), toMicros(sess.IdleExpiresAt), toMicros(sess.ExpiresAt),
 			toNullMicros(sess.RevokedAt), sess.RevokeReason)
 		return err
@@ -77,7 +77,7 @@ func scanSession(sc scanner) (store.Session, error) {
 	var amr string
 	var created, seen, idle, expires int64
 	var revoked sql.NullInt64
-	if err := sc.Scan(&sess.ID, &sess.ProjectID, &sess.UserID, &sess.OrganizationID, &sess.ConnectionType, &amr, &sess.Scope,
+	if err := sc.Scan(&sess.ID, &sess.ProjectID, &sess.UserID, &sess.OrganizationID, &sess.ConnectionType, &amr, &sess.Scope, &sess.ParentID,
 		&sess.IPAddress, &sess.UserAgent, &created, &seen, &idle, &expires, &revoked, &sess.RevokeReason); err != nil {
 		return store.Session{}, err
 	}

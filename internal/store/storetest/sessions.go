@@ -49,6 +49,24 @@ func testSessions(t *testing.T, newStore func(t *testing.T) store.Store) {
 		must(t, err, "GetSession")
 		bare.AMR = []string{}
 		wantEqual(t, bare, got, "session without amr reads back an empty list")
+
+		// A code exchange's session names the login session whose single sign-on it came from;
+		// logout follows that link, so it must survive every read path.
+		child := newSession(f.pid, u.ID, at(2*time.Second))
+		child.ParentID = s.ID
+		must(t, st.CreateSession(f.ctx, child), "CreateSession with a parent")
+		got, err = st.GetSession(f.ctx, f.pid, child.ID)
+		must(t, err, "GetSession")
+		wantEqual(t, child, got, "session with a parent after CreateSession")
+		list, err := st.ListUserSessions(f.ctx, f.pid, u.ID, at(3*time.Second))
+		must(t, err, "ListUserSessions")
+		var listed store.Session
+		for _, l := range list {
+			if l.ID == child.ID {
+				listed = l
+			}
+		}
+		wantEqual(t, child, listed, "session with a parent in ListUserSessions")
 	})
 
 	t.Run("Unknown", func(t *testing.T) {

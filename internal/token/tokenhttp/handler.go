@@ -8,15 +8,19 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/latchkey-dev/latchkey/internal/audit"
 	"github.com/latchkey-dev/latchkey/internal/directory"
 	"github.com/latchkey-dev/latchkey/internal/failure"
 	"github.com/latchkey-dev/latchkey/internal/httpserver"
 	"github.com/latchkey-dev/latchkey/internal/login"
 	"github.com/latchkey-dev/latchkey/internal/login/loginhttp"
+	"github.com/latchkey-dev/latchkey/internal/oidcprovider"
 	"github.com/latchkey-dev/latchkey/internal/store"
 	"github.com/latchkey-dev/latchkey/internal/token"
 )
@@ -38,7 +42,21 @@ type Handler struct {
 	Login    *login.Service
 	Users    Users
 	Secrets  Secrets
-	Log      *slog.Logger
+	// OIDC serves the authorization_code and refresh_token grants (oidcprovider.Provider); nil
+	// leaves only client_credentials.
+	OIDC OIDC
+	// Origins returns the browser origins a project allows. The token endpoint answers CORS for
+	// the client it authenticated itself: a browser client (an SPA) names itself in the form
+	// body, where the router's CORS does not look.
+	Origins func(ctx context.Context, p store.Project) ([]string, error)
+	Log     *slog.Logger
+}
+
+// OIDC is the OpenID Provider's part of the token endpoint (oidcprovider.Provider).
+type OIDC interface {
+	PublicClient(ctx context.Context, clientID string) (store.Project, error)
+	ExchangeCode(ctx context.Context, project store.Project, req oidcprovider.CodeRequest, meta audit.Meta) (oidcprovider.TokenResponse, error)
+	Refresh(ctx context.Context, project store.Project, refreshToken, scope string, meta audit.Meta) (oidcprovider.TokenResponse, error)
 }
 
 // Mount registers the routes on rt.
@@ -48,13 +66,19 @@ func (h Handler) Mount(rt *httpserver.Router) {
 	rt.Handle("GET /oidc/.well-known/jwks.json", httpserver.OptionalClientID, h.jwks)
 	rt.Handle("GET /api/v1/accesstoken/refresh", httpserver.ClientID, h.refresh)
 	rt.Handle("POST /api/v1/accesstoken/refresh", httpserver.ClientID, h.refresh)
-	rt.Handle("POST /api/v1/oauth2/token", httpserver.Public, h.oauthToken)
+	// One token endpoint; the aliases are where OAuth libraries look for it by default.
+	for _, p := range []string{"/api/v1/oauth2/token", "/oidc/token", "/oauth2/token", "/oauth/token", "/token"} {
+		rt.Handle("POST "+p, httpserver.Public, h.oauthToken)
+	}
 	rt.Handle("POST /api/v1/oauth2/introspection", httpserver.Public, h.introspect)
 	rt.Handle("POST /api/v1/oauth2/revoke", httpserver.Public, h.revoke)
-	rt.Handle("GET /api/v1/userinfo", httpserver.Public, h.userinfo)
-	rt.Handle("POST /api/v1/userinfo", httpserver.Public, h.userinfo)
-	rt.Handle("GET /oidc/userinfo", httpserver.Public, h.userinfo)
-	rt.Handle("POST /oidc/userinfo", httpserver.Public, h.userinfo)
+	// userinfo's URL comes from discovery, so a browser client's preflight cannot name its
+	// project: BearerPreflight allows it, and the answer goes only to the token's project's
+	// allowed origins.
+	rt.Handle("GET /api/v1/userinfo", httpserver.Public, h.userinfo, httpserver.BearerPreflight)
+	rt.Handle("POST /api/v1/userinfo", httpserver.Public, h.userinfo, httpserver.BearerPreflight)
+	rt.Handle("GET /oidc/userinfo", httpserver.Public, h.userinfo, httpserver.BearerPreflight)
+	rt.Handle("POST /oidc/userinfo", httpserver.Public, h.userinfo, httpserver.BearerPreflight)
 	rt.Handle("GET /api/v1/auth/status", httpserver.User, h.status)
 	rt.Handle("GET /api/v1/auth/sessions", httpserver.User, h.mySessions)
 	rt.Handle("DELETE /api/v1/auth/sessions/{id}", httpserver.User, h.revokeMySession)
@@ -82,6 +106,10 @@ func (h Handler) jwks(w http.ResponseWriter, r *http.Request) error {
 		}
 	} else {
 		doc, err = h.Keys.UnionJWKS(r.Context())
+		// The union is the discovery document's jwks_uri: a browser client that checks
+		// signatures itself fetches it before it names a project. Public keys, no credentials:
+		// any origin may read them.
+		w.Header().Set("Access-Control-Allow-Origin", "*")
 	}
 	if err != nil {
 		return err
@@ -135,61 +163,152 @@ func (h Handler) refresh(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// oauthToken is the OAuth token endpoint; this capability serves client_credentials, and
-// answers in RFC 6749's shapes so that OAuth client libraries work unchanged.
+// oauthToken is the OAuth token endpoint (RFC 6749 §3.2), the one dispatcher on grant_type:
+// client_credentials here, authorization_code and refresh_token through the OpenID Provider.
+// Every answer is in RFC 6749's shapes so that OAuth and OIDC client libraries work unchanged.
 func (h Handler) oauthToken(w http.ResponseWriter, r *http.Request) error {
-	if err := h.clientCredentials(w, r); err != nil {
+	if err := h.token(w, r); err != nil {
 		httpserver.WriteOAuthError(w, r, h.Log, err)
 	}
 	return nil
 }
 
-func (h Handler) clientCredentials(w http.ResponseWriter, r *http.Request) error {
+// tokenResponse is RFC 6749 §5.1's answer, with OIDC Core §3.1.3.3's id_token.
+type tokenResponse struct {
+	AccessToken  string `json:"access_token"`
+	TokenType    string `json:"token_type"`
+	ExpiresIn    int    `json:"expires_in"`
+	RefreshToken string `json:"refresh_token,omitempty"`
+	IDToken      string `json:"id_token,omitempty"`
+	Scope        string `json:"scope,omitempty"`
+}
+
+func (h Handler) token(w http.ResponseWriter, r *http.Request) error {
 	r.Body = http.MaxBytesReader(w, r.Body, httpserver.MaxBodyBytes)
+	if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct != "application/x-www-form-urlencoded" {
+		return failure.New(failure.Invalid, "invalid_request", "the body must be a form (application/x-www-form-urlencoded)")
+	}
 	if err := r.ParseForm(); err != nil {
 		return failure.New(failure.Invalid, "invalid_request", "the body must be a form (application/x-www-form-urlencoded)")
 	}
-	if len(r.URL.Query()) > 0 && (r.URL.Query().Has("client_secret")) {
-		return failure.New(failure.Invalid, "invalid_request", "client_secret must not be sent in the URL")
+	if r.URL.Query().Has("client_secret") || r.URL.Query().Has("code") || r.URL.Query().Has("refresh_token") {
+		return failure.New(failure.Invalid, "invalid_request", "credentials must not be sent in the URL")
 	}
-	clientID, secret, basic := r.BasicAuth()
-	if basic && r.PostForm.Get("client_secret") != "" {
+	for k, vs := range r.PostForm {
+		if len(vs) > 1 {
+			return failure.New(failure.Invalid, "invalid_request", "parameter %s is repeated", k) // RFC 6749 §3.2
+		}
+	}
+	clientID, secret, basic, err := basicAuth(r)
+	if err != nil {
+		return err
+	}
+	if basic && (r.PostForm.Get("client_secret") != "" || (r.PostForm.Has("client_id") && r.PostForm.Get("client_id") != clientID)) {
 		return failure.New(failure.Invalid, "invalid_request", "use one client authentication method, not two")
 	}
 	if !basic {
 		clientID, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
 	}
-	switch grant := r.PostForm.Get("grant_type"); grant {
-	case "client_credentials":
+	grant := r.PostForm.Get("grant_type")
+	switch grant {
+	case "client_credentials", "authorization_code", "refresh_token":
 	case "":
 		return failure.New(failure.Invalid, "invalid_request", "grant_type is required")
 	default:
 		return failure.New(failure.Invalid, "unsupported_grant_type", "grant_type %q is not supported here", grant)
 	}
+	if grant != "client_credentials" && h.OIDC == nil {
+		return failure.New(failure.Invalid, "unsupported_grant_type", "grant_type %q is not supported here", grant)
+	}
+	project, err := h.tokenClient(r, clientID, secret, grant != "client_credentials")
+	if err != nil {
+		return err
+	}
+	h.allowOrigin(w, r, project)
+	var resp tokenResponse
+	switch grant {
+	case "client_credentials":
+		t, err := h.Sessions.ClientCredentials(r.Context(), project, strings.TrimSpace(r.PostForm.Get("scope")))
+		if err != nil {
+			return err
+		}
+		resp = tokenResponse{AccessToken: t.AccessToken, ExpiresIn: t.ExpiresIn, Scope: t.Claims.Scope}
+	case "authorization_code":
+		t, err := h.OIDC.ExchangeCode(r.Context(), project, oidcprovider.CodeRequest{Code: r.PostForm.Get("code"),
+			RedirectURI: r.PostForm.Get("redirect_uri"), CodeVerifier: r.PostForm.Get("code_verifier")}, httpserver.Meta(r))
+		if err != nil {
+			return err
+		}
+		resp = fromProvider(t)
+	case "refresh_token":
+		t, err := h.OIDC.Refresh(r.Context(), project, r.PostForm.Get("refresh_token"), r.PostForm.Get("scope"), httpserver.Meta(r))
+		if err != nil {
+			return err
+		}
+		resp = fromProvider(t)
+	}
+	resp.TokenType = "Bearer"
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Pragma", "no-cache")
+	httpserver.WriteJSON(w, http.StatusOK, resp)
+	return nil
+}
+
+// allowOrigin lets the page that sent the request read the answer when its origin is one the
+// client's project allows (exactly, never "*"; no credentials: the endpoint takes no cookies).
+func (h Handler) allowOrigin(w http.ResponseWriter, r *http.Request, p store.Project) {
+	origin := strings.ToLower(r.Header.Get("Origin"))
+	if origin == "" || h.Origins == nil {
+		return
+	}
+	allowed, err := h.Origins(r.Context(), p)
+	if err == nil && slices.Contains(allowed, origin) {
+		w.Header().Set("Access-Control-Allow-Origin", origin)
+	}
+}
+
+func fromProvider(t oidcprovider.TokenResponse) tokenResponse {
+	return tokenResponse{AccessToken: t.AccessToken, ExpiresIn: t.ExpiresIn, RefreshToken: t.RefreshToken, IDToken: t.IDToken, Scope: t.Scope}
+}
+
+// basicAuth reads HTTP Basic client authentication as RFC 6749 §2.3.1 defines it: the client
+// id and secret are each application/x-www-form-urlencoded before Base64, and standard clients
+// (openid-client, oauth4webapi) encode "_" and "-", which Latchkey's ids and secrets contain, so
+// the raw values would never match. Credentials sent unencoded (curl -u, Go's SetBasicAuth)
+// decode to themselves, as ids and secrets have no "%" or "+". A value that does not decode is
+// the one invalid_client, like any other failed client authentication.
+func basicAuth(r *http.Request) (clientID, secret string, ok bool, err error) {
+	rawID, rawSecret, ok := r.BasicAuth()
+	if !ok {
+		return "", "", false, nil
+	}
+	clientID, err1 := url.QueryUnescape(rawID)
+	secret, err2 := url.QueryUnescape(rawSecret)
+	if err1 != nil || err2 != nil {
+		return "", "", true, failure.New(failure.Unauthenticated, "invalid_client", "client authentication failed")
+	}
+	return clientID, secret, true, nil
+}
+
+// tokenClient authenticates the client first, before any grant is looked at: a secret
+// through the throttled Secrets path (one 401 invalid_client whatever went wrong), or, for a
+// user grant, a public client (token_endpoint_auth_method none) by its id alone.
+func (h Handler) tokenClient(r *http.Request, clientID, secret string, userGrant bool) (store.Project, error) {
+	if secret == "" && userGrant && clientID != "" {
+		return h.OIDC.PublicClient(r.Context(), clientID)
+	}
 	if clientID == "" || secret == "" {
-		return failure.New(failure.Unauthenticated, "invalid_client", "client authentication failed")
+		return store.Project{}, failure.New(failure.Unauthenticated, "invalid_client", "client authentication failed")
 	}
 	project, err := h.Secrets.AuthenticateSecret(r.Context(), clientID, secret)
 	if err != nil {
 		var fe *failure.Error
 		if errors.As(err, &fe) && (fe.Kind == failure.Unauthenticated || fe.Kind == failure.Forbidden) {
-			return failure.New(failure.Unauthenticated, "invalid_client", "client authentication failed")
+			return store.Project{}, failure.New(failure.Unauthenticated, "invalid_client", "client authentication failed")
 		}
-		return err
+		return store.Project{}, err
 	}
-	t, err := h.Sessions.ClientCredentials(r.Context(), project, strings.TrimSpace(r.PostForm.Get("scope")))
-	if err != nil {
-		return err
-	}
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("Pragma", "no-cache")
-	httpserver.WriteJSON(w, http.StatusOK, struct {
-		AccessToken string `json:"access_token"`
-		TokenType   string `json:"token_type"`
-		ExpiresIn   int    `json:"expires_in"`
-		Scope       string `json:"scope,omitempty"`
-	}{t.AccessToken, "Bearer", t.ExpiresIn, t.Claims.Scope})
-	return nil
+	return project, nil
 }
 
 func (h Handler) status(w http.ResponseWriter, r *http.Request) error {

@@ -26,7 +26,7 @@ func (h Handler) introspect(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h Handler) introspection(w http.ResponseWriter, r *http.Request) error {
-	project, form, err := h.authenticateClient(w, r)
+	project, form, err := h.authenticatedForm(w, r, false)
 	if err != nil {
 		return err
 	}
@@ -88,7 +88,7 @@ func (h Handler) revoke(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h Handler) revocation(w http.ResponseWriter, r *http.Request) error {
-	project, form, err := h.authenticateClient(w, r)
+	project, form, err := h.authenticatedForm(w, r, true)
 	if err != nil {
 		return err
 	}
@@ -121,11 +121,13 @@ func tokenField(form url.Values) (string, error) {
 	return raw, nil
 }
 
-// authenticateClient checks the client credentials of a form POST the way the token endpoint
-// does (clientCredentials): HTTP Basic or client_id and client_secret in the form, never both
-// and never the secret in the URL, through Secrets, which throttles guessing. Every failure of
-// the credentials is the one 401 invalid_client, so that the answer tells an attacker nothing.
-func (h Handler) authenticateClient(w http.ResponseWriter, r *http.Request) (store.Project, url.Values, error) {
+// authenticatedForm parses a form POST and authenticates its client the way the token endpoint
+// does: HTTP Basic or client_id and client_secret in the form, never both and never the secret in
+// the URL, through tokenClient (throttled; every failure of the credentials is the one 401
+// invalid_client, so that the answer tells an attacker nothing). publicOK lets a public client
+// (token_endpoint_auth_method none) name itself by client_id alone: RFC 7009 §5 lets it revoke
+// its own tokens, which is what an SPA's sign-out does.
+func (h Handler) authenticatedForm(w http.ResponseWriter, r *http.Request, publicOK bool) (store.Project, url.Values, error) {
 	r.Body = http.MaxBytesReader(w, r.Body, httpserver.MaxBodyBytes)
 	if err := r.ParseForm(); err != nil {
 		var tooBig *http.MaxBytesError
@@ -137,22 +139,18 @@ func (h Handler) authenticateClient(w http.ResponseWriter, r *http.Request) (sto
 	if q := r.URL.Query(); q.Has("client_secret") || q.Has("token") {
 		return store.Project{}, nil, failure.New(failure.Invalid, "invalid_request", "client_secret and token must not be sent in the URL")
 	}
-	clientID, secret, basic := r.BasicAuth()
+	clientID, secret, basic, err := basicAuth(r)
+	if err != nil {
+		return store.Project{}, nil, err
+	}
 	if basic && r.PostForm.Get("client_secret") != "" {
 		return store.Project{}, nil, failure.New(failure.Invalid, "invalid_request", "use one client authentication method, not two")
 	}
 	if !basic {
 		clientID, secret = r.PostForm.Get("client_id"), r.PostForm.Get("client_secret")
 	}
-	if clientID == "" || secret == "" {
-		return store.Project{}, nil, failure.New(failure.Unauthenticated, "invalid_client", "client authentication failed")
-	}
-	project, err := h.Secrets.AuthenticateSecret(r.Context(), clientID, secret)
+	project, err := h.tokenClient(r, clientID, secret, publicOK && h.OIDC != nil)
 	if err != nil {
-		var fe *failure.Error
-		if errors.As(err, &fe) && (fe.Kind == failure.Unauthenticated || fe.Kind == failure.Forbidden) {
-			return store.Project{}, nil, failure.New(failure.Unauthenticated, "invalid_client", "client authentication failed")
-		}
 		return store.Project{}, nil, err
 	}
 	return project, r.PostForm, nil

@@ -283,7 +283,7 @@ func (b *chrome) start(s *site, id, lang string, scopes []string) {
 	b.base = strings.Replace(s.srv.URL, "127.0.0.1", "localhost", 1)
 	// As the provider sets it: a __Host- cookie, which Chromium accepts over http on localhost.
 	secure, httpOnly := true, true
-	if _, err := chromedp.Call(b.ctx, network.SetCookie, network.SetCookieParams{Name: oidcprovider.BindingCookie, Value: binding,
+	if _, err := chromedp.Call(b.ctx, network.SetCookie, network.SetCookieParams{Name: oidcprovider.BindingCookieName(id), Value: binding,
 		URL: b.base + "/", Path: "/", Secure: &secure, HTTPOnly: &httpOnly, SameSite: network.CookieSameSiteLax}); err != nil {
 		b.fatalf("set the binding cookie: %v", err)
 	}

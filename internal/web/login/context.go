@@ -86,7 +86,7 @@ func (h *Handler) resolve(w http.ResponseWriter, r *http.Request) (*pageContext,
 	ctx := r.Context()
 	if id := strings.TrimSpace(q.Get("authRequest")); id != "" {
 		c := &pageContext{request: id}
-		ck, err := r.Cookie(oidcprovider.BindingCookie)
+		ck, err := r.Cookie(oidcprovider.BindingCookieName(id))
 		if err != nil || ck.Value == "" {
 			// No binding: another browser's request, or cookies are off.
 			return nil, fatalf(http.StatusBadRequest, "wrong_browser")

@@ -369,12 +369,19 @@ func (h *Handler) advance(w http.ResponseWriter, r *http.Request, c *pageContext
 		}
 		a.Offered = true
 	}
-	if !a.OrgChosen && slices.Contains(c.pending.Scopes, "organization") && c.pending.Extensions["organization"] == "" {
+	// The organization the client named (authorize's organization) is the session's when the
+	// user belongs to it; otherwise the user picks, as if none was named, when the client asked
+	// for the organization scope and there is a choice.
+	named := c.pending.Extensions["organization"]
+	if !a.OrgChosen && (named != "" || slices.Contains(c.pending.Scopes, "organization")) {
 		orgs, err := h.d.Directory.ListUserOrganizations(ctx, c.project.ID, a.UserID)
 		if err != nil {
 			return err
 		}
-		if len(orgs) > 1 {
+		switch {
+		case named != "" && slices.ContainsFunc(orgs, func(o directory.UserOrganization) bool { return o.ID == named }):
+			a.Org = named
+		case slices.Contains(c.pending.Scopes, "organization") && len(orgs) > 1:
 			a.Screen = screenOrganization
 			return h.next(w, r, c, a)
 		}

@@ -27,7 +27,7 @@ var files embed.FS
 
 // Authorizations is the OpenID Provider's side of the page (oidcprovider): the pending
 // authorization request a browser was sent here for, and its approval once a login finished.
-// binding is the BindingCookie the browser carries; a request whose binding does not match is
+// binding is the value of the request's binding cookie (oidcprovider.BindingCookieName(id)); a request whose binding does not match is
 // refused, so that a leaked request id gives nothing.
 type Authorizations interface {
 	Pending(ctx context.Context, id, binding string) (oidcprovider.PendingLogin, error)
@@ -120,9 +120,13 @@ type Deps struct {
 	Sessions       Sessions
 	Sealer         Sealer
 	BotCheck       BotGate
-	// PublicURL is the URL browsers reach the server at; https makes every cookie Secure.
+	// PublicURL is the URL browsers reach the server at.
 	PublicURL string
-	Now       func() time.Time
+	// SecureCookies marks every cookie Secure and gives it the __Host- prefix: set it over https,
+	// and on loopback, where browsers treat http as a secure context and accept both (the
+	// provider's binding and browser-session cookies are __Host- ones whatever the scheme).
+	SecureCookies bool
+	Now           func() time.Time
 }
 
 // Handler serves the hosted login page.
@@ -147,7 +151,7 @@ func New(d Deps) (*Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("login page assets: %w", err)
 	}
-	return &Handler{d: d, secure: strings.HasPrefix(strings.ToLower(strings.TrimSpace(d.PublicURL)), "https://"),
+	return &Handler{d: d, secure: d.SecureCookies || strings.HasPrefix(strings.ToLower(strings.TrimSpace(d.PublicURL)), "https://"),
 		pages: p, assets: assets}, nil
 }
 

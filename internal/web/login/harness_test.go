@@ -186,7 +186,7 @@ func (s *site) request(id string, scopes []string, edit func(*oidcprovider.Pendi
 	s.provider.mu.Lock()
 	s.provider.pending[id] = fakeRequest{login: pl, binding: binding}
 	s.provider.mu.Unlock()
-	b.setCookie(oidcprovider.BindingCookie, binding)
+	b.setCookie(oidcprovider.BindingCookieName(id), binding)
 	b.query = url.Values{"authRequest": {id}}
 	return b
 }
@@ -216,17 +216,6 @@ func (s *site) browser() *browser {
 func (b *browser) setCookie(name, value string) {
 	u, _ := url.Parse(b.s.srv.URL)
 	b.client.Jar.SetCookies(u, []*http.Cookie{{Name: name, Value: value, Path: "/"}})
-}
-
-// cookie returns the value of a cookie the browser holds for the site.
-func (b *browser) cookie(name string) string {
-	u, _ := url.Parse(b.s.srv.URL)
-	for _, c := range b.client.Jar.Cookies(u) {
-		if c.Name == name {
-			return c.Value
-		}
-	}
-	return ""
 }
 
 type page struct {

@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/latchkey-dev/latchkey/internal/audit"
 	"github.com/latchkey-dev/latchkey/internal/directory"
@@ -293,7 +294,7 @@ func TestRefusedWithoutBindingOrCSRF(t *testing.T) {
 		if p.status != http.StatusBadRequest || p.location != "" || !strings.Contains(p.body, "wrong_browser") {
 			t.Errorf("no binding cookie: %d %q\n%s", p.status, p.location, p.body)
 		}
-		other.setCookie(oidcprovider.BindingCookie, "another binding")
+		other.setCookie(oidcprovider.BindingCookieName("ar8"), "another binding")
 		other.last = methods
 		p = other.submit("send", url.Values{"channel": {"email_otp"}})
 		if p.status != http.StatusBadRequest || p.location != "" || !strings.Contains(p.body, "request_expired") {
@@ -398,6 +399,53 @@ func TestOrganizationPickerAndConsent(t *testing.T) {
 		if len(a) != 1 || a[0].a.OrganizationID != orgs[1] || !a[0].a.Consented || a[0].a.Result.User.ID != u.ID ||
 			a[0].a.Result.Tokens.Session.ID == "" {
 			t.Errorf("approvals %+v", a)
+		}
+	})
+}
+
+// TestNamedOrganization: the organization an authorization request names (the organization
+// extension) becomes the session's when the user belongs to it, without the picker; one the
+// user does not belong to is never used, and the picker asks instead.
+func TestNamedOrganization(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, st *sqlstore.Store) {
+		s := newSite(t, st, `{"protect":{"bot_check":"off"},"login_methods":{"passkey":false}}`)
+		u := s.user(t, email)
+		var orgs []string
+		for _, name := range []string{"Alpha", "Beta", "Gamma"} {
+			o, err := s.Directory.CreateOrganization(t.Context(), audit.Actor{Kind: audit.ActorCLI}, s.p.ID, directory.OrganizationInput{Name: &name})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if name != "Gamma" {
+				if _, err := s.Directory.AddMembers(t.Context(), audit.Actor{Kind: audit.ActorCLI}, s.p.ID, o.ID, []string{u.ID}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			orgs = append(orgs, o.ID)
+		}
+		signIn := func(id, org string) (*browser, page) {
+			t.Helper()
+			b := s.request(id, []string{"openid", "email", "organization"}, func(pl *oidcprovider.PendingLogin) {
+				pl.Extensions = map[string]string{"organization": org}
+			})
+			b.open("/login")
+			b.step("identify", url.Values{"identifier": {email}})
+			b.step("send", url.Values{"channel": {"email_otp"}})
+			s.Clock.Advance(time.Minute) // a new code for each sign-in
+			return b, b.submit("verify_code", url.Values{"code": {s.code(t, email)}})
+		}
+		_, p := signIn("ar-named", orgs[1])
+		approvedTo(t, nil, p, "ar-named")
+		// Only the organizations are printed: an approval holds tokens, which are never logged.
+		if a := s.provider.approvals(); len(a) != 1 || a[0].a.OrganizationID != orgs[1] {
+			var got []string
+			for _, x := range a {
+				got = append(got, x.a.OrganizationID)
+			}
+			t.Errorf("approvals of a request naming the user's organization %s: organizations %q, want just it", orgs[1], got)
+		}
+		if b, p := signIn("ar-foreign", orgs[2]); screen(b.follow(p).body) != "organization" {
+			t.Errorf("a request naming an organization the user is not in: %d %q, want the picker", p.status, screen(p.body))
 		}
 	})
 }

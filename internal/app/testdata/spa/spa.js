@@ -64,6 +64,8 @@ async function main() {
     post_logout_redirect_uri: config.post_logout_redirect_uri,
     response_type: "code",
     scope: config.scope,
+    // Optional: the languages the login page should speak (OpenID Connect's ui_locales).
+    ui_locales: config.ui_locales || undefined,
     loadUserInfo: true,
     // sessionStorage: the tokens die with the tab; the fixture needs no silent renew, and
     // session monitoring would need an iframe the CSP does not allow.

@@ -83,3 +83,9 @@ CREATE INDEX oidc_browser_sessions_revoked ON oidc_browser_sessions (revoked_at)
 -- The space-separated OAuth scope an OpenID Connect client was granted; '' for the API's own
 -- logins, which is what every existing session is.
 ALTER TABLE sessions ADD COLUMN scope TEXT NOT NULL DEFAULT '';
+
+-- The login session whose single sign-on a code exchange's session came from (the hosted
+-- page's session, which the browser session is linked to); '' for every other session. No
+-- foreign key: the parent may be swept before the child, and the link is only followed by
+-- RP-initiated logout, which ignores a parent that is gone.
+ALTER TABLE sessions ADD COLUMN parent_id TEXT NOT NULL DEFAULT '';
