@@ -49,15 +49,15 @@ func (h Handler) Mount(rt *httpserver.Router) {
 // badLink is the page of an authorization request that cannot go back to the client.
 var badLink = httpserver.ErrorPage{Title: "This sign-in link is not valid"}
 
-// authorize checks the client and its redirect_uri itself, so that those errors are a page and
-// never a redirect, binds the request to the browser with a cookie, and lets op parse,
+// authorize checks the client and its redirect_uri itself, and the IP's budget of
+// authorization requests, so that those errors are a page and never a redirect, binds the request to the browser with a cookie, and lets op parse,
 // validate (Provider.ValidateAuthRequest), store and redirect to the resume route.
 func (h Handler) authorize(w http.ResponseWriter, r *http.Request) error {
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 	if err := r.ParseForm(); err != nil {
 		return httpserver.AsPage(failure.New(failure.Invalid, "invalid_request", "the request could not be read"), badLink)
 	}
-	a, err := h.Provider.StartAuthorization(r.Context(), r.Form)
+	a, err := h.Provider.StartAuthorization(r.Context(), r.Form, httpserver.ClientIP(r))
 	if err != nil {
 		return httpserver.AsPage(err, badLink)
 	}
