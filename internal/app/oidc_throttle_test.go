@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -45,6 +46,16 @@ func TestOIDCAuthorizeThrottle(t *testing.T) {
 		}
 		throttled("/v1/authorize", "2700")
 		throttled("/oauth2/authorize", "2700")
+		// A POSTed request is the same budget and the same page.
+		u, _ := url.Parse(w.authorizeURL(nil, testVerifier))
+		resp, err := w.browser.PostForm(w.srv.URL+"/oidc/authorize", u.Query())
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusTooManyRequests || resp.Header.Get("Location") != "" || resp.Header.Get("Retry-After") != "2700" {
+			t.Fatalf("POST: %d Location=%q Retry-After=%q, want a 429 page", resp.StatusCode, resp.Header.Get("Location"), resp.Header.Get("Retry-After"))
+		}
 
 		w.clock.Advance(45 * time.Minute)
 		if resp, body := authorize("/v1/authorize"); resp.StatusCode != http.StatusFound {

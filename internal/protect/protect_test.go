@@ -509,7 +509,7 @@ func TestDeviceTokenBinding(t *testing.T) {
 // One IP (an IPv6 /64) starts at most authorize_requests_per_hour authorization requests in
 // an hour; the next is refused until the window ends, another /64 has its own budget, a new
 // window starts over, an allow-listed IP is never counted and a blocked one is refused.
-func TestAuthorizeBudget(t *testing.T) {
+func TestThrottleAuthorizeRequests(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, st *sqlstore.Store) {
 		e := newEnv(t, st, `{"authorize_requests_per_hour":10,"allow_cidrs":["192.0.2.0/24"],"block_cidrs":["203.0.113.0/24"]}`)
 		allow := func(ip string) error { return e.engine.AllowAuthorization(t.Context(), e.project, ip) }
@@ -553,7 +553,7 @@ func TestAuthorizeBudget(t *testing.T) {
 }
 
 // Concurrent requests from one IP share its budget exactly, on both backends.
-func TestAuthorizeBudgetConcurrent(t *testing.T) {
+func TestThrottleAuthorizeRequestsConcurrent(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, st *sqlstore.Store) {
 		e := newEnv(t, st, `{"authorize_requests_per_hour":10}`)
 		var wg sync.WaitGroup
