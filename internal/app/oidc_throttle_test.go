@@ -75,7 +75,8 @@ func TestOIDCAuthorizeThrottle(t *testing.T) {
 		// Last: the block list refuses this address on the management API too.
 		w.want(w.call("PATCH", "/api/v1/project", `{"settings":{"protect":{"allow_cidrs":[],"block_cidrs":["127.0.0.0/8","::1/128"]}}}`, w.secret()), 200, "")
 		resp, body := authorize("/v1/authorize")
-		if resp.StatusCode != http.StatusForbidden || resp.Header.Get("Location") != "" || !strings.Contains(body, "ip_blocked") {
+		if resp.StatusCode != http.StatusForbidden || resp.Header.Get("Location") != "" || !strings.Contains(body, "ip_blocked") ||
+			!strings.Contains(body, "not available from this network") {
 			t.Fatalf("blocked: %d Location=%q %s, want a 403 page", resp.StatusCode, resp.Header.Get("Location"), body)
 		}
 
