@@ -414,7 +414,7 @@ func NewWithStore(st store.Store, opts ...Option) (*App, error) {
 		return nil, err
 	}
 	a.oidc, err = oidcprovider.New(oidcprovider.Deps{Store: st, Projects: a.projects, Sessions: a.sessions, Refresher: a.login,
-		Keys: a.keys, Policy: a.tokenPolicy, Users: a.directory, Access: a.directory, Issuer: o.publicURL, CodeKey: codeKey,
+		Keys: a.keys, Policy: a.tokenPolicy, Users: a.directory, Access: a.directory, Budget: a.protect, Issuer: o.publicURL, CodeKey: codeKey,
 		IDs: idGenerator(o), Now: o.now, Rand: o.rand, Log: o.log})
 	if err != nil {
 		return nil, err

@@ -35,8 +35,12 @@ type Authorization struct {
 // StartAuthorization checks what must never be answered with a redirect: the client must
 // exist and the redirect_uri must be one of its registered ones, exactly. The error is then
 // invalid_request (the route shows it as a page). Otherwise it makes the browser binding that
-// the request will be stored with. form is the request's parsed query and body.
-func (p *Provider) StartAuthorization(ctx context.Context, form url.Values) (Authorization, error) {
+// the request will be stored with. form is the request's parsed query and body, ip the
+// client's address. A request from a blocked IP, or one past its IP's hourly budget of
+// authorization requests (Deps.Budget), is refused here too, before anything is stored: a
+// 403 ip_blocked or 429 too_many_requests with Retry-After, also a page and never a redirect,
+// because it is not the client's error.
+func (p *Provider) StartAuthorization(ctx context.Context, form url.Values, ip string) (Authorization, error) {
 	clientID, redirect := form.Get("client_id"), form.Get("redirect_uri")
 	if clientID == "" {
 		return Authorization{}, failure.New(failure.Invalid, "invalid_request", "client_id is required")
@@ -52,6 +56,13 @@ func (p *Provider) StartAuthorization(ctx context.Context, form url.Values) (Aut
 	if redirect == "" || !slices.Contains(c.RedirectURIs(), redirect) {
 		return Authorization{}, failure.New(failure.Invalid, "invalid_redirect_uri",
 			"the redirect_uri is not registered for this application")
+	}
+	// Counted only once the client and redirect_uri are known good: the counters are the
+	// client's project's, and a request refused above stores nothing.
+	if p.budget != nil {
+		if err := p.budget.AllowAuthorization(ctx, c.Project, ip); err != nil {
+			return Authorization{}, err
+		}
 	}
 	binding, err := p.randomToken(32)
 	if err != nil {

@@ -95,6 +95,12 @@ type Users interface {
 	GetUser(ctx context.Context, projectID, id string) (directory.User, error)
 }
 
+// Budget bounds the new authorization requests one IP may start (protect.Engine): each is a
+// stored row, so without it one address could fill the table.
+type Budget interface {
+	AllowAuthorization(ctx context.Context, p store.Project, ip string) error
+}
+
 // Deps are the provider's dependencies.
 type Deps struct {
 	Store     Store
@@ -107,6 +113,9 @@ type Deps struct {
 	Policy func(p store.Project) (token.Policy, error)
 	Users  Users
 	Access token.AccessSource
+	// Budget counts each new authorization request against its IP's hourly budget; nil counts
+	// nothing (internal/app always sets it).
+	Budget Budget
 	// Issuer is the public URL: static, so that a forged Host or X-Forwarded-Host never
 	// changes what discovery or a token says.
 	Issuer string
@@ -127,6 +136,7 @@ type Deps struct {
 type Provider struct {
 	*op.Provider
 	storage *Storage
+	budget  Budget
 	issuer  string
 	codeKey []byte
 	ids     *ident.Generator
@@ -145,7 +155,7 @@ func New(d Deps) (*Provider, error) {
 	if err != nil || u.Host == "" {
 		return nil, fmt.Errorf("oidcprovider: issuer %q is not an absolute URL", d.Issuer)
 	}
-	p := &Provider{issuer: issuer, codeKey: d.CodeKey, ids: d.IDs, now: d.Now, rand: d.Rand, log: d.Log}
+	p := &Provider{budget: d.Budget, issuer: issuer, codeKey: d.CodeKey, ids: d.IDs, now: d.Now, rand: d.Rand, log: d.Log}
 	if p.ids == nil {
 		p.ids = ident.NewGenerator()
 	}

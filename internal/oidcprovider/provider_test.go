@@ -79,7 +79,7 @@ func (f *fixture) start(form url.Values, r *oidc.AuthRequest) (ctx context.Conte
 	}
 	form.Set("client_id", r.ClientID)
 	form.Set("redirect_uri", r.RedirectURI)
-	a, err := f.p.StartAuthorization(f.t.Context(), form)
+	a, err := f.p.StartAuthorization(f.t.Context(), form, "198.51.100.1")
 	if err != nil {
 		return nil, "", "", err
 	}

@@ -118,6 +118,11 @@ type ProtectSettings struct {
 	// SMSPerPrefixPerHour bounds the SMS sent to numbers of one country calling code (its
 	// first three digits), against SMS pumping.
 	SMSPerPrefixPerHour int `json:"sms_per_prefix_per_hour"`
+	// AuthorizeRequestsPerHour bounds the new OIDC authorization requests (/v1/authorize and
+	// its aliases) one IP (an IPv6 /64) may start in an hour: each is a stored row, so without
+	// a bound one address could fill the table. The default is far above what people signing
+	// in from one address (an office behind NAT) start.
+	AuthorizeRequestsPerHour int `json:"authorize_requests_per_hour"`
 	// AllowCIDRs are never throttled by IP and skip the bot check (account locks still apply);
 	// BlockCIDRs are refused.
 	AllowCIDRs []string `json:"allow_cidrs"`
@@ -315,7 +320,8 @@ func DefaultSettings() Settings {
 		Branding:  Branding{PrimaryColor: "#4f46e5", BackgroundColor: "#ffffff"},
 		Protect: ProtectSettings{SlowAfter: 3, LockAfter: 10, AccountLockAfter: 50, LockSeconds: 900,
 			IPFailuresPerHour: 100, SendsPerDestinationPerHour: 30, SendsPerRequesterPerHour: 10, SMSPerPrefixPerHour: 200,
-			AllowCIDRs: []string{}, BlockCIDRs: []string{}, BotCheck: BotCheckRisk, BotProvider: BotProviderAltcha},
+			AuthorizeRequestsPerHour: 300,
+			AllowCIDRs:               []string{}, BlockCIDRs: []string{}, BotCheck: BotCheckRisk, BotProvider: BotProviderAltcha},
 		Password: PasswordSettings{MinLength: 8},
 		OIDC: OIDCSettings{FirstParty: true, PostLogoutRedirectURIs: []string{}, IDTokenLifetimeSeconds: 3600,
 			AllowedScopes:           []string{"openid", "profile", "email", "phone", "offline_access", "organization", "roles"},

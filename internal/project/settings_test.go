@@ -386,3 +386,24 @@ func TestLookalikeAddressesAreRefusedByDefault(t *testing.T) {
 		t.Fatalf("Apply = %+v, %v", s.Emails, err)
 	}
 }
+
+// The authorization-request budget has a generous default, also for documents written before
+// it existed, and is bounded like the other per-IP budgets.
+func TestProtectAuthorizeRequestsPerHour(t *testing.T) {
+	old, err := DecodeSettings([]byte(`{"protect":{"ip_failures_per_hour":50}}`))
+	if err != nil || old.Protect.AuthorizeRequestsPerHour != 300 {
+		t.Fatalf("an older document: %d, %v; want the default 300", old.Protect.AuthorizeRequestsPerHour, err)
+	}
+	for n, ok := range map[int]bool{9: false, 10: true, 300: true, 1_000_000: true, 1_000_001: false, -1: false} {
+		s := DefaultSettings()
+		s.Protect.AuthorizeRequestsPerHour = n
+		err := s.Validate()
+		var ve ValidationError
+		switch {
+		case ok && err != nil:
+			t.Errorf("%d: %v, want valid", n, err)
+		case !ok && (!errors.As(err, &ve) || len(ve) != 1 || ve[0].Field != "protect.authorize_requests_per_hour"):
+			t.Errorf("%d: %v, want protect.authorize_requests_per_hour refused", n, err)
+		}
+	}
+}

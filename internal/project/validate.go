@@ -86,6 +86,7 @@ func (s Settings) Validate() error {
 	v.between("protect.sends_per_destination_per_hour", pr.SendsPerDestinationPerHour, 1, 1000)
 	v.between("protect.sends_per_requester_per_hour", pr.SendsPerRequesterPerHour, 1, 1000)
 	v.between("protect.sms_per_prefix_per_hour", pr.SMSPerPrefixPerHour, 1, 1_000_000)
+	v.between("protect.authorize_requests_per_hour", pr.AuthorizeRequestsPerHour, 10, 1_000_000)
 	v.cidrs("protect.allow_cidrs", pr.AllowCIDRs)
 	v.cidrs("protect.block_cidrs", pr.BlockCIDRs)
 	if !slices.Contains([]string{BotCheckOff, BotCheckRisk, BotCheckAlways}, pr.BotCheck) {

@@ -41,6 +41,8 @@ const (
 	AuditLocked     = "protect.locked"      // an account, or one IP's access to it, is locked
 	AuditHardLocked = "protect.hard_locked" // an account's passwords, until its owner resets
 	AuditThrottled  = "protect.ip_throttled"
+	// AuditAuthorizeThrottled: an IP reached its budget of new authorization requests.
+	AuditAuthorizeThrottled = "protect.authorize_throttled"
 )
 
 // Store is the part of the store the protection engine uses; its transactions use tx only through
@@ -605,6 +607,59 @@ func (e *Engine) AllowSendTx(ctx context.Context, tx Store, s Send) error {
 	return nil
 }
 
+// authorizeWindow is the fixed window of an IP's budget of new authorization requests.
+const authorizeWindow = time.Hour
+
+// AllowAuthorization counts one new OIDC authorization request from ip against the IP's
+// hourly budget (protect.authorize_requests_per_hour, per IPv6 /64), or refuses it: a blocked
+// IP (403 ip_blocked), or one past its budget (429 too_many_requests, with Retry-After until
+// its window ends). An allow-listed IP is not counted. Each authorization request is a stored
+// row, so this bounds what one address can make the database hold; the check and the count
+// are one step on the counter's row, so concurrent requests on every instance share the
+// budget exactly. The audit event is written once per window, when the budget is reached.
+func (e *Engine) AllowAuthorization(ctx context.Context, p store.Project, ipRaw string) error {
+	st, err := e.d.Settings(p)
+	if err != nil {
+		return err
+	}
+	ip := parseIP(ipRaw)
+	if inAny(ip, st.Protect.BlockCIDRs) {
+		return failure.New(failure.Forbidden, "ip_blocked", "requests from this address are blocked")
+	}
+	if inAny(ip, st.Protect.AllowCIDRs) {
+		return nil
+	}
+	limit := st.Protect.AuthorizeRequestsPerHour
+	key := store.CounterKey{Scope: "authorize:ip", Key: ipKey(ip, ipRaw)}
+	now := e.now()
+	return e.d.Store.InTx(ctx, func(tx store.Store) error {
+		cs, err := tx.TakeCounters(ctx, p.ID, []store.CounterKey{key}, now)
+		if err != nil {
+			return fmt.Errorf("take counters: %w", err)
+		}
+		c := cs[0]
+		forget(&c, now, authorizeWindow, false)
+		if c.Count >= limit {
+			wait := c.WindowStart.Add(authorizeWindow).Sub(now)
+			return failure.TooManyUntil(wait, "too_many_requests",
+				"too many sign-in requests from this address: try again in %s", roundUp(wait))
+		}
+		c.Count++
+		c.LastAt, c.UpdatedAt = &now, now
+		if c.Count == limit {
+			if err := tx.AddAuditEvent(ctx, store.AuditEvent{ID: e.d.IDs.New(), ProjectID: p.ID, Type: AuditAuthorizeThrottled,
+				IPAddress: ipRaw, CreatedAt: now, Detail: map[string]any{"requests": c.Count,
+					"until": c.WindowStart.Add(authorizeWindow)}}); err != nil {
+				return fmt.Errorf("audit: %w", err)
+			}
+		}
+		if err := tx.SaveCounter(ctx, c); err != nil {
+			return fmt.Errorf("save counter: %w", err)
+		}
+		return nil
+	})
+}
+
 // Risk thresholds: an IP with this many failed secrets or sends in the hour has to prove it
 // is not a bot where the project checks on risk.
 const (
@@ -731,5 +786,5 @@ func ptr[T any](v T) *T { return &v }
 func IsRefusal(err error) bool {
 	fe, ok := failure.As(err)
 	return ok && (fe.Code == "account_locked" || fe.Code == "too_many_attempts" || fe.Code == "ip_throttled" ||
-		fe.Code == "ip_blocked" || fe.Code == "too_many_sends" || fe.Code == "bot_check_required") && !errors.Is(err, context.Canceled)
+		fe.Code == "ip_blocked" || fe.Code == "too_many_sends" || fe.Code == "too_many_requests" || fe.Code == "bot_check_required") && !errors.Is(err, context.Canceled)
 }

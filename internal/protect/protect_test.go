@@ -505,3 +505,77 @@ func TestDeviceTokenBinding(t *testing.T) {
 	}
 	refused(t, begin(e.project, device), "account_locked", time.Second, 15*time.Minute)
 }
+
+// One IP (an IPv6 /64) starts at most authorize_requests_per_hour authorization requests in
+// an hour; the next is refused until the window ends, another /64 has its own budget, a new
+// window starts over, an allow-listed IP is never counted and a blocked one is refused.
+func TestThrottleAuthorizeRequests(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, st *sqlstore.Store) {
+		e := newEnv(t, st, `{"authorize_requests_per_hour":10,"allow_cidrs":["192.0.2.0/24"],"block_cidrs":["203.0.113.0/24"]}`)
+		allow := func(ip string) error { return e.engine.AllowAuthorization(t.Context(), e.project, ip) }
+		for i := range 10 {
+			// Addresses of one /64 share one budget.
+			if err := allow(fmt.Sprintf("2001:db8:1:2::%x", i+1)); err != nil {
+				t.Fatalf("request %d: %v", i+1, err)
+			}
+		}
+		e.clock.Advance(20 * time.Minute)
+		refused(t, allow("2001:db8:1:2::ffff"), "too_many_requests", 40*time.Minute, 40*time.Minute)
+		if err := allow("2001:db8:1:3::1"); err != nil {
+			t.Errorf("another /64: %v", err)
+		}
+		e.clock.Advance(40 * time.Minute)
+		for i := range 10 {
+			if err := allow("2001:db8:1:2::1"); err != nil {
+				t.Fatalf("new window, request %d: %v", i+1, err)
+			}
+		}
+		refused(t, allow("2001:db8:1:2::1"), "too_many_requests", time.Hour, time.Hour)
+
+		for i := range 50 {
+			if err := allow("192.0.2.7"); err != nil {
+				t.Fatalf("allow-listed, request %d: %v", i+1, err)
+			}
+		}
+		if fe, ok := failure.As(allow("203.0.113.9")); !ok || fe.Code != "ip_blocked" {
+			t.Errorf("blocked IP: got %v, want ip_blocked", allow("203.0.113.9"))
+		}
+
+		// The budget is reached once per window: one audit event for each of the two windows.
+		evs, err := st.ListAuditEvents(t.Context(), e.project.ID, store.AuditFilter{Type: protect.AuditAuthorizeThrottled}, 0, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(evs) != 2 {
+			t.Errorf("%d %s events, want 2", len(evs), protect.AuditAuthorizeThrottled)
+		}
+	})
+}
+
+// Concurrent requests from one IP share its budget exactly, on both backends.
+func TestThrottleAuthorizeRequestsConcurrent(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, st *sqlstore.Store) {
+		e := newEnv(t, st, `{"authorize_requests_per_hour":10}`)
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		ok, throttled := 0, 0
+		for range 30 {
+			wg.Go(func() {
+				err := e.engine.AllowAuthorization(context.WithoutCancel(t.Context()), e.project, "198.51.100.4")
+				mu.Lock()
+				defer mu.Unlock()
+				if fe, isF := failure.As(err); err == nil {
+					ok++
+				} else if isF && fe.Code == "too_many_requests" {
+					throttled++
+				} else {
+					t.Errorf("unexpected: %v", err)
+				}
+			})
+		}
+		wg.Wait()
+		if ok != 10 || throttled != 20 {
+			t.Errorf("%d allowed, %d throttled; want 10 and 20", ok, throttled)
+		}
+	})
+}

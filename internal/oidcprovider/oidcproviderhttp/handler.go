@@ -49,16 +49,22 @@ func (h Handler) Mount(rt *httpserver.Router) {
 // badLink is the page of an authorization request that cannot go back to the client.
 var badLink = httpserver.ErrorPage{Title: "This sign-in link is not valid"}
 
-// authorize checks the client and its redirect_uri itself, so that those errors are a page and
-// never a redirect, binds the request to the browser with a cookie, and lets op parse,
+// blockedPage is the page of a request from an address the project blocks.
+var blockedPage = httpserver.ErrorPage{Title: "Sign-in is not available from this network",
+	Message: "The application does not accept sign-ins from your network address."}
+
+// authorize checks the client and its redirect_uri itself, and the IP's budget of
+// authorization requests, so that those errors are a page and never a redirect, binds the request to the browser with a cookie, and lets op parse,
 // validate (Provider.ValidateAuthRequest), store and redirect to the resume route.
 func (h Handler) authorize(w http.ResponseWriter, r *http.Request) error {
 	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
 	if err := r.ParseForm(); err != nil {
 		return httpserver.AsPage(failure.New(failure.Invalid, "invalid_request", "the request could not be read"), badLink)
 	}
-	a, err := h.Provider.StartAuthorization(r.Context(), r.Form)
-	if err != nil {
+	a, err := h.Provider.StartAuthorization(r.Context(), r.Form, httpserver.ClientIP(r))
+	if fe, ok := failure.As(err); ok && fe.Code == "ip_blocked" {
+		return httpserver.AsPage(err, blockedPage) // the link is fine: the address is not
+	} else if err != nil {
 		return httpserver.AsPage(err, badLink)
 	}
 	h.setCookie(w, oidcprovider.BindingCookieName(a.RequestID), a.Binding, oidcprovider.RequestLifetime)
