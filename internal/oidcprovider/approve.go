@@ -74,7 +74,7 @@ func (p *Provider) StartAuthorization(ctx context.Context, form url.Values) (Aut
 }
 
 // pending finds the request id names and checks that the browser presenting binding started
-// it, that it has not expired and that no login answered it yet.
+// it, that it has not expired and that it was not answered yet (approved, or denied).
 func (p *Provider) pending(ctx context.Context, id, binding string) (store.OIDCAuthRequest, error) {
 	r, err := p.storage.request(ctx, id)
 	if err != nil {
@@ -83,10 +83,16 @@ func (p *Provider) pending(ctx context.Context, id, binding string) (store.OIDCA
 	if err := checkBinding(r, binding); err != nil {
 		return store.OIDCAuthRequest{}, err
 	}
-	if r.Done() {
-		return store.OIDCAuthRequest{}, failure.New(failure.Conflict, "auth_request_done", "this sign-in was already completed")
+	if r.Answered() {
+		return store.OIDCAuthRequest{}, errAnswered()
 	}
 	return r, nil
+}
+
+// errAnswered refuses a request that was already approved or denied: it is answered once. A
+// new value each time, so that no caller can change another's.
+func errAnswered() error {
+	return failure.New(failure.Conflict, "auth_request_done", "this sign-in was already completed")
 }
 
 func checkBinding(r store.OIDCAuthRequest, binding string) error {
@@ -169,12 +175,43 @@ func (p *Provider) Approve(ctx context.Context, id, binding string, a Approval) 
 	return Approved{RedirectURL: p.callbackURL(r.ID), BrowserSession: raw, BrowserExpires: bs.ExpiresAt}, nil
 }
 
+// Deny answers a pending request with the user's refusal (the consent screen's "Deny"). The
+// request is marked answered in the store, so no login can approve it afterwards (nor it be
+// denied twice), and the returned URL is its callback, which tells the client access_denied
+// with its state (OIDC Core §3.1.2.6) in the response mode the client asked for. As for an
+// approval, only the browser that started the request (binding) may answer it.
+func (p *Provider) Deny(ctx context.Context, id, binding string) (string, error) {
+	r, err := p.pending(ctx, id, binding)
+	if err != nil {
+		return "", err
+	}
+	err = p.storage.store.DenyOIDCAuthRequest(ctx, r.ProjectID, r.ID, p.clock())
+	if errors.Is(err, store.ErrConflict) {
+		return "", errAnswered() // an approval (another tab) won the race
+	}
+	if err != nil {
+		return "", fmt.Errorf("deny authorization request: %w", err)
+	}
+	return p.callbackURL(r.ID), nil
+}
+
+// Refusal is the OAuth error the callback answers a denied request with, through
+// op.AuthRequestError (or the form_post page): access_denied. It is nil for a request the user
+// did not deny.
+func (p *Provider) Refusal(ar op.AuthRequest) *oidc.Error {
+	a, ok := ar.(authRequest)
+	if !ok || !a.r.Denied() {
+		return nil
+	}
+	return oidc.ErrAccessDenied().WithDescription("the user declined to sign in to the application")
+}
+
 // approve writes the browser session's login on the request.
 func (p *Provider) approve(ctx context.Context, tx store.OIDCRequests, r store.OIDCAuthRequest, bs store.BrowserSession, now time.Time) error {
 	err := tx.ApproveOIDCAuthRequest(ctx, r.ProjectID, r.ID, store.OIDCApproval{UserID: bs.UserID, SessionID: bs.SessionID,
 		OrganizationID: bs.OrganizationID, ConnectionType: bs.ConnectionType, AMR: bs.AMR, AuthTime: bs.AuthTime, At: now})
 	if errors.Is(err, store.ErrConflict) {
-		return failure.New(failure.Conflict, "auth_request_done", "this sign-in was already completed")
+		return errAnswered()
 	}
 	if err != nil {
 		return fmt.Errorf("approve authorization request: %w", err)

@@ -284,11 +284,13 @@ func (h *Handler) act(w http.ResponseWriter, r *http.Request, c *pageContext, a 
 		if !a.loggedIn() || c.legacy {
 			return fatalf(http.StatusBadRequest, "request_expired")
 		}
-		if f("decision") != "allow" {
-			h.dropAttempt(w, c)
-			return fatalf(http.StatusForbidden, "access_denied")
+		switch f("decision") {
+		case "allow":
+			return h.approve(w, r, c, a, nil, true)
+		case "deny":
+			return h.deny(w, r, c)
 		}
-		return h.approve(w, r, c, a, nil, true)
+		return &screenError{status: http.StatusBadRequest, code: "bad_request"}
 	default:
 		return &screenError{status: http.StatusBadRequest, code: "bad_request"}
 	}
@@ -425,6 +427,21 @@ func (h *Handler) approve(w http.ResponseWriter, r *http.Request, c *pageContext
 		Secure: h.secure, SameSite: http.SameSiteLaxMode, Expires: ok.BrowserExpires})
 	h.dropAttempt(w, c)
 	return h.goTo(w, r, c, ok.RedirectURL)
+}
+
+// deny answers the request with the user's refusal: the provider marks it answered and the
+// browser goes to the callback, which tells the client access_denied (OIDC Core §3.1.2.6).
+func (h *Handler) deny(w http.ResponseWriter, r *http.Request, c *pageContext) error {
+	to, err := h.d.Authorizations.Deny(r.Context(), c.request, c.binding)
+	if err != nil {
+		if fe, isF := failure.As(err); isF && fe.Kind != failure.Internal && fe.Kind != failure.Unavailable {
+			h.dropAttempt(w, c)
+			return fatalf(http.StatusBadRequest, "request_expired")
+		}
+		return err
+	}
+	h.dropAttempt(w, c)
+	return h.goTo(w, r, c, to)
 }
 
 // wait is the magic-link wait screen: it continues once the link was clicked.

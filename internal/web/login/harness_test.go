@@ -46,6 +46,7 @@ type fakeProvider struct {
 	mu       sync.Mutex
 	pending  map[string]fakeRequest
 	approved []approval
+	denied   []string
 }
 
 type fakeRequest struct {
@@ -82,6 +83,26 @@ func (f *fakeProvider) Approve(_ context.Context, id, binding string, a oidcprov
 	delete(f.pending, id)
 	return oidcprovider.Approved{RedirectURL: f.callback + id, BrowserSession: "bs_" + id,
 		BrowserExpires: time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)}, nil
+}
+
+// Deny answers a pending request with the user's refusal, as the provider does: it is no
+// longer pending, and the browser goes to the callback (here marked &denied).
+func (f *fakeProvider) Deny(_ context.Context, id, binding string) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	r, ok := f.pending[id]
+	if !ok || r.binding != binding {
+		return "", failure.New(failure.NotFound, "auth_request_not_found", "no such authorization request")
+	}
+	f.denied = append(f.denied, id)
+	delete(f.pending, id)
+	return f.callback + id + "&denied", nil
+}
+
+func (f *fakeProvider) denials() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.denied...)
 }
 
 func (f *fakeProvider) approvals() []approval {

@@ -403,6 +403,43 @@ func TestOrganizationPickerAndConsent(t *testing.T) {
 	})
 }
 
+// TestConsentDenied: declining consent hands the request to the provider's Deny and sends the
+// browser (303) to the callback it returns, which tells the client access_denied; nothing is
+// approved, no browser session is set, and the request cannot be answered again from the page.
+// An unknown decision is refused without answering the request.
+func TestConsentDenied(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, st *sqlstore.Store) {
+		s := newSite(t, st, `{"protect":{"bot_check":"off"},"login_methods":{"passkey":false},"oidc":{"first_party":false}}`)
+		s.user(t, email)
+		b := s.request("ar21", []string{"openid", "email"}, nil)
+		b.open("/login")
+		b.step("identify", url.Values{"identifier": {email}})
+		b.step("send", url.Values{"channel": {"email_otp"}})
+		p := b.step("verify_code", url.Values{"code": {s.code(t, email)}})
+		wantScreen(t, p, "consent")
+
+		if p := b.submit("consent", url.Values{"decision": {"maybe"}}); p.status != http.StatusBadRequest || len(s.provider.denials()) != 0 {
+			t.Fatalf("an unknown decision: %d, denials %v", p.status, s.provider.denials())
+		}
+		p = b.submit("consent", url.Values{"decision": {"deny"}})
+		if p.status != http.StatusSeeOther || p.location != appCallback+"ar21&denied" {
+			t.Fatalf("deny: want a 303 to the provider's callback, got %d to %q:\n%s", p.status, p.location, p.body)
+		}
+		for _, c := range p.header.Values("Set-Cookie") {
+			if strings.HasPrefix(c, oidcprovider.BrowserSessionCookie+"=") {
+				t.Errorf("a denial signed the browser in: %q", c)
+			}
+		}
+		if d := s.provider.denials(); len(d) != 1 || d[0] != "ar21" || len(s.provider.approvals()) != 0 {
+			t.Errorf("denials %v, approvals %+v", d, s.provider.approvals())
+		}
+		// The request is answered: the page cannot continue it.
+		if p := b.open("/login"); p.status != http.StatusBadRequest {
+			t.Errorf("the page after the denial: %d, want 400", p.status)
+		}
+	})
+}
+
 // TestNamedOrganization: the organization an authorization request names (the organization
 // extension) becomes the session's when the user belongs to it, without the picker; one the
 // user does not belong to is never used, and the picker asks instead.
