@@ -1,6 +1,7 @@
 package app_test
 
 import (
+	"fmt"
 	"html"
 	"io"
 	"net/http"
@@ -146,6 +147,49 @@ func TestOIDCConsentDenied(t *testing.T) {
 			!strings.Contains(body, `name="error" value="access_denied"`) || !strings.Contains(body, `name="state" value="s3"`) ||
 			strings.Contains(body, `name="code"`) || !strings.Contains(csp, "form-action https://rp.example") || strings.Contains(csp, "unsafe-inline") {
 			t.Fatalf("form_post denial: %d CSP %q\n%s", resp.StatusCode, csp, body)
+		}
+	})
+}
+
+// TestOIDCUnverifiedClaims: a user whose email and phone are not verified (a password sign-up,
+// and a phone number set through the management API) signs in with a password on the real
+// hosted page, and the id_token and userinfo both say email_verified:false and
+// phone_number_verified:false rather than leaving the claims out, which a client would read as
+// "unknown" at best.
+func TestOIDCUnverifiedClaims(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, st *sqlstore.Store) {
+		w := newOIDCWorld(t, st, "")
+		w.want(w.call("PATCH", "/api/v1/project", `{"settings":{"login_methods":{"password":true}}}`, w.secret()), 200, "")
+		const email, pw = "ada@example.com", "correct horse battery staple"
+		up := w.call("POST", "/api/v1/auth/password/signup", fmt.Sprintf(`{"email":%q,"password":%q}`, email, pw), w.cid())
+		w.want(up, 200, "")
+		userID := up.body["profile"].(map[string]any)["id"].(string)
+		w.want(w.call("PUT", "/api/v1/users/"+userID, `{"phone":"+14155552671"}`, w.secret()), 200, "")
+
+		id, _ := w.startAuthorize(w.authorizeURL(url.Values{"scope": {"openid email phone"}}, testVerifier))
+		_, p := w.get(w.srv.URL + oidcprovider.LoginPagePath + "?authRequest=" + id)
+		p = w.pageStepBack(p, "identify", url.Values{"identifier": {email}})
+		p = w.pageStepBack(p, "password_screen", nil)
+		cb := w.location(w.pageStep(p, "password", url.Values{"password": {pw}}))
+		at := w.location(w.get(cb.String()))
+		code := at.Query().Get("code")
+		if code == "" {
+			t.Fatalf("the password login went to %s, want a code", at)
+		}
+		tok := w.token("", w.exchangeForm(code, testVerifier), nil)
+		w.want(tok, 200, "")
+		claims := claimsOf(t, tok.body["id_token"].(string))
+		ui := w.call("GET", "/api/v1/userinfo", "", bearer(tok.body["access_token"].(string)))
+		w.want(ui, 200, "")
+		for what, c := range map[string]map[string]any{"id_token": claims, "userinfo": ui.body} {
+			if c["sub"] != userID || c["email"] != email || c["phone_number"] != "+14155552671" {
+				t.Errorf("%s: %v, want the user's sub, email and phone_number", what, c)
+			}
+			for _, k := range []string{"email_verified", "phone_number_verified"} {
+				if v, ok := c[k]; !ok || v != false {
+					t.Errorf("%s: %s = %v (present %v), want false", what, k, v, ok)
+				}
+			}
 		}
 	})
 }
