@@ -193,3 +193,59 @@ func TestOIDCUnverifiedClaims(t *testing.T) {
 		}
 	})
 }
+
+// TestOIDCSelectAccount: prompt=select_account asks the OP to let the user pick the account
+// (OIDC Core §3.1.2.1). With one browser session per project, that is the hosted page even for
+// a signed-in browser, as for prompt=login: the identifier screen, where the user may sign in
+// as another account, whose code and id_token the client then gets; single sign-on without
+// the prompt still answers as the account the browser is signed in with.
+func TestOIDCSelectAccount(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, st *sqlstore.Store) {
+		w := newOIDCWorld(t, st, "")
+		ada := w.signIn("ada@example.com")
+		id, _ := w.startAuthorize(w.authorizeURL(nil, testVerifier))
+		w.approve(id, ada, false)
+
+		id, at := w.startAuthorize(w.authorizeURL(url.Values{"prompt": {"select_account"}}, testVerifier))
+		if id == "" || at != nil {
+			t.Fatalf("prompt=select_account with a signed-in browser went to %v, want the login page", at)
+		}
+		resp, p := w.get(w.srv.URL + oidcprovider.LoginPagePath + "?authRequest=" + id)
+		if resp.StatusCode != http.StatusOK || !strings.Contains(p, `name="identifier"`) {
+			t.Fatalf("the page for prompt=select_account: %d, want the identifier screen:\n%s", resp.StatusCode, p)
+		}
+		const bob = "bob@example.com"
+		p = w.pageStepBack(p, "identify", url.Values{"identifier": {bob}})
+		p = w.pageStepBack(p, "send", url.Values{"channel": {"email_otp"}})
+		resp, body := w.pageStep(p, "verify_code", url.Values{"code": {w.lastCode(bob)}})
+		loc := w.location(resp, body)
+		if strings.HasPrefix(loc.Path, oidcprovider.LoginPagePath) {
+			_, p = w.get(loc.String())
+			if !strings.Contains(p, `value="skip_passkey"`) {
+				t.Fatalf("after the code: want the callback or the passkey offer:\n%s", p)
+			}
+			loc = w.location(w.pageStep(p, "skip_passkey", nil))
+		}
+		at = w.location(w.get(loc.String()))
+		if at.Query().Get("code") == "" || at.Query().Get("state") != "st" {
+			t.Fatalf("the chosen account's login went to %s, want a code", at)
+		}
+		tok := w.token("", w.exchangeForm(at.Query().Get("code"), testVerifier), nil)
+		w.want(tok, 200, "")
+		c := claimsOf(t, tok.body["id_token"].(string))
+		if c["sub"] == ada.User.ID || c["email"] != bob {
+			t.Fatalf("id_token for the chosen account: sub %v email %v, want bob's", c["sub"], c["email"])
+		}
+
+		// Without the prompt, single sign-on answers as the account the browser now holds.
+		_, at = w.startAuthorize(w.authorizeURL(nil, testVerifier))
+		if at == nil || at.Query().Get("code") == "" {
+			t.Fatalf("single sign-on went to %v, want a code", at)
+		}
+		tok = w.token("", w.exchangeForm(at.Query().Get("code"), testVerifier), nil)
+		w.want(tok, 200, "")
+		if got := claimsOf(t, tok.body["id_token"].(string))["email"]; got != bob {
+			t.Errorf("single sign-on after choosing bob: email %v", got)
+		}
+	})
+}

@@ -266,7 +266,9 @@ type Resumption struct {
 // Resume decides what happens to a request the authorize endpoint accepted: a browser already
 // signed in to the project (browserSession, the value of BrowserSessionCookie) whose session
 // is live and recent enough for max_age is approved at once, without the page (single
-// sign-on), unless prompt=login or a third-party project needs consent; prompt=none then
+// sign-on), unless prompt=login, prompt=create, prompt=select_account (one browser session per
+// project: the user picks the account by signing in on the page, as another one if they like)
+// or a third-party project needs consent; prompt=none then
 // answers login_required or consent_required; anything else goes to the hosted page.
 func (p *Provider) Resume(ctx context.Context, id, binding, browserSession string) (Resumption, error) {
 	r, err := p.pending(ctx, id, binding)
