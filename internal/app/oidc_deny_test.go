@@ -196,9 +196,10 @@ func TestOIDCUnverifiedClaims(t *testing.T) {
 
 // TestOIDCSelectAccount: prompt=select_account asks the OP to let the user pick the account
 // (OIDC Core §3.1.2.1). With one browser session per project, that is the hosted page even for
-// a signed-in browser, as for prompt=login: the identifier screen, where the user may sign in
-// as another account, whose code and id_token the client then gets; single sign-on without
-// the prompt still answers as the account the browser is signed in with.
+// a signed-in browser: the identifier screen, where the user may sign in as another account,
+// whose code and id_token the client then gets, or "Continue as" the account the browser is
+// signed in with, without a new login; single sign-on without the prompt answers as the
+// account the browser holds.
 func TestOIDCSelectAccount(t *testing.T) {
 	testdb.Each(t, func(t *testing.T, st *sqlstore.Store) {
 		w := newOIDCWorld(t, st, "")
@@ -235,6 +236,22 @@ func TestOIDCSelectAccount(t *testing.T) {
 		c := claimsOf(t, tok.body["id_token"].(string))
 		if c["sub"] == ada.User.ID || c["email"] != bob {
 			t.Fatalf("id_token for the chosen account: sub %v email %v, want bob's", c["sub"], c["email"])
+		}
+
+		// The page offers the account the browser now holds; choosing it needs no new login.
+		id, _ = w.startAuthorize(w.authorizeURL(url.Values{"prompt": {"select_account"}, "state": {"s2"}}, testVerifier))
+		_, p = w.get(w.srv.URL + oidcprovider.LoginPagePath + "?authRequest=" + id)
+		if !strings.Contains(p, "Continue as "+bob) {
+			t.Fatalf("want Continue as %s on the page:\n%s", bob, p)
+		}
+		at = w.location(w.get(w.location(w.pageStep(p, "continue_as", nil)).String()))
+		if at.Query().Get("code") == "" || at.Query().Get("state") != "s2" {
+			t.Fatalf("Continue as went to %s, want a code", at)
+		}
+		tok = w.token("", w.exchangeForm(at.Query().Get("code"), testVerifier), nil)
+		w.want(tok, 200, "")
+		if got := claimsOf(t, tok.body["id_token"].(string))["email"]; got != bob {
+			t.Errorf("Continue as %s: id_token email %v", bob, got)
 		}
 
 		// Without the prompt, single sign-on answers as the account the browser now holds.

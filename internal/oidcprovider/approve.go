@@ -287,9 +287,7 @@ func (p *Provider) Resume(ctx context.Context, id, binding, browserSession strin
 	if err != nil {
 		return Resumption{}, err
 	}
-	if ok && r.MaxAge != nil && now.Sub(bs.AuthTime) >= time.Duration(*r.MaxAge)*time.Second {
-		ok = false // a login older than max_age (max_age=0: any) must be made again
-	}
+	ok = ok && recentEnough(r, bs, now)
 	page := Resumption{RedirectURL: p.issuer + LoginPagePath + "?authRequest=" + url.QueryEscape(r.ID)}
 	switch {
 	case ok && !forceLogin && (c.FirstParty() && !slices.Contains(r.Prompt, oidc.PromptConsent)):
@@ -314,6 +312,37 @@ func (p *Provider) Resume(ctx context.Context, id, binding, browserSession strin
 		return Resumption{Error: oidc.ErrLoginRequired().WithDescription("the user is not signed in"), Request: authRequest{r}}, nil
 	}
 	return page, nil
+}
+
+// recentEnough reports whether the browser session's login satisfies the request's max_age: a
+// login older than max_age (max_age=0: any) must be made again.
+func recentEnough(r store.OIDCAuthRequest, bs store.BrowserSession, now time.Time) bool {
+	return r.MaxAge == nil || now.Sub(bs.AuthTime) < time.Duration(*r.MaxAge)*time.Second
+}
+
+// SignedIn is the account a browser is signed in to a project with.
+type SignedIn struct {
+	UserID         string
+	SessionID      string // the token session of the browser session's login
+	ConnectionType string
+}
+
+// SignedInAs finds the account the browser is signed in to the pending request's project with
+// (browserSession is the value of BrowserSessionCookie), when that sign-in is live and recent
+// enough for the request's max_age: for prompt=select_account the hosted page offers it
+// ("Continue as") beside signing in as another account. ok is false when there is none; the
+// request must be pending and the browser's (binding), as for an approval.
+func (p *Provider) SignedInAs(ctx context.Context, id, binding, browserSession string) (SignedIn, bool, error) {
+	r, err := p.pending(ctx, id, binding)
+	if err != nil {
+		return SignedIn{}, false, err
+	}
+	now := p.clock()
+	bs, ok, err := p.browserSession(ctx, r.ProjectID, browserSession, now)
+	if err != nil || !ok || !recentEnough(r, bs, now) {
+		return SignedIn{}, false, err
+	}
+	return SignedIn{UserID: bs.UserID, SessionID: bs.SessionID, ConnectionType: bs.ConnectionType}, true, nil
 }
 
 // browserSession finds the project's live browser session for the cookie value raw: not

@@ -47,6 +47,8 @@ type fakeProvider struct {
 	pending  map[string]fakeRequest
 	approved []approval
 	denied   []string
+	// signedIn are the browsers' sign-ins, by browser-session cookie value.
+	signedIn map[string]oidcprovider.SignedIn
 }
 
 type fakeRequest struct {
@@ -99,6 +101,18 @@ func (f *fakeProvider) Deny(_ context.Context, id, binding string) (string, erro
 	return f.callback + id + "&denied", nil
 }
 
+// SignedInAs answers from signedIn, for a pending request of the browser.
+func (f *fakeProvider) SignedInAs(_ context.Context, id, binding, browserSession string) (oidcprovider.SignedIn, bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	r, ok := f.pending[id]
+	if !ok || r.binding != binding {
+		return oidcprovider.SignedIn{}, false, failure.New(failure.NotFound, "auth_request_not_found", "no such authorization request")
+	}
+	si, ok := f.signedIn[browserSession]
+	return si, ok, nil
+}
+
 func (f *fakeProvider) denials() []string {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -136,7 +150,8 @@ func newSite(t *testing.T, st *sqlstore.Store, settings string) *site {
 // origin.
 func newSiteAt(t *testing.T, st *sqlstore.Store, settings string, ln net.Listener, base string) *site {
 	t.Helper()
-	s := &site{Stack: logintest.New(t, st), t: t, provider: &fakeProvider{callback: appCallback, pending: map[string]fakeRequest{}}}
+	s := &site{Stack: logintest.New(t, st), t: t, provider: &fakeProvider{callback: appCallback, pending: map[string]fakeRequest{},
+		signedIn: map[string]oidcprovider.SignedIn{}}}
 	passkeyOrigin, pageURL := logintest.Issuer, "http://127.0.0.1"
 	if base != "" {
 		passkeyOrigin, pageURL, s.provider.callback = base, base, base+"/done?id="
