@@ -85,7 +85,7 @@ func (p *Provider) StartAuthorization(ctx context.Context, form url.Values, ip s
 }
 
 // pending finds the request id names and checks that the browser presenting binding started
-// it, that it has not expired and that no login answered it yet.
+// it, that it has not expired and that it was not answered yet (approved, or denied).
 func (p *Provider) pending(ctx context.Context, id, binding string) (store.OIDCAuthRequest, error) {
 	r, err := p.storage.request(ctx, id)
 	if err != nil {
@@ -94,10 +94,16 @@ func (p *Provider) pending(ctx context.Context, id, binding string) (store.OIDCA
 	if err := checkBinding(r, binding); err != nil {
 		return store.OIDCAuthRequest{}, err
 	}
-	if r.Done() {
-		return store.OIDCAuthRequest{}, failure.New(failure.Conflict, "auth_request_done", "this sign-in was already completed")
+	if r.Answered() {
+		return store.OIDCAuthRequest{}, errAnswered()
 	}
 	return r, nil
+}
+
+// errAnswered refuses a request that was already approved or denied: it is answered once. A
+// new value each time, so that no caller can change another's.
+func errAnswered() error {
+	return failure.New(failure.Conflict, "auth_request_done", "this sign-in was already completed")
 }
 
 func checkBinding(r store.OIDCAuthRequest, binding string) error {
@@ -180,12 +186,43 @@ func (p *Provider) Approve(ctx context.Context, id, binding string, a Approval) 
 	return Approved{RedirectURL: p.callbackURL(r.ID), BrowserSession: raw, BrowserExpires: bs.ExpiresAt}, nil
 }
 
+// Deny answers a pending request with the user's refusal (the consent screen's "Deny"). The
+// request is marked answered in the store, so no login can approve it afterwards (nor it be
+// denied twice), and the returned URL is its callback, which tells the client access_denied
+// with its state (OIDC Core §3.1.2.6) in the response mode the client asked for. As for an
+// approval, only the browser that started the request (binding) may answer it.
+func (p *Provider) Deny(ctx context.Context, id, binding string) (string, error) {
+	r, err := p.pending(ctx, id, binding)
+	if err != nil {
+		return "", err
+	}
+	err = p.storage.store.DenyOIDCAuthRequest(ctx, r.ProjectID, r.ID, p.clock())
+	if errors.Is(err, store.ErrConflict) {
+		return "", errAnswered() // an approval (another tab) won the race
+	}
+	if err != nil {
+		return "", fmt.Errorf("deny authorization request: %w", err)
+	}
+	return p.callbackURL(r.ID), nil
+}
+
+// Refusal is the OAuth error the callback answers a denied request with, through
+// op.AuthRequestError (or the form_post page): access_denied. It is nil for a request the user
+// did not deny.
+func (p *Provider) Refusal(ar op.AuthRequest) *oidc.Error {
+	a, ok := ar.(authRequest)
+	if !ok || !a.r.Denied() {
+		return nil
+	}
+	return oidc.ErrAccessDenied().WithDescription("the user declined to sign in to the application")
+}
+
 // approve writes the browser session's login on the request.
 func (p *Provider) approve(ctx context.Context, tx store.OIDCRequests, r store.OIDCAuthRequest, bs store.BrowserSession, now time.Time) error {
 	err := tx.ApproveOIDCAuthRequest(ctx, r.ProjectID, r.ID, store.OIDCApproval{UserID: bs.UserID, SessionID: bs.SessionID,
 		OrganizationID: bs.OrganizationID, ConnectionType: bs.ConnectionType, AMR: bs.AMR, AuthTime: bs.AuthTime, At: now})
 	if errors.Is(err, store.ErrConflict) {
-		return failure.New(failure.Conflict, "auth_request_done", "this sign-in was already completed")
+		return errAnswered()
 	}
 	if err != nil {
 		return fmt.Errorf("approve authorization request: %w", err)
@@ -240,7 +277,9 @@ type Resumption struct {
 // Resume decides what happens to a request the authorize endpoint accepted: a browser already
 // signed in to the project (browserSession, the value of BrowserSessionCookie) whose session
 // is live and recent enough for max_age is approved at once, without the page (single
-// sign-on), unless prompt=login or a third-party project needs consent; prompt=none then
+// sign-on), unless prompt=login, prompt=create, prompt=select_account (one browser session per
+// project: the user picks the account by signing in on the page, as another one if they like)
+// or a third-party project needs consent; prompt=none then
 // answers login_required or consent_required; anything else goes to the hosted page.
 func (p *Provider) Resume(ctx context.Context, id, binding, browserSession string) (Resumption, error) {
 	r, err := p.pending(ctx, id, binding)
@@ -259,9 +298,7 @@ func (p *Provider) Resume(ctx context.Context, id, binding, browserSession strin
 	if err != nil {
 		return Resumption{}, err
 	}
-	if ok && r.MaxAge != nil && now.Sub(bs.AuthTime) >= time.Duration(*r.MaxAge)*time.Second {
-		ok = false // a login older than max_age (max_age=0: any) must be made again
-	}
+	ok = ok && recentEnough(r, bs, now)
 	page := Resumption{RedirectURL: p.issuer + LoginPagePath + "?authRequest=" + url.QueryEscape(r.ID)}
 	switch {
 	case ok && !forceLogin && (c.FirstParty() && !slices.Contains(r.Prompt, oidc.PromptConsent)):
@@ -286,6 +323,37 @@ func (p *Provider) Resume(ctx context.Context, id, binding, browserSession strin
 		return Resumption{Error: oidc.ErrLoginRequired().WithDescription("the user is not signed in"), Request: authRequest{r}}, nil
 	}
 	return page, nil
+}
+
+// recentEnough reports whether the browser session's login satisfies the request's max_age: a
+// login older than max_age (max_age=0: any) must be made again.
+func recentEnough(r store.OIDCAuthRequest, bs store.BrowserSession, now time.Time) bool {
+	return r.MaxAge == nil || now.Sub(bs.AuthTime) < time.Duration(*r.MaxAge)*time.Second
+}
+
+// SignedIn is the account a browser is signed in to a project with.
+type SignedIn struct {
+	UserID         string
+	SessionID      string // the token session of the browser session's login
+	ConnectionType string
+}
+
+// SignedInAs finds the account the browser is signed in to the pending request's project with
+// (browserSession is the value of BrowserSessionCookie), when that sign-in is live and recent
+// enough for the request's max_age: for prompt=select_account the hosted page offers it
+// ("Continue as") beside signing in as another account. ok is false when there is none; the
+// request must be pending and the browser's (binding), as for an approval.
+func (p *Provider) SignedInAs(ctx context.Context, id, binding, browserSession string) (SignedIn, bool, error) {
+	r, err := p.pending(ctx, id, binding)
+	if err != nil {
+		return SignedIn{}, false, err
+	}
+	now := p.clock()
+	bs, ok, err := p.browserSession(ctx, r.ProjectID, browserSession, now)
+	if err != nil || !ok || !recentEnough(r, bs, now) {
+		return SignedIn{}, false, err
+	}
+	return SignedIn{UserID: bs.UserID, SessionID: bs.SessionID, ConnectionType: bs.ConnectionType}, true, nil
 }
 
 // browserSession finds the project's live browser session for the cookie value raw: not

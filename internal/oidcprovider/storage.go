@@ -306,7 +306,10 @@ func (s *Storage) AuthorizeClientIDSecret(ctx context.Context, clientID, _ strin
 }
 
 // SetUserinfoFromScopes sets the standard claims the scopes ask for from the directory:
-// email_verified is Latchkey's own state, never a provider's.
+// email_verified is Latchkey's own state, never a provider's. The verified flags are also
+// set as claims of their own: the library's oidc.Bool fields are omitempty, so a false one
+// would be left out of the id_token, and a client must see "not verified", not nothing (its
+// registered field, when true, wins the merge with the same value).
 func (s *Storage) SetUserinfoFromScopes(ctx context.Context, ui *oidc.UserInfo, userID, _ string, scopes []string) error {
 	p, ok := projectFrom(ctx)
 	if !ok {
@@ -322,6 +325,7 @@ func (s *Storage) SetUserinfoFromScopes(ctx context.Context, ui *oidc.UserInfo, 
 		case oidc.ScopeEmail:
 			if u.Email != "" {
 				ui.Email, ui.EmailVerified = u.Email, oidc.Bool(u.EmailVerified)
+				ui.AppendClaims("email_verified", u.EmailVerified)
 			}
 		case oidc.ScopeProfile:
 			ui.GivenName, ui.FamilyName = u.FirstName, u.LastName
@@ -330,6 +334,7 @@ func (s *Storage) SetUserinfoFromScopes(ctx context.Context, ui *oidc.UserInfo, 
 		case oidc.ScopePhone:
 			if u.Phone != "" {
 				ui.PhoneNumber, ui.PhoneNumberVerified = u.Phone, oidc.Bool(u.PhoneVerified)
+				ui.AppendClaims("phone_number_verified", u.PhoneVerified)
 			}
 		}
 	}

@@ -40,6 +40,10 @@ type OIDCAuthRequest struct {
 	AMR            []string
 	AuthTime       *time.Time
 	DoneAt         *time.Time
+	// DeniedAt is when the user declined the request (the consent screen's "Deny"). A request
+	// is answered once: approved (DoneAt) or denied, never both, and a denied one is answered
+	// to the client with access_denied (OIDC Core §3.1.2.6).
+	DeniedAt *time.Time
 
 	CreatedAt time.Time
 	ExpiresAt time.Time
@@ -47,6 +51,13 @@ type OIDCAuthRequest struct {
 
 // Done reports whether a login approved the request.
 func (r OIDCAuthRequest) Done() bool { return r.DoneAt != nil }
+
+// Denied reports whether the user declined the request.
+func (r OIDCAuthRequest) Denied() bool { return r.DeniedAt != nil }
+
+// Answered reports whether the request was approved or denied: either way no login may
+// answer it again.
+func (r OIDCAuthRequest) Answered() bool { return r.Done() || r.Denied() }
 
 // OIDCApproval is what a finished login writes on the authorization request it answers.
 type OIDCApproval struct {
@@ -107,8 +118,12 @@ type OIDCRequests interface {
 	// caller's to check.
 	GetOIDCAuthRequest(ctx context.Context, id string) (OIDCAuthRequest, error)
 	// ApproveOIDCAuthRequest records the login that answers the request, once: ErrNotFound if
-	// the project has no such request, ErrConflict if it was already approved.
+	// the project has no such request, ErrConflict if it was already approved or denied.
 	ApproveOIDCAuthRequest(ctx context.Context, projectID, id string, a OIDCApproval) error
+	// DenyOIDCAuthRequest records that the user declined the request at `at`, once and
+	// atomically with respect to ApproveOIDCAuthRequest: ErrNotFound if the project has no
+	// such request, ErrConflict if it was already approved or denied.
+	DenyOIDCAuthRequest(ctx context.Context, projectID, id string, at time.Time) error
 
 	// SaveOIDCCode: ErrNotFound if the request is not in the project; ErrConflict on a
 	// duplicate hash.

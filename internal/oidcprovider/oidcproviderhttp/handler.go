@@ -90,8 +90,9 @@ func (h Handler) resume(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// callback answers the client with the code of an approved request, to the browser that
-// started it: by redirect, or for response_mode=form_post with a self-posting form.
+// callback answers the client, to the browser that started the request: with the code of an
+// approved request, or with access_denied for one the user declined (OIDC Core §3.1.2.6); by
+// redirect, or for response_mode=form_post with a self-posting form.
 func (h Handler) callback(w http.ResponseWriter, r *http.Request) error {
 	id := r.URL.Query().Get("id")
 	if err := h.Provider.CheckCallback(r.Context(), id, cookie(r, oidcprovider.BindingCookieName(id))); err != nil {
@@ -101,6 +102,23 @@ func (h Handler) callback(w http.ResponseWriter, r *http.Request) error {
 	ar, err := h.Provider.Storage().AuthRequestByID(ctx, id)
 	if err != nil {
 		return httpserver.AsPage(err, badLink)
+	}
+	if refusal := h.Provider.Refusal(ar); refusal != nil {
+		h.setCookie(w, oidcprovider.BindingCookieName(id), "", -1) // answered: the binding is spent
+		w.Header().Set("Cache-Control", "no-store")
+		if ar.GetResponseMode() != oidc.ResponseModeFormPost {
+			op.AuthRequestError(w, r.WithContext(ctx), ar, refusal, h.Provider)
+			return nil
+		}
+		// op's AuthRequestError redirects with the query whatever the response mode; the
+		// Form Post Response Mode answers errors by form_post too. op encodes the error's
+		// parameters (error, error_description, state) as it would for its redirect.
+		refusal.State = ar.GetState()
+		params := url.Values{}
+		if err := h.Provider.Encoder().Encode(refusal, params); err != nil {
+			return err
+		}
+		return h.formPost(w, r, ar.GetRedirectURI(), params)
 	}
 	if !ar.Done() {
 		return httpserver.AsPage(failure.New(failure.Conflict, "auth_request_pending", "the sign-in has not finished"), badLink)
@@ -117,7 +135,17 @@ func (h Handler) callback(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return httpserver.AsPage(failure.New(failure.Invalid, "invalid_request", "the sign-in cannot be answered again"), badLink)
 	}
-	target, err := url.Parse(ar.GetRedirectURI())
+	params := url.Values{"code": {payload.Code}}
+	if payload.State != "" {
+		params.Set("state", payload.State)
+	}
+	return h.formPost(w, r, ar.GetRedirectURI(), params)
+}
+
+// formPost writes the page that posts params to the client's registered redirect URI action,
+// under a CSP that lets the form go to that origin only.
+func (h Handler) formPost(w http.ResponseWriter, r *http.Request, action string, params url.Values) error {
+	target, err := url.Parse(action)
 	if err != nil {
 		return err
 	}
@@ -125,15 +153,16 @@ func (h Handler) callback(w http.ResponseWriter, r *http.Request) error {
 		FormAction: []string{target.Scheme + "://" + target.Host}})
 	w.WriteHeader(http.StatusOK)
 	return formPost.Execute(w, struct {
-		Action, Code, State, Nonce string
-	}{ar.GetRedirectURI(), payload.Code, payload.State, nonce})
+		Action string
+		Params url.Values
+		Nonce  string
+	}{action, params, nonce})
 }
 
 var formPost = template.Must(template.New("form_post").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Signing in…</title></head><body>
-<form method="post" action="{{.Action}}"><input type="hidden" name="code" value="{{.Code}}">
-{{if .State}}<input type="hidden" name="state" value="{{.State}}">{{end}}
-<noscript><button type="submit">Continue</button></noscript></form>
+<form method="post" action="{{.Action}}">{{range $k, $vs := .Params}}{{range $vs}}<input type="hidden" name="{{$k}}" value="{{.}}">
+{{end}}{{end}}<noscript><button type="submit">Continue</button></noscript></form>
 <script nonce="{{.Nonce}}">document.forms[0].submit()</script></body></html>
 `))
 

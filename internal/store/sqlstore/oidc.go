@@ -18,7 +18,7 @@ import (
 const oidcAuthRequestColumns = `id, project_id, client_id, redirect_uri, scopes_json, state, nonce, response_mode,
 	code_challenge, code_challenge_method, prompt_json, max_age, login_hint, ui_locales_json, extensions_json,
 	browser_binding, user_id, session_id, organization_id, connection_type, amr_json, auth_time, done_at,
-	created_at, expires_at`
+	denied_at, created_at, expires_at`
 
 // CreateOIDCAuthRequest stores a new authorization request; ErrNotFound when its project does
 // not exist, ErrConflict when its id is taken.
@@ -41,11 +41,11 @@ func (s *Store) CreateOIDCAuthRequest(ctx context.Context, r store.OIDCAuthReque
 	}
 	err = s.guarded(ctx, func(s *Store) error {
 		_, err := s.exec(ctx, `INSERT INTO oidc_auth_requests (`+oidcAuthRequestColumns+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			r.ID, r.ProjectID, r.ClientID, r.RedirectURI, docs[0], r.State, r.Nonce, r.ResponseMode,
 			r.CodeChallenge, r.CodeChallengeMethod, docs[1], maxAge, r.LoginHint, docs[2], ext,
 			binding, r.UserID, r.SessionID, r.OrganizationID, r.ConnectionType, docs[3],
-			toNullMicros(r.AuthTime), toNullMicros(r.DoneAt), toMicros(r.CreatedAt), toMicros(r.ExpiresAt))
+			toNullMicros(r.AuthTime), toNullMicros(r.DoneAt), toNullMicros(r.DeniedAt), toMicros(r.CreatedAt), toMicros(r.ExpiresAt))
 		return err
 	})
 	return s.wrap(err, "create authorization request")
@@ -61,8 +61,9 @@ func (s *Store) GetOIDCAuthRequest(ctx context.Context, id string) (store.OIDCAu
 }
 
 // ApproveOIDCAuthRequest records the login that answers a request. One UPDATE whose WHERE
-// clause requires the request unapproved, so two logins racing to answer one request cannot
-// both write: the loser finds the row approved and gets ErrConflict.
+// clause requires the request unanswered (neither approved nor denied), so two logins racing
+// to answer one request, or a login racing the user's denial, cannot both write: the loser
+// finds the row answered and gets ErrConflict.
 func (s *Store) ApproveOIDCAuthRequest(ctx context.Context, projectID, id string, a store.OIDCApproval) error {
 	amr, err := stringsJSON(a.AMR)
 	if err != nil {
@@ -70,33 +71,51 @@ func (s *Store) ApproveOIDCAuthRequest(ctx context.Context, projectID, id string
 	}
 	n, err := s.execAffected(ctx, `UPDATE oidc_auth_requests
 		SET user_id = ?, session_id = ?, organization_id = ?, connection_type = ?, amr_json = ?, auth_time = ?, done_at = ?
-		WHERE project_id = ? AND id = ? AND done_at IS NULL`,
+		WHERE project_id = ? AND id = ? AND done_at IS NULL AND denied_at IS NULL`,
 		a.UserID, a.SessionID, a.OrganizationID, a.ConnectionType, amr, toMicros(a.AuthTime), toMicros(a.At),
 		projectID, id)
 	if err != nil {
 		return s.wrap(err, "approve authorization request")
 	}
+	return s.answered(ctx, n, projectID, id, "approve authorization request")
+}
+
+// DenyOIDCAuthRequest records the user's refusal with the same guard as the approval, so of a
+// denial and an approval racing for one request exactly one is written.
+func (s *Store) DenyOIDCAuthRequest(ctx context.Context, projectID, id string, at time.Time) error {
+	n, err := s.execAffected(ctx, `UPDATE oidc_auth_requests SET denied_at = ?
+		WHERE project_id = ? AND id = ? AND done_at IS NULL AND denied_at IS NULL`, toMicros(at), projectID, id)
+	if err != nil {
+		return s.wrap(err, "deny authorization request")
+	}
+	return s.answered(ctx, n, projectID, id, "deny authorization request")
+}
+
+// answered turns the row count of a guarded answer (approval or denial) into its error: nil
+// when the row changed, else ErrNotFound when the project has no such request and ErrConflict
+// when it was already answered.
+func (s *Store) answered(ctx context.Context, n int64, projectID, id, what string) error {
 	if n == 1 {
 		return nil
 	}
 	// Read through the writer, so that inside a transaction the read sees the transaction.
 	var one int
-	err = s.writeRow(ctx, `SELECT 1 FROM oidc_auth_requests WHERE project_id = ? AND id = ?`, projectID, id).Scan(&one)
+	err := s.writeRow(ctx, `SELECT 1 FROM oidc_auth_requests WHERE project_id = ? AND id = ?`, projectID, id).Scan(&one)
 	if err != nil {
-		return s.wrap(err, "approve authorization request")
+		return s.wrap(err, "%s", what)
 	}
-	return fmt.Errorf("approve authorization request: already approved: %w", store.ErrConflict)
+	return fmt.Errorf("%s: already answered: %w", what, store.ErrConflict)
 }
 
 func scanOIDCAuthRequest(sc scanner) (store.OIDCAuthRequest, error) {
 	var r store.OIDCAuthRequest
 	var scopes, prompt, locales, ext, amr string
-	var maxAge, authTime, done sql.NullInt64
+	var maxAge, authTime, done, denied sql.NullInt64
 	var created, expires int64
 	if err := sc.Scan(&r.ID, &r.ProjectID, &r.ClientID, &r.RedirectURI, &scopes, &r.State, &r.Nonce, &r.ResponseMode,
 		&r.CodeChallenge, &r.CodeChallengeMethod, &prompt, &maxAge, &r.LoginHint, &locales, &ext,
 		&r.BrowserBinding, &r.UserID, &r.SessionID, &r.OrganizationID, &r.ConnectionType, &amr, &authTime, &done,
-		&created, &expires); err != nil {
+		&denied, &created, &expires); err != nil {
 		return store.OIDCAuthRequest{}, err
 	}
 	var err error
@@ -115,7 +134,7 @@ func scanOIDCAuthRequest(sc scanner) (store.OIDCAuthRequest, error) {
 		v := int(maxAge.Int64)
 		r.MaxAge = &v
 	}
-	r.AuthTime, r.DoneAt = fromNullMicros(authTime), fromNullMicros(done)
+	r.AuthTime, r.DoneAt, r.DeniedAt = fromNullMicros(authTime), fromNullMicros(done), fromNullMicros(denied)
 	r.CreatedAt, r.ExpiresAt = fromMicros(created), fromMicros(expires)
 	return r, nil
 }

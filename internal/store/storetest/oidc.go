@@ -114,6 +114,68 @@ func testOIDCRequests(t *testing.T, newStore func(t *testing.T) store.Store) {
 		wantNotFound(t, err, "GetOIDCAuthRequest of an unknown id")
 		wantNotFound(t, st.ApproveOIDCAuthRequest(f.ctx, f.pid, newAuthRequestID(), store.OIDCApproval{UserID: "u", At: at(0)}),
 			"ApproveOIDCAuthRequest of an unknown id")
+		wantNotFound(t, st.DenyOIDCAuthRequest(f.ctx, f.pid, newAuthRequestID(), at(0)), "DenyOIDCAuthRequest of an unknown id")
+	})
+
+	// A denial answers the request as an approval does: once, and never both.
+	t.Run("DenyOnce", func(t *testing.T) {
+		t.Parallel()
+		f := inNewProject(t, st)
+		r := f.authRequest(at(0))
+		must(t, st.DenyOIDCAuthRequest(f.ctx, f.pid, r.ID, at(time.Minute)), "DenyOIDCAuthRequest")
+		want := r
+		want.DeniedAt = ptr(at(time.Minute))
+		got, err := st.GetOIDCAuthRequest(f.ctx, r.ID)
+		must(t, err, "GetOIDCAuthRequest")
+		wantEqual(t, want, got, "authorization request after DenyOIDCAuthRequest")
+		if !got.Denied() || got.Done() || !got.Answered() {
+			t.Errorf("a denied request reports Denied %v, Done %v, Answered %v", got.Denied(), got.Done(), got.Answered())
+		}
+		wantConflict(t, st.DenyOIDCAuthRequest(f.ctx, f.pid, r.ID, at(2*time.Minute)), "DenyOIDCAuthRequest a second time")
+		sess := f.session(at(time.Minute))
+		wantConflict(t, st.ApproveOIDCAuthRequest(f.ctx, f.pid, r.ID, store.OIDCApproval{UserID: sess.UserID, SessionID: sess.ID,
+			AuthTime: at(time.Minute), At: at(2 * time.Minute)}), "ApproveOIDCAuthRequest of a denied request")
+		got, err = st.GetOIDCAuthRequest(f.ctx, r.ID)
+		must(t, err, "GetOIDCAuthRequest")
+		wantEqual(t, want, got, "denied authorization request after the refused approval and second denial")
+
+		approved := f.authRequest(at(0))
+		must(t, st.ApproveOIDCAuthRequest(f.ctx, f.pid, approved.ID, store.OIDCApproval{UserID: sess.UserID, SessionID: sess.ID,
+			AuthTime: at(time.Minute), At: at(time.Minute)}), "ApproveOIDCAuthRequest")
+		wantConflict(t, st.DenyOIDCAuthRequest(f.ctx, f.pid, approved.ID, at(2*time.Minute)), "DenyOIDCAuthRequest of an approved request")
+		got, err = st.GetOIDCAuthRequest(f.ctx, approved.ID)
+		must(t, err, "GetOIDCAuthRequest")
+		if got.DeniedAt != nil || !got.Done() {
+			t.Errorf("approved request after the refused denial: done %v, denied %v", got.DoneAt, got.DeniedAt)
+		}
+
+		// Inside a transaction, the refused denial leaves the transaction usable.
+		err = st.InTx(f.ctx, func(tx store.Store) error {
+			wantConflict(t, tx.DenyOIDCAuthRequest(f.ctx, f.pid, r.ID, at(3*time.Minute)), "DenyOIDCAuthRequest in a transaction")
+			_, err := tx.GetOIDCAuthRequest(f.ctx, r.ID)
+			return err
+		})
+		must(t, err, "InTx denying a denied request")
+	})
+
+	// Approvals and denials racing for one request: exactly one is written, and the row says
+	// which.
+	t.Run("DenyApproveRace", func(t *testing.T) {
+		t.Parallel()
+		f := inNewProject(t, st)
+		r := f.authRequest(at(0))
+		_, errs := race(racers, func(i int) (struct{}, error) {
+			if i%2 == 0 {
+				return struct{}{}, st.DenyOIDCAuthRequest(f.ctx, f.pid, r.ID, at(time.Minute))
+			}
+			return struct{}{}, st.ApproveOIDCAuthRequest(f.ctx, f.pid, r.ID, store.OIDCApproval{UserID: newID(), AuthTime: at(0), At: at(time.Minute)})
+		})
+		w := checkOneWinner(t, errs, store.ErrConflict, "DenyOIDCAuthRequest and ApproveOIDCAuthRequest of one request")
+		got, err := st.GetOIDCAuthRequest(f.ctx, r.ID)
+		must(t, err, "GetOIDCAuthRequest")
+		if w >= 0 && (got.Denied() != (w%2 == 0) || got.Done() == (w%2 == 0)) {
+			t.Errorf("winner %d (denial: %v), but the row has done %v, denied %v", w, w%2 == 0, got.DoneAt, got.DeniedAt)
+		}
 	})
 
 	t.Run("ApproveOnce", func(t *testing.T) {
@@ -376,6 +438,7 @@ func testOIDCRequests(t *testing.T, newStore func(t *testing.T) store.Store) {
 
 		wantNotFound(t, st.ApproveOIDCAuthRequest(g.ctx, g.pid, r.ID, store.OIDCApproval{UserID: gSess.UserID, At: at(time.Minute)}),
 			"ApproveOIDCAuthRequest of A's request through B")
+		wantNotFound(t, st.DenyOIDCAuthRequest(g.ctx, g.pid, r.ID, at(time.Minute)), "DenyOIDCAuthRequest of A's request through B")
 		stolen := newOIDCCode(r, at(0))
 		stolen.ProjectID = g.pid
 		wantNotFound(t, st.SaveOIDCCode(g.ctx, stolen), "SaveOIDCCode through B for A's request")

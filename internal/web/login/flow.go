@@ -130,6 +130,18 @@ func (h *Handler) act(w http.ResponseWriter, r *http.Request, c *pageContext, a 
 		}
 		a.Identifier, a.Screen = id, screenMethods
 		a.Flow, a.Channel = "", ""
+	case "continue_as":
+		// prompt=select_account: the user picks the account the browser is signed in with.
+		si, ok, err := h.signedIn(r, c)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return &screenError{status: http.StatusBadRequest, code: "signed_out"}
+		}
+		a.UserID, a.SessionID, a.Connection = si.UserID, si.SessionID, si.ConnectionType
+		a.Offered = true // the account's login is not this page's: no passkey offer
+		return h.advance(w, r, c, a, nil)
 	case "back":
 		keep := a.Lang
 		*a = *newAttempt(h.d.Now())
@@ -284,11 +296,13 @@ func (h *Handler) act(w http.ResponseWriter, r *http.Request, c *pageContext, a 
 		if !a.loggedIn() || c.legacy {
 			return fatalf(http.StatusBadRequest, "request_expired")
 		}
-		if f("decision") != "allow" {
-			h.dropAttempt(w, c)
-			return fatalf(http.StatusForbidden, "access_denied")
+		switch f("decision") {
+		case "allow":
+			return h.approve(w, r, c, a, nil, true)
+		case "deny":
+			return h.deny(w, r, c)
 		}
-		return h.approve(w, r, c, a, nil, true)
+		return &screenError{status: http.StatusBadRequest, code: "bad_request"}
 	default:
 		return &screenError{status: http.StatusBadRequest, code: "bad_request"}
 	}
@@ -425,6 +439,42 @@ func (h *Handler) approve(w http.ResponseWriter, r *http.Request, c *pageContext
 		Secure: h.secure, SameSite: http.SameSiteLaxMode, Expires: ok.BrowserExpires})
 	h.dropAttempt(w, c)
 	return h.goTo(w, r, c, ok.RedirectURL)
+}
+
+// signedIn is the account the browser is signed in with, offered for prompt=select_account
+// only (any other request with a live sign-in never reaches the page, or asked to sign in
+// again).
+func (h *Handler) signedIn(r *http.Request, c *pageContext) (oidcprovider.SignedIn, bool, error) {
+	if c.legacy || !slices.Contains(c.pending.Prompt, "select_account") {
+		return oidcprovider.SignedIn{}, false, nil
+	}
+	ck, err := r.Cookie(oidcprovider.BrowserSessionCookie)
+	if err != nil || ck.Value == "" {
+		return oidcprovider.SignedIn{}, false, nil
+	}
+	si, ok, err := h.d.Authorizations.SignedInAs(r.Context(), c.request, c.binding, ck.Value)
+	if err != nil {
+		if fe, isF := failure.As(err); isF && fe.Kind != failure.Internal && fe.Kind != failure.Unavailable {
+			return oidcprovider.SignedIn{}, false, fatalf(http.StatusBadRequest, "request_expired")
+		}
+		return oidcprovider.SignedIn{}, false, err
+	}
+	return si, ok, nil
+}
+
+// deny answers the request with the user's refusal: the provider marks it answered and the
+// browser goes to the callback, which tells the client access_denied (OIDC Core §3.1.2.6).
+func (h *Handler) deny(w http.ResponseWriter, r *http.Request, c *pageContext) error {
+	to, err := h.d.Authorizations.Deny(r.Context(), c.request, c.binding)
+	if err != nil {
+		if fe, isF := failure.As(err); isF && fe.Kind != failure.Internal && fe.Kind != failure.Unavailable {
+			h.dropAttempt(w, c)
+			return fatalf(http.StatusBadRequest, "request_expired")
+		}
+		return err
+	}
+	h.dropAttempt(w, c)
+	return h.goTo(w, r, c, to)
 }
 
 // wait is the magic-link wait screen: it continues once the link was clicked.

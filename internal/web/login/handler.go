@@ -26,12 +26,20 @@ import (
 var files embed.FS
 
 // Authorizations is the OpenID Provider's side of the page (oidcprovider): the pending
-// authorization request a browser was sent here for, and its approval once a login finished.
-// binding is the value of the request's binding cookie (oidcprovider.BindingCookieName(id)); a request whose binding does not match is
-// refused, so that a leaked request id gives nothing.
+// authorization request a browser was sent here for, the account the browser is already
+// signed in with, its approval once a login finished, or its denial when the user declines
+// consent (Deny returns the callback URL that tells the
+// client access_denied). binding is the value of the request's binding cookie
+// (oidcprovider.BindingCookieName(id)); a request whose binding does not match is refused, so
+// that a leaked request id gives nothing.
 type Authorizations interface {
 	Pending(ctx context.Context, id, binding string) (oidcprovider.PendingLogin, error)
 	Approve(ctx context.Context, id, binding string, a oidcprovider.Approval) (oidcprovider.Approved, error)
+	Deny(ctx context.Context, id, binding string) (redirectURL string, err error)
+	// SignedInAs is the account the browser (browserSession, the provider's browser-session
+	// cookie) is signed in to the request's project with, for prompt=select_account's
+	// "Continue as".
+	SignedInAs(ctx context.Context, id, binding, browserSession string) (oidcprovider.SignedIn, bool, error)
 }
 
 // Projects finds projects and reads their settings (project.Service).

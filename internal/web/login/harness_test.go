@@ -46,6 +46,9 @@ type fakeProvider struct {
 	mu       sync.Mutex
 	pending  map[string]fakeRequest
 	approved []approval
+	denied   []string
+	// signedIn are the browsers' sign-ins, by browser-session cookie value.
+	signedIn map[string]oidcprovider.SignedIn
 }
 
 type fakeRequest struct {
@@ -84,6 +87,38 @@ func (f *fakeProvider) Approve(_ context.Context, id, binding string, a oidcprov
 		BrowserExpires: time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)}, nil
 }
 
+// Deny answers a pending request with the user's refusal, as the provider does: it is no
+// longer pending, and the browser goes to the callback (here marked &denied).
+func (f *fakeProvider) Deny(_ context.Context, id, binding string) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	r, ok := f.pending[id]
+	if !ok || r.binding != binding {
+		return "", failure.New(failure.NotFound, "auth_request_not_found", "no such authorization request")
+	}
+	f.denied = append(f.denied, id)
+	delete(f.pending, id)
+	return f.callback + id + "&denied", nil
+}
+
+// SignedInAs answers from signedIn, for a pending request of the browser.
+func (f *fakeProvider) SignedInAs(_ context.Context, id, binding, browserSession string) (oidcprovider.SignedIn, bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	r, ok := f.pending[id]
+	if !ok || r.binding != binding {
+		return oidcprovider.SignedIn{}, false, failure.New(failure.NotFound, "auth_request_not_found", "no such authorization request")
+	}
+	si, ok := f.signedIn[browserSession]
+	return si, ok, nil
+}
+
+func (f *fakeProvider) denials() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.denied...)
+}
+
 func (f *fakeProvider) approvals() []approval {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -115,7 +150,8 @@ func newSite(t *testing.T, st *sqlstore.Store, settings string) *site {
 // origin.
 func newSiteAt(t *testing.T, st *sqlstore.Store, settings string, ln net.Listener, base string) *site {
 	t.Helper()
-	s := &site{Stack: logintest.New(t, st), t: t, provider: &fakeProvider{callback: appCallback, pending: map[string]fakeRequest{}}}
+	s := &site{Stack: logintest.New(t, st), t: t, provider: &fakeProvider{callback: appCallback, pending: map[string]fakeRequest{},
+		signedIn: map[string]oidcprovider.SignedIn{}}}
 	passkeyOrigin, pageURL := logintest.Issuer, "http://127.0.0.1"
 	if base != "" {
 		passkeyOrigin, pageURL, s.provider.callback = base, base, base+"/done?id="

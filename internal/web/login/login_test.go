@@ -403,6 +403,99 @@ func TestOrganizationPickerAndConsent(t *testing.T) {
 	})
 }
 
+// TestConsentDenied: declining consent hands the request to the provider's Deny and sends the
+// browser (303) to the callback it returns, which tells the client access_denied; nothing is
+// approved, no browser session is set, and the request cannot be answered again from the page.
+// An unknown decision is refused without answering the request.
+func TestConsentDenied(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, st *sqlstore.Store) {
+		s := newSite(t, st, `{"protect":{"bot_check":"off"},"login_methods":{"passkey":false},"oidc":{"first_party":false}}`)
+		s.user(t, email)
+		b := s.request("ar21", []string{"openid", "email"}, nil)
+		b.open("/login")
+		b.step("identify", url.Values{"identifier": {email}})
+		b.step("send", url.Values{"channel": {"email_otp"}})
+		p := b.step("verify_code", url.Values{"code": {s.code(t, email)}})
+		wantScreen(t, p, "consent")
+
+		if p := b.submit("consent", url.Values{"decision": {"maybe"}}); p.status != http.StatusBadRequest || len(s.provider.denials()) != 0 {
+			t.Fatalf("an unknown decision: %d, denials %v", p.status, s.provider.denials())
+		}
+		p = b.submit("consent", url.Values{"decision": {"deny"}})
+		if p.status != http.StatusSeeOther || p.location != appCallback+"ar21&denied" {
+			t.Fatalf("deny: want a 303 to the provider's callback, got %d to %q:\n%s", p.status, p.location, p.body)
+		}
+		for _, c := range p.header.Values("Set-Cookie") {
+			if strings.HasPrefix(c, oidcprovider.BrowserSessionCookie+"=") {
+				t.Errorf("a denial signed the browser in: %q", c)
+			}
+		}
+		if d := s.provider.denials(); len(d) != 1 || d[0] != "ar21" || len(s.provider.approvals()) != 0 {
+			t.Errorf("denials %v, approvals %+v", d, s.provider.approvals())
+		}
+		// The request is answered: the page cannot continue it.
+		if p := b.open("/login"); p.status != http.StatusBadRequest {
+			t.Errorf("the page after the denial: %d, want 400", p.status)
+		}
+	})
+}
+
+// TestSelectAccountContinueAs: for prompt=select_account the identifier screen offers the
+// account the browser is signed in with ("Continue as"), and choosing it approves the request
+// with that account's session, without a new login; signing in as someone else stays open. A
+// request without the prompt shows no offer, and "continue_as" is refused for it, as it is
+// once the browser's sign-in has ended.
+func TestSelectAccountContinueAs(t *testing.T) {
+	testdb.Each(t, func(t *testing.T, st *sqlstore.Store) {
+		s := newSite(t, st, `{"protect":{"bot_check":"off"},"login_methods":{"passkey":false}}`)
+		u := s.user(t, email)
+		b := s.request("ar30", []string{"openid", "email"}, nil)
+		b.open("/login")
+		b.step("identify", url.Values{"identifier": {email}})
+		b.step("send", url.Values{"channel": {"email_otp"}})
+		approvedTo(t, b, b.submit("verify_code", url.Values{"code": {s.code(t, email)}}), "ar30")
+		first := s.provider.approvals()[0].a.Result.Tokens.Session
+		s.provider.mu.Lock()
+		s.provider.signedIn["bs_ar30"] = oidcprovider.SignedIn{UserID: u.ID, SessionID: first.ID, ConnectionType: first.ConnectionType}
+		s.provider.mu.Unlock()
+
+		plain := s.request("ar31", []string{"openid", "email"}, nil)
+		plain.setCookie(oidcprovider.BrowserSessionCookie, "bs_ar30")
+		if p := plain.open("/login"); strings.Contains(p.body, "continue_as") {
+			t.Errorf("a request without prompt=select_account offers Continue as:\n%s", p.body)
+		}
+		if p := plain.submit("continue_as", nil); p.status != http.StatusBadRequest || len(s.provider.approvals()) != 1 {
+			t.Errorf("continue_as without prompt=select_account: %d, approvals %d", p.status, len(s.provider.approvals()))
+		}
+
+		pick := func(pl *oidcprovider.PendingLogin) { pl.Prompt = []string{"select_account"} }
+		b = s.request("ar32", []string{"openid", "email"}, pick)
+		b.setCookie(oidcprovider.BrowserSessionCookie, "bs_ar30")
+		p := b.open("/login")
+		wantScreen(t, p, "identifier")
+		if !strings.Contains(p.body, "Continue as "+email) || !strings.Contains(p.body, `name="identifier"`) {
+			t.Fatalf("want Continue as %s beside the identifier field:\n%s", email, p.body)
+		}
+		approvedTo(t, b, b.submit("continue_as", nil), "ar32")
+		a := s.provider.approvals()
+		if len(a) != 2 || a[1].id != "ar32" || a[1].a.Result.User.ID != u.ID || a[1].a.Result.Tokens.Session.ID != first.ID {
+			t.Errorf("approvals %+v, want ar32 with the signed-in account's session", a)
+		}
+
+		// The sign-in ended: no offer, and a stale form is refused on the screen.
+		b = s.request("ar33", []string{"openid", "email"}, pick)
+		b.setCookie(oidcprovider.BrowserSessionCookie, "bs_ar30")
+		b.open("/login")
+		s.provider.mu.Lock()
+		delete(s.provider.signedIn, "bs_ar30")
+		s.provider.mu.Unlock()
+		if p := b.submit("continue_as", nil); p.status != http.StatusBadRequest || screen(p.body) != "identifier" ||
+			strings.Contains(p.body, "continue_as") || len(s.provider.approvals()) != 2 {
+			t.Errorf("continue_as after the sign-in ended: %d screen %q, approvals %d", p.status, screen(p.body), len(s.provider.approvals()))
+		}
+	})
+}
+
 // TestNamedOrganization: the organization an authorization request names (the organization
 // extension) becomes the session's when the user belongs to it, without the picker; one the
 // user does not belong to is never used, and the picker asks instead.

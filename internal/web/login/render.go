@@ -154,6 +154,9 @@ type view struct {
 	Identifier string
 	Methods    methods
 	BotAlways  bool
+	// ContinueAs names the account the browser is signed in with, offered on the identifier
+	// screen for prompt=select_account.
+	ContinueAs string
 
 	Channel     string
 	Destination string

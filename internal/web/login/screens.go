@@ -38,6 +38,21 @@ func (h *Handler) render(w http.ResponseWriter, r *http.Request, c *pageContext,
 		}
 	}
 	switch a.Screen {
+	case screenIdentifier:
+		si, ok, err := h.signedIn(r, c)
+		if err != nil {
+			return h.failed(w, r, c, err)
+		}
+		if ok {
+			u, err := h.d.Directory.GetUser(ctx, c.project.ID, si.UserID)
+			if err != nil {
+				return err
+			}
+			v.ContinueAs = u.Email
+			if v.ContinueAs == "" {
+				v.ContinueAs = u.Phone
+			}
+		}
 	case screenCode, screenWait:
 		v.Channel = a.Channel
 		v.Destination = a.Identifier

@@ -7,7 +7,8 @@
 -- the cookie that ties it to the browser that started it. The approval columns (user_id ..
 -- done_at) are written once, by the login that answers the request; they carry no foreign key
 -- because the login writes them in its own transaction, in whatever order it creates the user
--- and the session, and the row is swept soon after it expires anyway.
+-- and the session, and the row is swept soon after it expires anyway. denied_at is set instead of
+-- done_at when the user declines: the callback then answers the client with access_denied.
 CREATE TABLE oidc_auth_requests (
     id                    TEXT COLLATE "C" NOT NULL PRIMARY KEY,
     project_id            TEXT COLLATE "C" NOT NULL REFERENCES projects (id) ON DELETE CASCADE,
@@ -32,6 +33,7 @@ CREATE TABLE oidc_auth_requests (
     amr_json              TEXT    NOT NULL,
     auth_time             BIGINT,
     done_at               BIGINT,
+    denied_at             BIGINT, -- the user declined (consent); a request is answered once, either way
     created_at            BIGINT  NOT NULL,
     expires_at            BIGINT  NOT NULL,
     UNIQUE (project_id, id)
