@@ -11,21 +11,15 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/latchkey-dev/latchkey/internal/browsertest"
 	"github.com/latchkey-dev/latchkey/internal/project"
 )
 
 // magicLinkRE finds the magic link in an email of the browser test's server.
 var magicLinkRE = regexp.MustCompile(`http://localhost:\d+/api/v1/auth/passwordless/magic-link/verify\?[^\s"<]+`)
 
-// cspReports is evaluated in a page: the CSP violations it has seen (a buffered
-// ReportingObserver hands over those from before it was made), as "directive blocked-url".
-const cspReports = `(() => {
-	const o = new ReportingObserver(() => {}, {types: ["csp-violation"], buffered: true});
-	o.observe();
-	const out = o.takeRecords().map((r) => r.body.effectiveDirective + " " + r.body.blockedURL);
-	o.disconnect();
-	return out;
-})()`
+// cspReports reads a page's CSP violations (browsertest.CSPReports).
+const cspReports = browsertest.CSPReports
 
 // TestMagicLinkPagesInChromium opens the pages an emailed magic link leads to in headless
 // Chromium: the confirmation page of a good link and the error page of a used one. Each

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -19,6 +18,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/latchkey-dev/latchkey/internal/app"
+	"github.com/latchkey-dev/latchkey/internal/browsertest"
 	"github.com/latchkey-dev/latchkey/internal/login"
 	"github.com/latchkey-dev/latchkey/internal/notify"
 	"github.com/latchkey-dev/latchkey/internal/project"
@@ -183,20 +183,8 @@ func signedInAs(email string) string {
 		document.getElementById("who").textContent === %q`, email)
 }
 
-// chromiumPath finds Chromium: skipped when it is missing, failed instead under CI=true.
-func chromiumPath(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser", "/usr/bin/chromium"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("Chromium is not installed and CI=true requires the browser test: run scripts/chromium.sh")
-	}
-	t.Skip("Chromium is not installed (scripts/chromium.sh installs it); skipping the browser test")
-	return ""
-}
+// chromiumPath finds Chromium (browsertest.ChromiumPath).
+func chromiumPath(t *testing.T) string { t.Helper(); return browsertest.ChromiumPath(t) }
 
 // mailTrap is the email sender: it hands each message to the test.
 type mailTrap struct {
@@ -348,24 +336,7 @@ func (b *chromiumTest) codeFrom(mail *mailTrap, to string) string {
 // screenshot saves the page as a PNG under $TEST_ARTIFACTS, or the test's temporary directory.
 func (b *chromiumTest) screenshot(name string) {
 	b.t.Helper()
-	png, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100))
-	if err != nil {
-		b.t.Errorf("screenshot: %v", err)
-		return
-	}
-	dir := os.Getenv("TEST_ARTIFACTS")
-	if dir == "" {
-		dir = b.t.TempDir()
-	} else if err := os.MkdirAll(dir, 0o755); err != nil {
-		b.t.Errorf("screenshot: %v", err)
-		return
-	}
-	path := filepath.Join(dir, name)
-	if err := os.WriteFile(path, png, 0o644); err != nil {
-		b.t.Errorf("screenshot: %v", err)
-		return
-	}
-	b.t.Logf("screenshot: %s", path)
+	browsertest.Screenshot(b.t, b.ctx, name)
 }
 
 func (b *chromiumTest) fatalf(format string, args ...any) {

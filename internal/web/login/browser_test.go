@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -20,21 +19,15 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/latchkey-dev/latchkey/internal/audit"
+	"github.com/latchkey-dev/latchkey/internal/browsertest"
 	"github.com/latchkey-dev/latchkey/internal/directory"
 	"github.com/latchkey-dev/latchkey/internal/mfa/mfatest"
 	"github.com/latchkey-dev/latchkey/internal/oidcprovider"
 	"github.com/latchkey-dev/latchkey/internal/testdb"
 )
 
-// cspViolations is evaluated in a page: the CSP violations it has seen (a buffered
-// ReportingObserver hands over those from before it was made), as "directive blocked-url".
-const cspViolations = `(() => {
-	const o = new ReportingObserver(() => {}, {types: ["csp-violation"], buffered: true});
-	o.observe();
-	const out = o.takeRecords().map((r) => r.body.effectiveDirective + " " + r.body.blockedURL);
-	o.disconnect();
-	return out;
-})()`
+// cspViolations reads a page's CSP violations (browsertest.CSPReports).
+const cspViolations = browsertest.CSPReports
 
 // TestScreensInChromium walks every screen of the page in headless Chromium, in English and in
 // German, with JavaScript on: the proof of work solved by the worker, an email code, TOTP
@@ -218,20 +211,8 @@ func TestScreensInChromium(t *testing.T) {
 	b.check("en", "legacy-done")
 }
 
-// chromiumPath finds Chromium: skipped when it is missing, failed instead under CI=true.
-func chromiumPath(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser", "/usr/bin/chromium"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("Chromium is not installed and CI=true requires the browser test: run scripts/chromium.sh")
-	}
-	t.Skip("Chromium is not installed (scripts/chromium.sh installs it); skipping the browser test")
-	return ""
-}
+// chromiumPath finds Chromium (browsertest.ChromiumPath).
+func chromiumPath(t *testing.T) string { t.Helper(); return browsertest.ChromiumPath(t) }
 
 // chrome is one headless Chromium tab and what its console said.
 type chrome struct {
@@ -416,24 +397,7 @@ func (b *chrome) check(lang, screen string, allowed ...string) {
 
 func (b *chrome) screenshot(name string) {
 	b.t.Helper()
-	png, err := chromedp.Run(b.ctx, chromedp.FullScreenshot(100))
-	if err != nil {
-		b.t.Errorf("screenshot: %v", err)
-		return
-	}
-	dir := os.Getenv("TEST_ARTIFACTS")
-	if dir == "" {
-		dir = b.t.TempDir()
-	} else if err := os.MkdirAll(dir, 0o755); err != nil {
-		b.t.Errorf("screenshot: %v", err)
-		return
-	}
-	path := filepath.Join(dir, name)
-	if err := os.WriteFile(path, png, 0o644); err != nil {
-		b.t.Errorf("screenshot: %v", err)
-		return
-	}
-	b.t.Logf("screenshot: %s", path)
+	browsertest.Screenshot(b.t, b.ctx, name)
 }
 
 func (b *chrome) fatalf(format string, args ...any) {
