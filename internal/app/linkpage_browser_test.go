@@ -68,9 +68,7 @@ func TestMagicLinkPagesInChromium(t *testing.T) {
 		{"a good link", "You are signed in", "magic-link-signed-in.png", http.StatusOK},
 		{"the same link again", "This link cannot be used", "magic-link-error.png", http.StatusNotFound},
 	} {
-		b.mu.Lock()
-		b.console = nil
-		b.mu.Unlock()
+		b.tab.Unexpected() // forget what the previous page said
 		b.do("open "+c.name, chromedp.Navigate(link))
 		if got := b.text("the page's heading", chromedp.CSS("h1")); got != c.want {
 			t.Errorf("%s: heading %q, want %q", c.name, got, c.want)
@@ -85,14 +83,7 @@ func TestMagicLinkPagesInChromium(t *testing.T) {
 		}
 		// Chromium reports an error page's own status on the console; nothing else may appear.
 		ownStatus := fmt.Sprintf("Failed to load resource: the server responded with a status of %d", c.status)
-		b.mu.Lock()
-		var console []string
-		for _, line := range b.console {
-			if !strings.Contains(line, ownStatus) {
-				console = append(console, line)
-			}
-		}
-		b.mu.Unlock()
+		console := b.tab.Unexpected(ownStatus)
 		if len(console) != 0 {
 			t.Errorf("%s: console messages, want none:\n%s", c.name, strings.Join(console, "\n"))
 		}

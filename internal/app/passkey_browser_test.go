@@ -257,25 +257,10 @@ func (w *statusWriter) WriteHeader(status int) {
 // chromiumTest runs the steps of a browser test and, when one fails, reports what the page
 // said, its console and the requests the server saw, with a screenshot.
 type chromiumTest struct {
-	t       *testing.T
-	ctx     context.Context
-	reqs    *requestLog
-	mu      sync.Mutex
-	console []string
-}
-
-func (b *chromiumTest) collectConsole() {
-	messages := chromedp.Console(b.ctx)
-	go func() {
-		for m, err := range messages {
-			if err != nil {
-				return
-			}
-			b.mu.Lock()
-			b.console = append(b.console, fmt.Sprintf("%s: %s", m.Type, m))
-			b.mu.Unlock()
-		}
-	}()
+	t    *testing.T
+	ctx  context.Context
+	reqs *requestLog
+	tab  *browsertest.Tab
 }
 
 func (b *chromiumTest) do(step string, actions ...chromedp.Action[chromedp.Void]) {
@@ -359,9 +344,7 @@ func (b *chromiumTest) fatalf(format string, args ...any) {
 			b.t.Logf("screenshot of the failure: %s", path)
 		}
 	}
-	b.mu.Lock()
-	b.t.Logf("browser console:\n  %s", strings.Join(b.console, "\n  "))
-	b.mu.Unlock()
+	b.t.Logf("browser console:\n  %s", strings.Join(b.tab.Console(), "\n  "))
 	b.t.Logf("requests:\n%s", b.reqs)
 	b.t.Fatalf(format, args...)
 }
@@ -402,24 +385,10 @@ func startBrowserApp(t *testing.T, routes ...func(*http.ServeMux)) (*app.App, st
 	return a, base, mail, reqs
 }
 
-// newChromiumTest starts headless Chromium (chromium is its path) with a fresh profile and
-// opens one tab, collecting its console; both end with the test. The allocator's cancel waits
-// for Chromium to exit, so its profile directory (a t.TempDir) is no longer in use by then.
+// newChromiumTest starts headless Chromium (chromium is its path) with one tab collecting its
+// console (browsertest.Open); both end with the test.
 func newChromiumTest(t *testing.T, ctx context.Context, chromium string, reqs *requestLog) *chromiumTest {
 	t.Helper()
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(chromium), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("disable-extensions", true), chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1024, 900))
-	t.Cleanup(cancelAlloc)
-	tab, cancelTab := chromedp.NewContext(allocCtx)
-	t.Cleanup(cancelTab)
-	if err := chromedp.Do(tab); err != nil { // starts Chromium and opens the tab
-		t.Fatalf("start %s: %v", chromium, err)
-	}
-	b := &chromiumTest{t: t, ctx: tab, reqs: reqs}
-	b.collectConsole()
-	return b
+	tab := browsertest.Open(t, ctx, chromium, 1024, 900)
+	return &chromiumTest{t: t, ctx: tab.Ctx, reqs: reqs, tab: tab}
 }

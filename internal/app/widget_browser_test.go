@@ -231,14 +231,9 @@ func (b *chromiumTest) cleanPage(step string, expected ...string) {
 // expectConsole fails on any console line that contains none of expected, and clears it.
 func (b *chromiumTest) expectConsole(step string, expected ...string) {
 	b.t.Helper()
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	for _, line := range b.console {
-		if !slices.ContainsFunc(expected, func(e string) bool { return strings.Contains(line, e) }) {
-			b.t.Errorf("%s: console message %q, want none", step, line)
-		}
+	for _, line := range b.tab.Unexpected(expected...) {
+		b.t.Errorf("%s: console message %q, want none", step, line)
 	}
-	b.console = nil
 }
 
 // statusLine is the console line Chromium writes for a fetched answer of status.

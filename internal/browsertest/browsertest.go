@@ -5,9 +5,13 @@ package browsertest
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
 	"testing"
 
 	"github.com/chromedp/chromedp"
@@ -62,4 +66,66 @@ func Screenshot(t testing.TB, ctx context.Context, name string) {
 		return
 	}
 	t.Logf("screenshot: %s", path)
+}
+
+// Tab is one tab of a headless Chromium started for a test, and what its console said.
+type Tab struct {
+	// Ctx is the tab's chromedp context.
+	Ctx     context.Context
+	mu      sync.Mutex
+	console []string
+}
+
+// Open starts Chromium (chromium is its path) with a fresh profile and a window of width×height
+// and opens one tab, collecting its console; both end with the test. The allocator's cancel
+// waits for Chromium to exit, so its profile directory (a t.TempDir) is no longer in use by then.
+func Open(t testing.TB, ctx context.Context, chromium string, width, height int) *Tab {
+	t.Helper()
+	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx,
+		chromedp.ExecPath(chromium), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
+		chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.Flag("disable-extensions", true), chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(width, height))
+	t.Cleanup(cancelAlloc)
+	tab, cancelTab := chromedp.NewContext(allocCtx)
+	t.Cleanup(cancelTab)
+	if err := chromedp.Do(tab); err != nil { // starts Chromium and opens the tab
+		t.Fatalf("start %s: %v", chromium, err)
+	}
+	b := &Tab{Ctx: tab}
+	messages := chromedp.Console(tab)
+	go func() {
+		for m, err := range messages {
+			if err != nil {
+				return
+			}
+			b.mu.Lock()
+			b.console = append(b.console, fmt.Sprintf("%s: %s", m.Type, m))
+			b.mu.Unlock()
+		}
+	}()
+	return b
+}
+
+// Console returns what the console has said since it was last cleared.
+func (b *Tab) Console() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return slices.Clone(b.console)
+}
+
+// Unexpected returns the console lines that contain none of allowed (all of them when none is
+// given) and clears the console, so that each step of a test is judged on its own lines.
+func (b *Tab) Unexpected(allowed ...string) []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []string
+	for _, line := range b.console {
+		if !slices.ContainsFunc(allowed, func(a string) bool { return strings.Contains(line, a) }) {
+			out = append(out, line)
+		}
+	}
+	b.console = nil
+	return out
 }

@@ -9,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -216,41 +215,17 @@ func chromiumPath(t *testing.T) string { t.Helper(); return browsertest.Chromium
 
 // chrome is one headless Chromium tab and what its console said.
 type chrome struct {
-	t       *testing.T
-	ctx     context.Context
-	base    string
-	script  cdppage.ScriptIdentifier // the noAutofill script, when added
-	mu      sync.Mutex
-	console []string
+	t      *testing.T
+	ctx    context.Context
+	base   string
+	script cdppage.ScriptIdentifier // the noAutofill script, when added
+	tab    *browsertest.Tab
 }
 
 func newChrome(t *testing.T, ctx context.Context, chromium string) *chrome {
 	t.Helper()
-	allocCtx, cancelAlloc := chromedp.NewExecAllocator(ctx,
-		chromedp.ExecPath(chromium), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
-		chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true), chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.Flag("disable-extensions", true), chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(800, 900))
-	t.Cleanup(cancelAlloc)
-	tab, cancelTab := chromedp.NewContext(allocCtx)
-	t.Cleanup(cancelTab)
-	if err := chromedp.Do(tab); err != nil {
-		t.Fatalf("start %s: %v", chromium, err)
-	}
-	b := &chrome{t: t, ctx: tab}
-	messages := chromedp.Console(tab)
-	go func() {
-		for m, err := range messages {
-			if err != nil {
-				return
-			}
-			b.mu.Lock()
-			b.console = append(b.console, fmt.Sprintf("%s: %s", m.Type, m))
-			b.mu.Unlock()
-		}
-	}()
-	return b
+	tab := browsertest.Open(t, ctx, chromium, 800, 900)
+	return &chrome{t: t, ctx: tab.Ctx, tab: tab}
 }
 
 // start makes a pending request in lang and gives the tab its binding cookie.
@@ -376,19 +351,7 @@ func (b *chrome) check(lang, screen string, allowed ...string) {
 	if err != nil || got != lang {
 		b.t.Errorf("%s %s: <html lang=%q>", lang, screen, got)
 	}
-	b.mu.Lock()
-	var console []string
-	for _, line := range b.console {
-		ok := false
-		for _, a := range allowed {
-			ok = ok || strings.Contains(line, a)
-		}
-		if !ok {
-			console = append(console, line)
-		}
-	}
-	b.console = nil
-	b.mu.Unlock()
+	console := b.tab.Unexpected(allowed...)
 	if len(console) != 0 {
 		b.t.Errorf("%s %s: console messages:\n%s", lang, screen, strings.Join(console, "\n"))
 	}
@@ -419,8 +382,6 @@ func (b *chrome) fatalf(format string, args ...any) {
 			b.t.Logf("screenshot of the failure: %s", path)
 		}
 	}
-	b.mu.Lock()
-	b.t.Logf("browser console:\n  %s", strings.Join(b.console, "\n  "))
-	b.mu.Unlock()
+	b.t.Logf("browser console:\n  %s", strings.Join(b.tab.Console(), "\n  "))
 	b.t.Fatalf(format, args...)
 }
